@@ -1,0 +1,120 @@
+"""Command line: ``python -m core serve | ingest | eval``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from core.config import ConfigError, Settings, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Ask Hub gateway core")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the HTTP app (and the adapters whose credentials are set)")
+    p_ingest = sub.add_parser("ingest", help="build or update the knowledge-base index")
+    p_ingest.add_argument("kb_dir", nargs="?", type=Path, help="documents folder (default: KB_DIR)")
+    p_ingest.add_argument("--rebuild", action="store_true", help="re-embed everything, replacing the index")
+    p_eval = sub.add_parser("eval", help="measure retrieval: recall@1, recall@3, MRR")
+    p_eval.add_argument("questions", nargs="?", type=Path, default=Path("data/eval/questions.jsonl"))
+    p_eval.add_argument("--kb", type=Path, help="documents of that question set (default: KB_DIR)")
+    p_eval.add_argument(
+        "--dataset",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder with kb/ and questions.jsonl (repeatable), evaluated after the question set",
+    )
+    p_eval.add_argument("--misses", type=int, default=0, help="print this many missed questions per set")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "serve":
+            from core.serve import serve
+
+            return serve(settings)
+        if args.command == "ingest":
+            return asyncio.run(_ingest(settings, args.kb_dir or settings.kb_dir, args.rebuild))
+        sets = [(args.questions.parent.name or "sample", args.kb or settings.kb_dir, args.questions)]
+        sets += [(d.name, d / "kb", d / "questions.jsonl") for d in args.dataset]
+        return asyncio.run(_eval(settings, sets, args.misses))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _ingest(settings: Settings, kb_dir: Path, rebuild: bool) -> int:
+    from core.kb.embedders import make_embedder
+    from core.kb.ingest import IngestError, ingest
+
+    embedder = _embedder(settings, make_embedder)
+    try:
+        report = await ingest(
+            kb_dir,
+            settings.index_dir,
+            embedder,
+            chunk_chars=settings.retrieval.chunk_chars,
+            exact_max=settings.retrieval.exact_max_chunks,
+            rebuild=rebuild,
+            progress=True,
+        )
+    except IngestError as exc:
+        print(f"ingest refused: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_misses: int) -> int:
+    from core.kb import store
+    from core.kb.embedders import make_embedder
+    from core.kb.evaluate import declined, evaluate, read_questions
+    from core.kb.ingest import IngestError, ingest
+    from core.kb.retriever import Retriever
+
+    embedder = _embedder(settings, make_embedder)
+    retriever = Retriever(embedder, lexical_weight=settings.retrieval.lexical_weight)
+    print(f"embedder {embedder.name}, lexical weight {settings.retrieval.lexical_weight}")
+    for name, kb_dir, questions_path in sets:
+        try:
+            questions = read_questions(questions_path)
+        except (OSError, ValueError) as exc:
+            print(f"{name}: cannot read questions: {exc}", file=sys.stderr)
+            return 1
+        with tempfile.TemporaryDirectory(prefix="askhub-eval-") as tmp:
+            try:
+                await ingest(
+                    kb_dir,
+                    Path(tmp),
+                    embedder,
+                    chunk_chars=settings.retrieval.chunk_chars,
+                    exact_max=settings.retrieval.exact_max_chunks,
+                )
+            except IngestError as exc:
+                print(f"{name}: {exc}", file=sys.stderr)
+                return 1
+            index = store.load(Path(tmp))
+            assert index is not None
+            report = await evaluate(name, index, retriever, questions)
+            offtopic = questions_path.parent / "offtopic.jsonl"
+            declined_line = ""
+            if offtopic.is_file():
+                others = read_questions(offtopic)
+                count = await declined(index, retriever, others, settings.retrieval.min_score)
+                declined_line = f"   off-topic questions declined: {count} of {len(others)}"
+        print(report.line() + declined_line)
+        for question, expected, got in report.misses[:show_misses]:
+            print(f"   miss: {question!r} expected {expected}, got {got}")
+    return 0
+
+
+def _embedder(settings: Settings, factory):  # type: ignore[no-untyped-def]
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return factory(settings.embeddings, api_key=key, base_url=settings.openai_base_url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Errors that become the contract's JSON error shape: {"error": {"type", "message"}}.
+
+Anything the core raises on purpose is a HubError with its HTTP status; adapters turn the
+same errors into polite platform messages, so the type names are stable.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class HubError(Exception):
+    status = 500
+    type = "internal_error"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, headers: dict[str, str] | None = None
+    ):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+        if retry_after is not None:
+            self.headers.setdefault("Retry-After", str(max(1, math.ceil(retry_after))))
+
+    def body(self) -> dict[str, dict[str, str]]:
+        return {"error": {"type": self.type, "message": self.message}}
+
+
+class BadRequest(HubError):
+    status, type = 400, "invalid_request"
+
+
+class Unauthorized(HubError):
+    status, type = 401, "unauthorized"
+
+
+class Forbidden(HubError):
+    status, type = 403, "forbidden"
+
+
+class NotFound(HubError):
+    status, type = 404, "not_found"
+
+
+class MethodNotAllowed(HubError):
+    status, type = 405, "method_not_allowed"
+
+
+class PayloadTooLarge(HubError):
+    status, type = 413, "payload_too_large"
+
+
+class InvalidType(HubError):
+    status, type = 422, "invalid_type"
+
+
+class RateLimited(HubError):
+    status, type = 429, "rate_limited"
+
+
+class BadGateway(HubError):
+    status, type = 502, "upstream_error"
+
+
+class Unavailable(HubError):
+    status, type = 503, "unavailable"
+
+
+class UpstreamTimeout(HubError):
+    status, type = 504, "upstream_timeout"
+
+
+_BY_STATUS = {cls.status: cls for cls in HubError.__subclasses__()}
+TYPE_BY_STATUS = {status: cls.type for status, cls in _BY_STATUS.items()}
+
+
+def for_status(status: int, message: str) -> HubError:
+    """The HubError for a status the framework produced (404, 405, ...)."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        err = HubError(message)
+        err.status = status
+        err.type = "client_error" if status < 500 else "internal_error"
+        return err
+    return cls(message)

@@ -1,0 +1,97 @@
+"""POST /ask: the contract's question endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from starlette.responses import Response
+
+from core.errors import BadRequest, InvalidType
+from core.schema import AskRequest
+
+
+class AskBody(BaseModel):
+    """The /ask request body (documented in /openapi.json)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question: StrictStr
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_k: StrictInt | None = Field(None, ge=1, le=20)
+    conversation_id: StrictStr | None = Field(None, min_length=1, max_length=128)
+    stream: StrictBool = False
+
+
+class SourceOut(BaseModel):
+    id: str
+    title: str
+    text: str
+    score: float
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+class AskOut(BaseModel):
+    question: str
+    answer: str
+    sources: list[SourceOut]
+    model: str
+    cached: bool
+    usage: UsageOut
+    request_id: str
+
+
+def parse_body(raw: bytes) -> AskBody:
+    """Missing or blank question → 400; a value of the wrong type or range → 422."""
+    try:
+        data: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise InvalidType("body must be a JSON object")
+    if data.get("question") is None:
+        raise BadRequest("question is required")
+    if isinstance(data.get("temperature"), bool):
+        raise InvalidType("temperature: must be a number")
+    try:
+        return AskBody.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidType(f"{where}: {first['msg']}") from None
+
+
+router = APIRouter()
+
+
+@router.post(
+    "/ask",
+    response_model=AskOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": AskBody.model_json_schema()}},
+        }
+    },
+)
+async def ask(request: Request) -> Response:
+    body = parse_body(await request.body())
+    hub = request.app.state.hub
+    result = await hub.asker.ask(
+        AskRequest(
+            question=body.question,
+            conversation_id=body.conversation_id,
+            temperature=body.temperature,
+            top_k=body.top_k,
+            request_id=request.state.request_id,
+            platform="web" if request.headers.get("x-askhub-client") == "portal" else "api",
+        )
+    )
+    return Response(orjson.dumps(result.as_dict()), media_type="application/json")

@@ -1,0 +1,117 @@
+"""One plain ASGI middleware for what every request needs: request id, body limit,
+metrics, and a JSON 500 (never a traceback) if something breaks.
+
+One layer instead of four keeps the per-request cost low: on this machine kind each
+extra middleware layer is measurable on the hot path (see PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.errors import TYPE_BY_STATUS, HubError, PayloadTooLarge
+from core.metrics import ERRORS, REQUEST_SECONDS, REQUESTS
+
+log = logging.getLogger("askhub.http")
+
+_REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_UNTRACKED = {"/metrics"}
+
+
+def request_id_from(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _REQUEST_ID_RE.match(value):
+            return value.decode()
+    return uuid.uuid4().hex
+
+
+class HubMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_from(scope)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > self.max_body:
+                raise PayloadTooLarge(f"request body is larger than {self.max_body} bytes")
+            await self.app(scope, self._limited(receive), send_wrapper)
+        except Exception as exc:
+            if response_started:
+                log.error("error after the response started on %s: %s", scope["path"], type(exc).__name__)
+            else:
+                err = exc if isinstance(exc, HubError) else HubError("internal error; quote the request id")
+                if not isinstance(exc, HubError):
+                    log.error("unhandled error on %s: %s", scope["path"], type(exc).__name__)
+                state["error_type"] = err.type
+                await _send_json(send_wrapper, err)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            if template not in _UNTRACKED:
+                method = scope["method"]
+                REQUESTS.labels(template, method, str(status)).inc()
+                REQUEST_SECONDS.labels(template, method).observe(time.perf_counter() - started)
+                if status >= 400:
+                    ERRORS.labels(
+                        template, state.get("error_type") or TYPE_BY_STATUS.get(status, "error")
+                    ).inc()
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Counts the body as it arrives: a missing or lying Content-Length cannot get past."""
+        seen = 0
+        limit = self.max_body
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+            return message
+
+        return wrapped
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_json(send: Send, err: HubError) -> None:
+    body = orjson.dumps(err.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,31 @@
+"""Health, readiness and metrics: what load balancers and Prometheus poll."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from core.metrics import REGISTRY
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    return Response(b'{"ok":true}', media_type="application/json")
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    missing = await request.app.state.hub.readiness()
+    body = {"ready": not missing, "missing": missing}
+    return Response(
+        orjson.dumps(body), status_code=200 if not missing else 503, media_type="application/json"
+    )
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

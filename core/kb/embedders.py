@@ -1,0 +1,136 @@
+"""Text embedders: the offline hash embedder (default) and the OpenAI embeddings endpoint.
+
+Every embedder returns L2-normalised float32 rows, so inner product is cosine similarity
+and the FAISS index can be an inner-product index.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Protocol
+
+import numpy as np
+
+from core.kb.terms import TermRows, analyse
+
+
+class EmbedderError(Exception):
+    """The embedder could not embed (for example its upstream is down)."""
+
+
+class Embedder(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    async def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (matrix / norms).astype(np.float32, copy=False)
+
+
+TRIGRAM_WEIGHT = 0.5  # character trigrams are fuzzy evidence: they weigh half a term
+
+
+class HashEmbedder:
+    """Deterministic feature hashing of words, CJK n-grams and character trigrams.
+
+    No model, no network: the same text gives the same vector on every machine, which is
+    what lets a newcomer's first start build a usable index offline. A sign bit per feature
+    makes collisions cancel out on average instead of piling up.
+    """
+
+    def __init__(self, dim: int = 512) -> None:
+        self._dim = dim
+
+    @property
+    def name(self) -> str:
+        return f"hash-v1-{self._dim}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed_sync(self, texts: list[str]) -> np.ndarray:
+        return self.vectors(*analyse(texts, trigrams=True))
+
+    def vector(self, terms: Counter[int], trigrams: Counter[int]) -> np.ndarray:
+        """One vector from a question's term counts (see terms.count_terms)."""
+        dim = self._dim
+        cells: list[int] = []
+        weights: list[float] = []
+        for counts, scale in ((terms, 1.0), (trigrams, TRIGRAM_WEIGHT)):
+            for term, count in counts.items():
+                cells.append(term % dim)
+                weights.append((scale if term & 0x80000000 else -scale) * (1.0 + math.log(count)))
+        vec = np.bincount(np.asarray(cells, dtype=np.int64), weights=np.asarray(weights), minlength=dim)
+        return _normalise(vec.reshape(1, dim))[0]
+
+    def vectors(self, terms: TermRows, trigrams: TermRows | None) -> np.ndarray:
+        """Vectors from analysed texts (ingest analyses once for BM25 and for this)."""
+        dim = self._dim
+        cells: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
+        for rows, scale in ((terms, 1.0), (trigrams, TRIGRAM_WEIGHT)):
+            if rows is None:
+                continue
+            sign = np.where(rows.hashes & np.uint32(0x80000000), 1.0, -1.0)
+            cells.append(rows.row_ids() * dim + (rows.hashes % dim).astype(np.int64))
+            weights.append(sign * scale * (1.0 + np.log(rows.counts)))
+        flat = np.bincount(np.concatenate(cells), weights=np.concatenate(weights), minlength=terms.size * dim)
+        return _normalise(flat.reshape(terms.size, dim))
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        return self.embed_sync(texts)
+
+
+class OpenAIEmbedder:
+    """The OpenAI (or compatible) embeddings endpoint, called in batches."""
+
+    def __init__(self, model: str, client: object, batch_size: int = 256) -> None:
+        self._model = model
+        self._client = client
+        self._batch = batch_size
+        self._dim: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self._model}"
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            raise EmbedderError("dimension unknown until the first embedding call")
+        return self._dim
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        import openai
+
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self._batch):
+            batch = texts[start : start + self._batch]
+            try:
+                response = await self._client.embeddings.create(model=self._model, input=batch)  # type: ignore[attr-defined]
+            except openai.OpenAIError as exc:
+                raise EmbedderError(f"embeddings call failed: {type(exc).__name__}") from exc
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        matrix = np.asarray(rows, dtype=np.float32)
+        if len(texts) and matrix.ndim == 2:
+            self._dim = matrix.shape[1]
+        return _normalise(matrix) if len(texts) else np.zeros((0, self._dim or 0), np.float32)
+
+
+def make_embedder(spec: str, *, api_key: str | None = None, base_url: str | None = None) -> Embedder:
+    if spec == "hash":
+        return HashEmbedder()
+    import openai
+
+    model = spec.removeprefix("openai:")
+    client = openai.AsyncOpenAI(api_key=api_key or "unset", base_url=base_url, max_retries=2)
+    return OpenAIEmbedder(model, client)

@@ -1,0 +1,258 @@
+"""Build or update the index from a folder of documents.
+
+Only documents whose bytes (or the chunking settings) changed are chunked and embedded
+again; unchanged ones keep their vectors from the previous version, which is what makes
+re-ingesting a large knowledge base after a one-file edit take seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+import os
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from core.kb import store
+from core.kb.chunker import chunk_document, document_title
+from core.kb.embedders import Embedder, HashEmbedder
+from core.kb.synonyms import SynonymsError, read_groups
+from core.kb.terms import TermRows, analyse
+
+SUFFIXES = (".md", ".markdown", ".txt")
+EMBED_BATCH = 256
+PARALLEL_FROM = 4096  # chunks; below this, starting worker processes costs more than it saves
+
+
+class IngestError(Exception):
+    """Ingest refused to run; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    version: int | None
+    documents: int
+    chunks: int
+    embedded: int
+    reused: int
+    removed: int
+    seconds: float
+
+    @property
+    def changed(self) -> bool:
+        return self.version is not None
+
+    def summary(self) -> str:
+        rate = self.embedded / self.seconds if self.seconds > 0 else 0.0
+        state = f"index version {self.version}" if self.changed else "index already up to date"
+        return (
+            f"{state}: {self.documents} documents, {self.chunks} chunks "
+            f"({self.embedded} embedded, {self.reused} reused, {self.removed} documents removed) "
+            f"in {self.seconds:.2f}s ({rate:.0f} chunks/s)"
+        )
+
+
+@dataclass(frozen=True)
+class _Doc:
+    id: str
+    path: Path
+    text: str
+    content_hash: str
+
+
+def _read_documents(kb_dir: Path) -> list[_Doc]:
+    if not kb_dir.is_dir():
+        raise IngestError(f"knowledge-base folder not found: {kb_dir}")
+    docs: list[_Doc] = []
+    for path in sorted(kb_dir.rglob("*")):
+        if path.suffix.lower() not in SUFFIXES or not path.is_file() or path.name.startswith("."):
+            continue
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise IngestError(f"{path}: not UTF-8 text") from None
+        docs.append(
+            _Doc(
+                path.relative_to(kb_dir).as_posix(),
+                path,
+                text,
+                hashlib.sha256(raw).hexdigest(),
+            )
+        )
+    return docs
+
+
+def _embed_input(title: str, section: str, text: str) -> str:
+    return f"{title}\n{section}\n{text}" if section else f"{title}\n{text}"
+
+
+async def ingest(
+    kb_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    chunk_chars: int,
+    exact_max: int,
+    rebuild: bool = False,
+    progress: bool = False,
+) -> IngestReport:
+    started = time.perf_counter()
+    docs = _read_documents(kb_dir)
+    try:
+        synonyms = read_groups(kb_dir)
+    except SynonymsError as exc:
+        raise IngestError(str(exc)) from None
+    chunker = {"max_chars": chunk_chars}
+    old = None if rebuild else _previous(index_dir)
+    if old is not None:
+        built_by = old.manifest["embedder"]["name"]
+        if built_by != embedder.name:
+            raise IngestError(
+                f"the index in {index_dir} was built with the '{built_by}' embedder but "
+                f"'{embedder.name}' is configured; vectors of two embedders cannot be mixed. "
+                "Re-ingest with --rebuild, or set INDEX_DIR to another folder."
+            )
+    reusable = _reusable(old.manifest, docs, chunker) if old else {}
+    removed = len({d["id"] for d in old.manifest["documents"]} - {d.id for d in docs}) if old else 0
+    if (
+        old is not None
+        and len(reusable) == len(docs)
+        and not removed
+        and old.manifest.get("synonyms") == synonyms
+    ):
+        size = old.manifest["chunk_count"]
+        return IngestReport(None, len(docs), size, 0, size, 0, time.perf_counter() - started)
+
+    # Lay out the new version: unchanged documents keep their rows, the rest are chunked now.
+    entries: list[store.DocumentEntry] = []
+    chunks: list[tuple[str, str, str]] = []
+    origin: list[tuple[bool, int]] = []  # (fresh?, row in the old index or in the fresh batch)
+    fresh: list[str] = []
+    for doc in docs:
+        title = document_title(doc.text, doc.path.stem)
+        first = len(chunks)
+        if doc.id in reusable and old is not None:
+            start, count = reusable[doc.id]
+            for i in range(start, start + count):
+                chunks.append(old.texts[i])
+                origin.append((False, i))
+        else:
+            for n, piece in enumerate(chunk_document(doc.text, title, chunk_chars)):
+                chunks.append((f"{doc.id}#{n}", piece.section, piece.text))
+                origin.append((True, len(fresh)))
+                fresh.append(_embed_input(title, piece.section, piece.text))
+        entries.append(
+            store.DocumentEntry(
+                doc.id,
+                str(doc.path),
+                title,
+                doc.content_hash,
+                first,
+                len(chunks) - first,
+            )
+        )
+
+    fresh_vectors, fresh_rows = await _analyse_and_embed(embedder, fresh, progress)
+    dim = fresh_vectors.shape[1] if fresh else old.manifest["embedder"]["dim"] if old else embedder.dim
+    vectors = np.zeros((len(chunks), dim), dtype=np.float32)
+    parts: list[tuple[TermRows, list[int]]] = []
+    for row, (is_fresh, i) in enumerate(origin):
+        source_rows = fresh_rows if is_fresh or old is None else old.rows
+        vectors[row] = fresh_vectors[i] if is_fresh or old is None else old.vectors[i]
+        if parts and parts[-1][0] is source_rows:
+            parts[-1][1].append(i)
+        else:
+            parts.append((source_rows, [i]))
+    version = store.write(
+        index_dir,
+        embedder=embedder.name,
+        dim=dim,
+        chunker=chunker,
+        documents=entries,
+        chunks=chunks,
+        vectors=vectors,
+        rows=TermRows.concat(parts),
+        exact_max=exact_max,
+        synonyms=synonyms,
+    )
+    seconds = time.perf_counter() - started
+    return IngestReport(
+        version,
+        len(docs),
+        len(chunks),
+        len(fresh),
+        len(chunks) - len(fresh),
+        removed,
+        seconds,
+    )
+
+
+def _previous(index_dir: Path) -> store.IngestState | None:
+    try:
+        return store.load_ingest_state(index_dir)
+    except store.IndexLoadError:
+        return None  # unreadable or an older format: rebuild from scratch
+
+
+def _reusable(
+    manifest: dict[str, Any], docs: list[_Doc], chunker: dict[str, Any]
+) -> dict[str, tuple[int, int]]:
+    """Documents whose bytes and chunking are unchanged: id -> (first row, row count)."""
+    if manifest["chunker"] != chunker:
+        return {}
+    current = {doc.id: doc.content_hash for doc in docs}
+    return {
+        d["id"]: (d["first_chunk"], d["chunk_count"])
+        for d in manifest["documents"]
+        if current.get(d["id"]) == d["content_hash"]
+    }
+
+
+def _hash_batch(dim: int, texts: list[str]) -> tuple[np.ndarray, TermRows]:
+    """One batch of the hash embedder's work (runs in a worker process for big ingests)."""
+    terms, trigrams = analyse(texts, trigrams=True)
+    return HashEmbedder(dim).vectors(terms, trigrams), terms
+
+
+async def _analyse_and_embed(
+    embedder: Embedder, texts: list[str], progress: bool
+) -> tuple[np.ndarray, TermRows]:
+    """BM25 term rows and vectors of the new chunks; the hash embedder reuses the analysis
+    and, for big ingests, spreads batches over every core."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32), TermRows.join([])
+    vectors: list[np.ndarray] = []
+    rows: list[TermRows] = []
+    batches = [texts[i : i + EMBED_BATCH] for i in range(0, len(texts), EMBED_BATCH)]
+    # disable=None lets tqdm hide the bar when stderr is not a terminal (CI logs).
+    with tqdm(total=len(texts), unit="chunk", desc="embedding", disable=None if progress else True) as bar:
+        if isinstance(embedder, HashEmbedder):
+            workers = min(os.cpu_count() or 1, 4) if len(texts) >= PARALLEL_FROM else 1
+            with _pool(workers) as pool:
+                loop = asyncio.get_running_loop()
+                futures = [loop.run_in_executor(pool, _hash_batch, embedder.dim, b) for b in batches]
+                for future, batch in zip(futures, batches, strict=True):
+                    batch_vectors, batch_rows = await future
+                    vectors.append(batch_vectors)
+                    rows.append(batch_rows)
+                    bar.update(len(batch))
+        else:
+            for batch in batches:
+                vectors.append(await embedder.embed(batch))
+                rows.append(analyse(batch)[0])
+                bar.update(len(batch))
+    return np.concatenate(vectors), TermRows.join(rows)
+
+
+def _pool(workers: int) -> Executor:
+    if workers <= 1:
+        return ThreadPoolExecutor(1)  # off the event loop, same process
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))

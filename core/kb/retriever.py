@@ -1,0 +1,67 @@
+"""Hybrid retrieval: BM25 and dense (FAISS) candidates, fused into one score in [0, 1].
+
+BM25 carries exact terms (product names, 特休, VPN); the dense side adds fuzzy matches
+(typos, word forms, character trigrams). The fused score is a weighted sum of two scores
+that are both about 1 for a full match, so one threshold says "nothing relevant".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.kb import dense
+from core.kb.embedders import Embedder, HashEmbedder
+from core.kb.store import Chunk, KnowledgeIndex
+from core.kb.terms import count_terms
+
+CANDIDATES = 24
+PER_DOCUMENT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    chunk: Chunk
+    score: float
+    lexical: float
+    dense: float
+
+
+class Retriever:
+    def __init__(self, embedder: Embedder, *, lexical_weight: float) -> None:
+        self._embedder = embedder
+        self._w = lexical_weight
+
+    async def search(self, index: KnowledgeIndex, query: str, top_k: int) -> list[Hit]:
+        """The best chunks, at most PER_DOCUMENT from one document, best first."""
+        if index.size == 0 or not query.strip():
+            return []
+        terms, trigrams = count_terms(query, trigrams=True)
+        extra = index.synonyms.expand(query)
+        expansion, extra_trigrams = count_terms(" ".join(extra), trigrams=True) if extra else (None, None)
+        if isinstance(self._embedder, HashEmbedder):
+            # The hash embedder reads the very term ids the lexical side just counted.
+            qvec = self._embedder.vector(
+                terms + (expansion or Counter()), trigrams + (extra_trigrams or Counter())
+            )
+        else:
+            qvec = (await self._embedder.embed([" ".join([query, *extra])]))[0]
+        lexical = index.lexical.query(terms, expansion)
+        dense_ids, _ = dense.search(index.dense, qvec, CANDIDATES)
+        ids = np.union1d(dense_ids, lexical.candidates(CANDIDATES))
+        dense_scores = np.clip(dense.similarities(index.dense, qvec, ids), 0.0, 1.0)
+        lex_scores = np.clip(lexical.score(ids), 0.0, 1.0)
+        fused = self._w * lex_scores + (1 - self._w) * dense_scores
+        hits: list[Hit] = []
+        per_doc: dict[str, int] = {}
+        for j in np.argsort(-fused, kind="stable"):
+            chunk = index.chunk(int(ids[j]))
+            if per_doc.get(chunk.doc_id, 0) >= PER_DOCUMENT:
+                continue
+            per_doc[chunk.doc_id] = per_doc.get(chunk.doc_id, 0) + 1
+            hits.append(Hit(chunk, float(fused[j]), float(lex_scores[j]), float(dense_scores[j])))
+            if len(hits) == top_k:
+                break
+        return hits

@@ -1,0 +1,79 @@
+"""What every model provider offers the core, and how it fails."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from core.kb.retriever import Hit
+
+FailureKind = Literal["timeout", "rate_limited", "server", "connection", "bad_response", "client"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A question with its numbered context; LLM providers read ``messages``, the
+    extractive answerer reads ``hits`` directly."""
+
+    question: str
+    hits: list[Hit]
+    messages: list[Message]
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ProviderError(Exception):
+    """An upstream call failed; ``kind`` decides whether retrying or failing over can help."""
+
+    def __init__(
+        self, kind: FailureKind, message: str, *, status: int | None = None, retry_after: float | None = None
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Provider(Protocol):
+    @property
+    def model(self) -> str:
+        """The model name reported in answers (the upstream's name, or ``extractive``)."""
+        ...
+
+    async def complete(self, prompt: Prompt, *, temperature: float, max_tokens: int) -> Completion: ...
+
+    def stream(
+        self, prompt: Prompt, *, temperature: float, max_tokens: int
+    ) -> AsyncIterator[str | Completion]:
+        """Text deltas, then one final Completion with the usage."""
+        ...
+
+    async def ping(self) -> str | None:
+        """None when the upstream answers, else a short reason (for /readyz)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """Token count when the upstream gives none: ~4 characters per token for Latin text,
+    ~1 per CJK character (tiktoken's tables cannot be fetched offline)."""
+    cjk = sum(1 for ch in text if ord(ch) >= 0x2E80)
+    return max(1, cjk + (len(text) - cjk + 3) // 4) if text else 0

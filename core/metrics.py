@@ -1,0 +1,65 @@
+"""Prometheus metrics. Label values come from bounded sets only (route templates, model
+and tenant names from config, fixed outcome words) — never user ids, questions or keys."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+# The original gateway's three metrics (contract names and labels).
+REQUESTS = Counter(
+    "gateway_requests_total",
+    "HTTP requests by route template, method and status",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+REQUEST_SECONDS = Histogram(
+    "gateway_request_duration_seconds",
+    "HTTP request duration",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "gateway_errors_total",
+    "HTTP error responses by route and error type",
+    ["route", "type"],
+    registry=REGISTRY,
+)
+
+# The core's own.
+ASKS = Counter(
+    "hub_asks_total",
+    "Questions answered by the core, by platform and outcome",
+    ["platform", "outcome"],
+    registry=REGISTRY,
+)
+LLM_CALLS = Counter(
+    "hub_llm_calls_total", "Model calls by model and outcome", ["model", "outcome"], registry=REGISTRY
+)
+LLM_SECONDS = Histogram(
+    "hub_llm_latency_seconds", "Model call latency", ["model"], buckets=LATENCY_BUCKETS, registry=REGISTRY
+)
+LLM_TOKENS = Counter(
+    "hub_llm_tokens_total",
+    "Tokens by model and kind (prompt, completion)",
+    ["model", "kind"],
+    registry=REGISTRY,
+)
+COST = Counter(
+    "hub_cost_usd_total",
+    "Model cost in US dollars by tenant and model",
+    ["tenant", "model"],
+    registry=REGISTRY,
+)
+RETRIEVAL_SECONDS = Histogram(
+    "hub_retrieval_seconds",
+    "Knowledge-base search latency",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
+    registry=REGISTRY,
+)
+INDEX_CHUNKS = Gauge("hub_index_chunks", "Chunks in the loaded index", registry=REGISTRY)
+INDEX_VERSION = Gauge("hub_index_version", "Version number of the loaded index", registry=REGISTRY)

@@ -1,0 +1,73 @@
+"""The core's boundary types: what every front door sends in and gets back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AskRequest:
+    """One question from any front door. ``user`` is the platform identity (Slack user,
+    LINE user, Discord user, JWT sub) or, failing those, the client key's name."""
+
+    question: str
+    tenant: str = "default"
+    client: str = "local"
+    user: str = "anonymous"
+    platform: str = "api"
+    channel: str | None = None
+    conversation_id: str | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    id: str
+    title: str
+    text: str
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "text": self.text, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost_usd, 8),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AskResult:
+    question: str
+    answer: str
+    sources: list[Source]
+    model: str
+    cached: bool
+    usage: Usage
+    request_id: str
+    # Why there is no grounded answer ("no_knowledge"), for adapters that word it their way.
+    outcome: str = "answered"
+    latency_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "sources": [s.as_dict() for s in self.sources],
+            "model": self.model,
+            "cached": self.cached,
+            "usage": self.usage.as_dict(),
+            "request_id": self.request_id,
+        }

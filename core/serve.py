@@ -1,0 +1,48 @@
+"""``python -m core serve``: uvicorn with the settings' host and port."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+import uvicorn
+
+from core.config import Settings
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(settings: Settings) -> int:
+    if not settings.hub_api_keys and not is_loopback(settings.host):
+        print(
+            f"refusing to listen on {settings.host}: no client keys are configured (local demo mode), "
+            "so the hub would answer anyone. Set HUB_API_KEYS or HOST=127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    if not settings.hub_api_keys:
+        print(
+            "*** LOCAL DEMO MODE: no client keys configured, so no authentication; "
+            "listening on loopback only. Set HUB_API_KEYS to turn authentication on. ***",
+            file=sys.stderr,
+        )
+    from core.http.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        server_header=False,
+    )
+    return 0

@@ -1,0 +1,645 @@
+// Ask Hub portal: plain browser JavaScript, no build step.
+// Server text is only ever placed with textContent / text nodes, never as HTML.
+
+const TOKEN_KEY = "askhub.token"; // sessionStorage only: forgotten when the tab closes
+const LANG_KEY = "askhub.lang";
+
+const LABELS = {
+  en: {
+    skipToQuestion: "Skip to the question box",
+    tagline: "Answers from the company knowledge base",
+    newChat: "New conversation",
+    langToggle: "中文",
+    langToggleAria: "中文 – switch to Traditional Chinese",
+    forgetKey: "Forget key",
+    keyForgotten: "Your key has been forgotten.",
+    emptyTitle: "What would you like to know?",
+    emptyBody:
+      "Ask about company policies, benefits, IT help and more. Every answer cites the documents it comes from.",
+    examplesLabel: "Try one of these",
+    threadLabel: "Conversation",
+    questionLabel: "Your question",
+    placeholder: "Ask a question…",
+    send: "Send",
+    hint: "Enter to send · Shift+Enter for a new line",
+    youAsked: "You asked:",
+    hubAnswered: "Ask Hub answered:",
+    thinking: "Looking it up",
+    sources: "Sources",
+    showPassage: "Show passage",
+    relevance: "Relevance",
+    untitled: "Untitled document",
+    cite: "Source {n}",
+    model: "Model:",
+    latency: "Response time",
+    cached: "Cached",
+    requestId: "Request ID",
+    feedbackLabel: "Was this answer helpful?",
+    helpful: "Helpful",
+    notHelpful: "Not helpful",
+    thanks: "Thanks for the feedback!",
+    feedbackFailed: "Feedback isn't available right now.",
+    cutOff: "The answer was cut off before it finished.",
+    keyHelp:
+      "This hub needs an API key or token. It is kept only in this browser tab and is forgotten when you close it.",
+    keyLabel: "API key or token",
+    saveKey: "Save and retry",
+    cancel: "Cancel",
+    retry: "Try again",
+    retryIn: "Try again in {s} s",
+    errInvalid: "That question couldn't be accepted.",
+    errAuth: "This hub needs an API key or token. Enter it below to continue.",
+    errKeyRejected: "Your key or token wasn't accepted. Please check it and enter it again.",
+    errForbidden: "Your key isn't allowed to ask this hub.",
+    errTooLong: "That question is too long. Please shorten it and try again.",
+    errRate: "You're asking a little too fast. Please wait a moment and try again.",
+    errRateWait: "You're asking a little too fast. Please try again in {s} seconds.",
+    errModel: "The answering service is having trouble. Please try again shortly.",
+    errModelWait: "The answering service is busy. Please try again in {s} seconds.",
+    errTimeout: "The answer took too long. Please try again.",
+    errNetwork: "Can't reach Ask Hub. Check your connection and try again.",
+    errStream: "The answer could not be completed.",
+    errUnexpected: "Something went wrong. Please try again.",
+  },
+  "zh-TW": {
+    skipToQuestion: "跳到提問欄",
+    tagline: "公司知識庫問答",
+    newChat: "新對話",
+    langToggle: "English",
+    langToggleAria: "English – 切換為英文",
+    forgetKey: "清除金鑰",
+    keyForgotten: "已清除金鑰。",
+    emptyTitle: "想了解什麼呢？",
+    emptyBody: "可以詢問公司規章、福利、IT 支援等問題。每個回答都會附上參考文件。",
+    examplesLabel: "試試這些問題",
+    threadLabel: "對話內容",
+    questionLabel: "你的問題",
+    placeholder: "輸入問題…",
+    send: "送出",
+    hint: "Enter 送出 · Shift+Enter 換行",
+    youAsked: "你問：",
+    hubAnswered: "Ask Hub 回答：",
+    thinking: "查詢中",
+    sources: "參考來源",
+    showPassage: "顯示段落",
+    relevance: "相關度",
+    untitled: "未命名文件",
+    cite: "來源 {n}",
+    model: "模型：",
+    latency: "回應時間",
+    cached: "快取",
+    requestId: "請求編號",
+    feedbackLabel: "這個回答有幫助嗎？",
+    helpful: "有幫助",
+    notHelpful: "沒有幫助",
+    thanks: "感謝你的回饋！",
+    feedbackFailed: "目前無法送出回饋。",
+    cutOff: "回答在完成前中斷了。",
+    keyHelp: "此服務需要 API 金鑰或權杖。它只會保存在這個瀏覽器分頁，關閉後即清除。",
+    keyLabel: "API 金鑰或權杖 (API key or token)",
+    saveKey: "儲存並重試",
+    cancel: "取消",
+    retry: "重試",
+    retryIn: "{s} 秒後可重試",
+    errInvalid: "無法接受這個問題。",
+    errAuth: "此服務需要 API 金鑰或權杖，請在下方輸入後繼續。",
+    errKeyRejected: "金鑰或權杖無效，請確認後重新輸入。",
+    errForbidden: "你的金鑰沒有權限使用此服務。",
+    errTooLong: "問題太長了，請縮短後再試一次。",
+    errRate: "提問速度太快了，請稍候再試。",
+    errRateWait: "提問速度太快了，請在 {s} 秒後再試。",
+    errModel: "回答服務暫時發生問題，請稍後再試。",
+    errModelWait: "回答服務忙碌中，請在 {s} 秒後再試。",
+    errTimeout: "回答時間過長，請再試一次。",
+    errNetwork: "無法連線到 Ask Hub，請檢查網路後再試。",
+    errStream: "回答未能完成。",
+    errUnexpected: "發生錯誤，請再試一次。",
+  },
+};
+
+const $ = (selector) => document.querySelector(selector);
+const ui = {
+  main: $("#main"),
+  thread: $("#thread"),
+  empty: $("#empty-state"),
+  form: $("#ask-form"),
+  question: $("#question"),
+  send: $("#send"),
+  status: $("#status"),
+  authForm: $("#auth-form"),
+  authKey: $("#auth-key"),
+  forgetKey: $("#forget-key"),
+};
+
+const state = {
+  lang: pickLanguage(),
+  conversationId: newId(),
+  busy: false,
+  controller: null,
+  pendingQuestion: null, // asked again once a key is entered after a 401
+  turn: 0,
+};
+
+// ---- small helpers ----
+
+function attempt(fn, fallback = null) {
+  try {
+    return fn();
+  } catch {
+    return fallback; // storage can be blocked by browser privacy settings
+  }
+}
+
+const token = {
+  get: () => attempt(() => sessionStorage.getItem(TOKEN_KEY)),
+  set: (value) => attempt(() => sessionStorage.setItem(TOKEN_KEY, value)),
+  clear: () => attempt(() => sessionStorage.removeItem(TOKEN_KEY)),
+};
+
+function t(key, params = {}) {
+  const text = LABELS[state.lang][key] ?? LABELS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+}
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value == null || value === false) continue;
+    if (name === "text") node.textContent = value;
+    else if (name === "i18n") setLabel(node, value);
+    else if (name === "i18nAria") setAriaLabel(node, value);
+    else if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.filter((child) => child != null));
+  return node;
+}
+
+function setLabel(node, key) {
+  node.dataset.i18n = key; // applyLabels() re-translates it when the language changes
+  node.textContent = t(key);
+}
+
+function setAriaLabel(node, key) {
+  node.dataset.i18nAria = key;
+  node.setAttribute("aria-label", t(key));
+}
+
+function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID(); // needs a secure context (https or localhost)
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function formatLatency(ms) {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function retryAfterSeconds(value) {
+  if (!value) return null;
+  if (/^\d+$/.test(value.trim())) return Number(value);
+  const when = Date.parse(value);
+  return Number.isNaN(when) ? null : Math.max(1, Math.ceil((when - Date.now()) / 1000));
+}
+
+// ---- language ----
+
+function pickLanguage() {
+  const saved = attempt(() => localStorage.getItem(LANG_KEY)); // a preference, never a secret
+  if (Object.hasOwn(LABELS, saved ?? "")) return saved;
+  return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh-TW" : "en";
+}
+
+function applyLabels() {
+  document.documentElement.lang = state.lang;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-aria]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nAria));
+  }
+  for (const node of document.querySelectorAll("[data-i18n-title]")) node.title = t(node.dataset.i18nTitle);
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+    node.placeholder = t(node.dataset.i18nPlaceholder);
+  }
+  $("#lang-toggle").lang = state.lang === "en" ? "zh-TW" : "en";
+}
+
+function toggleLanguage() {
+  state.lang = state.lang === "en" ? "zh-TW" : "en";
+  attempt(() => localStorage.setItem(LANG_KEY, state.lang));
+  applyLabels();
+}
+
+// ---- talking to the hub ----
+
+function postJson(path, body, signal) {
+  const headers = {
+    "Content-Type": "application/json",
+    Accept: "text/event-stream, application/json",
+    "X-AskHub-Client": "portal",
+  };
+  const key = token.get();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  return fetch(path, { method: "POST", headers, body: JSON.stringify(body), signal, cache: "no-store" });
+}
+
+async function ask(text) {
+  const question = text.trim();
+  if (!question || state.busy) return;
+  state.pendingQuestion = null;
+  state.controller = new AbortController();
+  setBusy(true);
+  ui.empty.hidden = true;
+  ui.thread.append(questionItem(question));
+  const card = answerItem(question);
+  ui.thread.append(card.item);
+  scrollToBottom(true);
+  const started = performance.now();
+  try {
+    const body = { question, conversation_id: state.conversationId, stream: true };
+    const response = await postJson("/ask", body, state.controller.signal);
+    const type = response.headers.get("content-type") || "";
+    if (!response.ok) await showHttpError(card, response, question);
+    else if (type.includes("text/event-stream") && response.body) await readStream(response, card, started);
+    else renderAnswer(card, await response.json(), performance.now() - started);
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    const network = err instanceof TypeError;
+    showError(card, { title: t(network ? "errNetwork" : "errUnexpected"), question, partial: card.partial });
+  } finally {
+    setBusy(false);
+    scrollToBottom(false);
+    // A clicked example button hides itself: give focus back (not on touch screens: no surprise keyboard).
+    if (document.activeElement === document.body && matchMedia("(pointer: fine)").matches) ui.question.focus();
+  }
+}
+
+async function readStream(response, card, started) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    const blocks = buffer.split(/\r?\n\r?\n/);
+    buffer = blocks.pop();
+    for (const block of blocks) {
+      if (handleEvent(parseEvent(block), card, started)) {
+        reader.cancel().catch(() => {});
+        return;
+      }
+    }
+  }
+  if (buffer.trim() && handleEvent(parseEvent(buffer), card, started)) return;
+  showError(card, { title: t("errStream"), partial: card.partial, question: card.question });
+}
+
+function parseEvent(block) {
+  let name = "message";
+  const data = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line.startsWith("event:")) name = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  }
+  if (!data.length) return null;
+  return { name, data: attempt(() => JSON.parse(data.join("\n"))) };
+}
+
+/** Applies one server-sent event; returns true once the answer is finished. */
+function handleEvent(event, card, started) {
+  if (!event || !event.data) return false;
+  if (event.name === "delta") {
+    card.partial += String(event.data.text ?? "");
+    showPartial(card);
+    return false;
+  }
+  if (event.name === "done") {
+    renderAnswer(card, event.data, performance.now() - started);
+    return true;
+  }
+  if (event.name === "error") {
+    const error = event.data.error || {};
+    const title = error.type === "rate_limited" ? t("errRate") : t("errStream");
+    showError(card, { title, detail: error.message, partial: card.partial, question: card.question });
+    return true;
+  }
+  return false;
+}
+
+async function showHttpError(card, response, question) {
+  const body = await response.json().catch(() => null);
+  const status = response.status;
+  const seconds = retryAfterSeconds(response.headers.get("retry-after"));
+  const detail = typeof body?.error?.message === "string" ? body.error.message : "";
+  if (status === 401) showAuth(question);
+  const final = [400, 401, 403, 413, 422].includes(status); // asking the same again won't help
+  const requestId = response.headers.get("x-request-id");
+  const title = errorTitle(status, seconds);
+  showError(card, { title, detail, requestId, question: final ? null : question, retryIn: seconds });
+}
+
+function errorTitle(status, seconds) {
+  if (status === 400 || status === 422) return t("errInvalid");
+  if (status === 401) return t(token.get() ? "errKeyRejected" : "errAuth");
+  if (status === 403) return t("errForbidden");
+  if (status === 413) return t("errTooLong");
+  if (status === 429) return seconds ? t("errRateWait", { s: seconds }) : t("errRate");
+  if (status === 504) return t("errTimeout");
+  if (status === 502 || status === 503) return seconds ? t("errModelWait", { s: seconds }) : t("errModel");
+  return t("errUnexpected");
+}
+
+async function sendFeedback(group, note, requestId, rating) {
+  for (const button of group.querySelectorAll("button")) {
+    button.disabled = true;
+    button.setAttribute("aria-pressed", String(button.dataset.rating === rating));
+  }
+  try {
+    const response = await postJson("/feedback", { request_id: requestId, rating });
+    setLabel(note, response.ok ? "thanks" : "feedbackFailed");
+  } catch {
+    setLabel(note, "feedbackFailed");
+  }
+}
+
+// ---- rendering ----
+
+function questionItem(question) {
+  const who = el("span", { class: "visually-hidden", i18n: "youAsked" });
+  return el("li", { class: "msg msg-question" }, who, el("p", { class: "bubble", text: question }));
+}
+
+/** An answer card: "Looking it up…" at first, aria-busy until complete (screen readers wait for it). */
+function answerItem(question) {
+  const dots = el("span", { class: "dots", "aria-hidden": "true" });
+  const thinking = el("p", { class: "thinking" }, el("span", { i18n: "thinking" }), dots);
+  const body = el("div", { class: "answer-body" }, thinking);
+  const who = el("span", { class: "visually-hidden", i18n: "hubAnswered" });
+  const item = el("li", { class: "msg msg-answer", "aria-busy": "true" }, who, body);
+  return { n: ++state.turn, item, body, question, partial: "", live: null };
+}
+
+function showPartial(card) {
+  if (!card.live) {
+    card.live = el("div", { class: "answer-text streaming" });
+    card.body.replaceChildren(card.live);
+  }
+  card.live.textContent = card.partial;
+  scrollToBottom(false);
+}
+
+function renderAnswer(card, data, latencyMs) {
+  const sources = Array.isArray(data.sources) ? data.sources : [];
+  card.live = null;
+  card.body.replaceChildren(renderText(String(data.answer ?? ""), card, sources.length));
+  if (sources.length) card.body.append(renderSources(card, sources));
+  const feedback = data.request_id ? renderFeedback(String(data.request_id)) : null;
+  card.body.append(el("div", { class: "answer-foot" }, renderMeta(data, latencyMs), feedback));
+  card.item.setAttribute("aria-busy", "false");
+}
+
+function renderText(text, card, sourceCount) {
+  const root = el("div", { class: "answer-text" });
+  let list = null;
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    const item = /^(?:[-*•]|(\d+)[.)])\s+(.*)$/.exec(line);
+    if (!line) {
+      list = null;
+    } else if (item) {
+      const kind = item[1] ? "ol" : "ul";
+      if (list?.localName !== kind) {
+        list = el(kind, kind === "ol" ? { start: item[1] } : {});
+        root.append(list);
+      }
+      list.append(el("li", {}, ...inline(item[2], card, sourceCount)));
+    } else {
+      list = null;
+      const heading = /^#{1,6}\s+(.*)$/.exec(line);
+      const props = heading ? { class: "answer-heading" } : {};
+      root.append(el("p", props, ...inline(heading ? heading[1] : line, card, sourceCount)));
+    }
+  }
+  return root;
+}
+
+const INLINE = /\[(\d{1,2})\]|\*\*(.+?)\*\*|`([^`]+)`/g;
+
+/** Text with citations [n], **bold** and `code` as DOM nodes (plain strings become text nodes). */
+function inline(text, card, sourceCount) {
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(INLINE)) {
+    let before = text.slice(last, match.index);
+    if (match[1] !== undefined) before = before.replace(/\s+$/, "\u00a0"); // keep a citation on its word's line
+    if (before) parts.push(before);
+    const n = Number(match[1]);
+    if (match[1] !== undefined) parts.push(n >= 1 && n <= sourceCount ? citation(card, n) : match[0]);
+    else if (match[2] !== undefined) parts.push(el("strong", { text: match[2] }));
+    else parts.push(el("code", { text: match[3] }));
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  return parts;
+}
+
+const sourceId = (card, n) => `src-${card.n}-${n}`;
+
+function citation(card, n) {
+  const onclick = (event) => {
+    event.preventDefault();
+    highlightSource(document.getElementById(sourceId(card, n)));
+  };
+  const attrs = { class: "cite", href: `#${sourceId(card, n)}`, "aria-label": t("cite", { n }), onclick };
+  return el("a", attrs, String(n));
+}
+
+function highlightSource(item) {
+  if (!item) return;
+  const calm = matchMedia("(prefers-reduced-motion: reduce)").matches;
+  item.scrollIntoView({ behavior: calm ? "auto" : "smooth", block: "nearest" });
+  item.classList.remove("flash");
+  void item.offsetWidth; // restart the highlight animation
+  item.classList.add("flash");
+  const details = item.querySelector("details");
+  if (details) details.open = true;
+  item.focus({ preventScroll: true });
+}
+
+function renderSources(card, sources) {
+  const list = el("ol", { class: "sources" });
+  sources.forEach((source, i) => {
+    const score = Number(source.score);
+    // The passage stays collapsed behind <details>; its summary row is the numbered title.
+    const hint = source.text ? "showPassage" : null;
+    const head = el(
+      source.text ? "summary" : "div",
+      { class: "source-head", "data-i18n-title": hint, title: hint && t(hint) },
+      el("span", { class: "source-num", text: String(i + 1) }),
+      el("span", { class: "source-title", text: source.title || source.id || t("untitled") }),
+    );
+    if (Number.isFinite(score)) {
+      const label = el("span", { class: "visually-hidden", i18n: "relevance" });
+      head.append(el("span", { class: "source-score" }, label, ` ${score.toFixed(2)}`));
+    }
+    const body = source.text ? el("details", { class: "passage" }, head, el("p", { text: source.text })) : head;
+    list.append(el("li", { id: sourceId(card, i + 1), class: "source", tabindex: "-1" }, body));
+  });
+  return el("section", { class: "sources-block" }, el("h3", { class: "sources-title", i18n: "sources" }), list);
+}
+
+function renderMeta(data, latencyMs) {
+  const model = el("span", { class: "model-name", text: String(data.model ?? "") });
+  const latencyLabel = el("span", { class: "visually-hidden", i18n: "latency" });
+  const meta = el(
+    "div",
+    { class: "answer-meta" },
+    el("span", { class: "badge" }, el("span", { i18n: "model" }), model),
+    el("span", { class: "badge latency" }, latencyLabel, formatLatency(latencyMs)),
+  );
+  if (data.cached === true) meta.append(el("span", { class: "badge badge-cached", i18n: "cached" }));
+  if (data.request_id) meta.append(requestIdLine(String(data.request_id)));
+  return meta;
+}
+
+function requestIdLine(id) {
+  return el("span", { class: "request-id" }, el("span", { i18n: "requestId" }), " ", el("code", { text: id }));
+}
+
+function renderFeedback(requestId) {
+  const note = el("span", { class: "feedback-note muted", role: "status" });
+  const group = el("div", { class: "feedback", role: "group", i18nAria: "feedbackLabel" });
+  for (const [rating, icon, label] of [["up", "👍", "helpful"], ["down", "👎", "notHelpful"]]) {
+    const onclick = () => sendFeedback(group, note, requestId, rating);
+    const attrs = { type: "button", class: "btn btn-icon", "data-rating": rating, "aria-pressed": "false", onclick };
+    group.append(el("button", { ...attrs, i18nAria: label }, icon));
+  }
+  group.append(note);
+  return group;
+}
+
+function showError(card, { title, detail, requestId, partial, question, retryIn }) {
+  card.live = null;
+  const parts = [];
+  if (partial) parts.push(renderText(partial, card, 0), el("p", { class: "cut-off", i18n: "cutOff" }));
+  const box = el("div", { class: "error-box" }, el("p", { class: "error-title", text: title }));
+  if (detail) box.append(el("p", { class: "error-detail", text: detail }));
+  if (requestId) box.append(requestIdLine(requestId));
+  if (question) box.append(retryButton(question, retryIn));
+  card.body.replaceChildren(...parts, box);
+  card.item.classList.add("msg-error");
+  card.item.setAttribute("aria-busy", "false");
+}
+
+function retryButton(question, seconds) {
+  const button = el("button", { type: "button", class: "btn btn-secondary", onclick: () => ask(question) });
+  let left = seconds || 0;
+  const update = () => {
+    button.textContent = left > 0 ? t("retryIn", { s: left }) : t("retry");
+    button.disabled = left > 0;
+  };
+  update();
+  if (left > 0) {
+    const timer = setInterval(() => {
+      left -= 1;
+      update();
+      if (left <= 0) clearInterval(timer);
+    }, 1000);
+  }
+  return button;
+}
+
+// ---- page state ----
+
+function setBusy(busy) {
+  state.busy = busy;
+  ui.send.disabled = busy;
+  ui.form.setAttribute("aria-busy", String(busy));
+  for (const button of document.querySelectorAll(".example")) button.disabled = busy;
+}
+
+function scrollToBottom(force) {
+  const main = ui.main;
+  const nearBottom = main.scrollHeight - main.scrollTop - main.clientHeight < 160;
+  if (force || nearBottom) main.scrollTop = main.scrollHeight;
+}
+
+function autoGrow() {
+  ui.question.style.height = "auto";
+  ui.question.style.height = `${ui.question.scrollHeight}px`;
+}
+
+function showAuth(question) {
+  state.pendingQuestion = question;
+  ui.authForm.hidden = false;
+  ui.authKey.value = "";
+  ui.authKey.focus();
+}
+
+function saveKey(event) {
+  event.preventDefault();
+  const value = ui.authKey.value.trim().replace(/^Bearer\s+/i, "");
+  if (!value) return;
+  token.set(value);
+  ui.authKey.value = "";
+  ui.authForm.hidden = true;
+  ui.forgetKey.hidden = false;
+  ui.status.textContent = "";
+  if (state.pendingQuestion) ask(state.pendingQuestion);
+  else ui.question.focus();
+}
+
+function forgetKey() {
+  token.clear();
+  ui.forgetKey.hidden = true;
+  setLabel(ui.status, "keyForgotten");
+  ui.question.focus();
+}
+
+function newConversation() {
+  state.controller?.abort();
+  state.conversationId = newId();
+  state.pendingQuestion = null;
+  ui.thread.replaceChildren();
+  ui.empty.hidden = false;
+  ui.status.textContent = "";
+  ui.question.focus();
+}
+
+function onKeyDown(event) {
+  // Enter sends; Shift+Enter is a newline; never send while an IME is composing (keyCode 229: Safari).
+  if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
+  event.preventDefault();
+  ui.form.requestSubmit();
+}
+
+function onSubmit(event) {
+  event.preventDefault();
+  if (state.busy || !ui.question.value.trim()) return;
+  const question = ui.question.value;
+  ui.question.value = "";
+  autoGrow();
+  ask(question);
+}
+
+function init() {
+  applyLabels();
+  ui.forgetKey.hidden = !token.get();
+  ui.form.addEventListener("submit", onSubmit);
+  ui.question.addEventListener("keydown", onKeyDown);
+  ui.question.addEventListener("input", autoGrow);
+  ui.authForm.addEventListener("submit", saveKey);
+  $("#auth-cancel").addEventListener("click", () => (ui.authForm.hidden = true));
+  ui.forgetKey.addEventListener("click", forgetKey);
+  $("#new-chat").addEventListener("click", newConversation);
+  $("#lang-toggle").addEventListener("click", toggleLanguage);
+  for (const button of document.querySelectorAll(".example")) {
+    button.addEventListener("click", () => ask(button.textContent));
+  }
+  document.body.classList.add("ready");
+}
+
+init();
