@@ -29,7 +29,15 @@ def main(argv: list[str] | None = None) -> int:
         help="a folder with kb/ and questions.jsonl (repeatable), evaluated after the question set",
     )
     p_eval.add_argument("--misses", type=int, default=0, help="print this many missed questions per set")
+    p_keys = sub.add_parser("keys", help="manage client keys")
+    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
+    p_create = keys_sub.add_parser("create", help="print a new random key once, with its config entry")
+    p_create.add_argument("--client", required=True, help="client name, e.g. portal or slack")
+    p_create.add_argument("--tenant", required=True, help="tenant (department) the client belongs to")
+    p_create.add_argument("--scopes", default="ask,chat", help="comma-separated: ask, chat, admin")
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        return _create_key(args.client, args.tenant, args.scopes)
     try:
         settings = load_settings()
         if args.command == "serve":
@@ -108,6 +116,28 @@ async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_mis
         print(report.line() + declined_line)
         for question, expected, got in report.misses[:show_misses]:
             print(f"   miss: {question!r} expected {expected}, got {got}")
+    return 0
+
+
+def _create_key(client: str, tenant: str, scopes: str) -> int:
+    from pydantic import ValidationError
+
+    from core.auth import digest, new_key
+    from core.config import ClientSettings
+
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    try:
+        ClientSettings(name=client, tenant=tenant, scopes=wanted)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        print(f"invalid --{err['loc'][0]}: {err['msg']}", file=sys.stderr)
+        return 2
+    key = new_key()
+    print(f"New key for client '{client}' (tenant '{tenant}'). It is shown only now:\n\n    {key}\n")
+    print("Add this to the clients list of the HUB_CONFIG file (only the hash is stored):\n")
+    print("clients:")
+    print(f"  - name: {client}\n    tenant: {tenant}\n    scopes: [{', '.join(wanted)}]")
+    print(f"    key_sha256: [{digest(key)}]")
     return 0
 
 

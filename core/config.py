@@ -53,6 +53,100 @@ class LLMSettings(_Section):
     temperature: float = Field(0.2, ge=0.0, le=2.0)
 
 
+Scope = Literal["ask", "chat", "admin"]
+
+
+class RateLimitOverride(_Section):
+    max_per_user: int = Field(ge=1)
+    window_sec: float = Field(gt=0)
+
+
+class BurstSettings(_Section):
+    """A token bucket on top of the sliding window: short bursts, then a steady rate."""
+
+    capacity: int = Field(ge=1)
+    refill_per_sec: float = Field(gt=0)
+
+
+class ClientSettings(_Section):
+    """A front end (portal, Slack, an internal service) and the tenant it belongs to."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    tenant: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    scopes: list[Scope] = ["ask", "chat"]
+    key_sha256: list[str] = []
+    rate_limit: RateLimitOverride | None = None
+    burst: BurstSettings | None = None
+    # Allowed through when the shared backend is down and limits fail closed.
+    exempt_when_backend_down: bool = False
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _hashes(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                raise ValueError("each entry must be a SHA-256 hex digest (64 hex characters)")
+        return [d.lower() for d in value]
+
+
+class TenantSettings(_Section):
+    """A department: its daily quotas (off unless set) and limit overrides."""
+
+    requests_per_day: int | None = Field(None, ge=1)
+    tokens_per_day: int | None = Field(None, ge=1)
+    rate_limit: RateLimitOverride | None = None
+    burst: BurstSettings | None = None
+
+
+class JWTKey(_Section):
+    kid: str = Field(min_length=1)
+    algorithm: Literal["RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA", "HS256", "HS384", "HS512"]
+    public_key: str | None = None  # PEM, for asymmetric algorithms
+    secret_env: str | None = None  # name of the environment variable holding an HMAC secret
+
+    @field_validator("public_key")
+    @classmethod
+    def _pem(cls, value: str | None) -> str | None:
+        if value is not None and "BEGIN" not in value:
+            raise ValueError("must be a PEM public key")
+        return value
+
+
+class JWTSettings(_Section):
+    issuer: str
+    audience: str
+    keys: list[JWTKey] = Field(min_length=1)
+    leeway_sec: float = Field(30.0, ge=0, le=300)
+    tenant_claim: str = "tenant"
+    default_tenant: str = "default"
+    client: str = "jwt"  # the client name that JWT users count under
+
+
+class LimitSettings(_Section):
+    # What limits do when the shared backend (Redis) is unreachable: "closed" rejects with
+    # 503 (exempt clients excepted), "open" lets requests through unlimited. Never a
+    # silent switch to per-process counting, which would multiply limits by replicas.
+    backend_down: Literal["closed", "open"] = "closed"
+    quota_timezone: str = "UTC"
+
+
+class SemanticCacheSettings(_Section):
+    enabled: bool = False
+    threshold: float = Field(0.97, gt=0.5, le=1.0)
+    max_entries: int = Field(500, ge=1, le=10000)
+
+
+class CacheSettings(_Section):
+    enabled: bool = True
+    ttl_sec: float = Field(3600.0, gt=0)
+    semantic: SemanticCacheSettings = SemanticCacheSettings()
+
+
+class Price(_Section):
+    input_per_1m: float = Field(ge=0)  # US dollars per million prompt tokens
+    output_per_1m: float = Field(ge=0)
+
+
 class Settings(_Section):
     port: int = Field(8000, ge=1, le=65535)
     host: str = "127.0.0.1"
@@ -84,9 +178,20 @@ class Settings(_Section):
     discord_application_id: str | None = None
     discord_api_url: str = "https://discord.com/api/v10"
 
+    clients: list[ClientSettings] = []
+    tenants: dict[str, TenantSettings] = {}
+    jwt: JWTSettings | None = None
+    limits: LimitSettings = LimitSettings()
+    cache: CacheSettings = CacheSettings()
+    prices: dict[str, Price] = {}
     retrieval: RetrievalSettings = RetrievalSettings()
     requests: RequestLimits = RequestLimits()
     llm: LLMSettings = LLMSettings()
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Any configured client turns authentication on everywhere (else: local demo mode)."""
+        return bool(self.hub_api_keys or self.clients or self.jwt)
 
     @field_validator("embeddings")
     @classmethod
@@ -118,15 +223,13 @@ class Settings(_Section):
         return value
 
 
+# YAML-only settings: structured sections, not environment variables.
+_YAML_ONLY = {"clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm"}
+
+
 def _env_names() -> dict[str, str]:
     """Every scalar Settings field is an environment variable of the same name, upper-cased."""
-    names: dict[str, str] = {}
-    for field, info in Settings.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, _Section):
-            continue
-        names[field.upper()] = field
-    return names
+    return {field.upper(): field for field in Settings.model_fields if field not in _YAML_ONLY}
 
 
 _LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins"}

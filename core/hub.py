@@ -1,47 +1,88 @@
-"""The hub: everything one process shares — index, retriever, models, the ask service.
+"""The hub: everything one process shares — index, models, limits, cache, usage.
 
 One Hub per process; the HTTP app and every adapter running in the process use it, which
-is how they share one cache, one set of limits and one set of metrics.
+is how they share one cache, one set of limits and one set of metrics (and, with Redis,
+share them with every other process).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from core.ask import AskService
+from core.auth import Authenticator
+from core.cache import AnswerCache
 from core.config import Settings
 from core.kb.embedders import make_embedder
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Retriever
+from core.limits import Governor
 from core.llm.base import Provider
 from core.llm.extractive import ExtractiveProvider
 from core.llm.openai_provider import OpenAIProvider
-from core.metrics import INDEX_CHUNKS, INDEX_VERSION
+from core.metrics import BACKEND_UP, INDEX_CHUNKS, INDEX_VERSION
+from core.reload import ConfigWatcher
+from core.state import BackendUnavailable, make_backend
+from core.usage import UsageLedger
+
+log = logging.getLogger("askhub.hub")
 
 
 class Hub:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        self.backend = make_backend(settings.redis_url)
         self.embedder = make_embedder(settings.embeddings, api_key=key, base_url=settings.openai_base_url)
         self.index = IndexHolder(settings, self.embedder)
         self.retriever = Retriever(self.embedder, lexical_weight=settings.retrieval.lexical_weight)
         self.provider = _provider(settings, key)
-        self.asker = AskService(settings, self.index, self.retriever, self.provider)
+        self.asker = AskService(settings, index=self.index, retriever=self.retriever, provider=self.provider)
+        self.usage = UsageLedger(settings, self.backend)
+        self.apply(settings)
+        self.watcher = ConfigWatcher(settings, self._apply_from_thread)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def apply(self, settings: Settings) -> None:
+        """(Re)build the parts a config change may touch; their state lives in the backend."""
+        self.auth = Authenticator(settings)
+        self.governor = Governor(settings, self.backend)
+        self.cache = AnswerCache(settings.cache, self.backend)
+        self.usage.configure(settings)
+        self.asker.use(settings, governor=self.governor, cache=self.cache, usage=self.usage)
+
+    def _apply_from_thread(self, settings: Settings) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.apply, settings)
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.watcher.start()
+        self.usage.start()
         await self.index.start()
         if self.index.current is not None:
             INDEX_CHUNKS.set(self.index.current.size)
             INDEX_VERSION.set(self.index.current.version)
 
     async def close(self) -> None:
+        await self.watcher.close()
+        await self.usage.close()
         await self.index.close()
         await self.provider.aclose()
+        await self.backend.close()
 
     async def readiness(self) -> list[str]:
         """What keeps this process from answering (for /readyz); empty when ready."""
         problems = []
         if self.index.current is None:
             problems.append(f"index: {self.index.error or 'not loaded'}")
+        try:
+            await self.backend.ping()
+            BACKEND_UP.set(1)
+        except BackendUnavailable as exc:
+            BACKEND_UP.set(0)
+            problems.append(f"shared state ({self.backend.name}): {exc}")
         problem = await self.provider.ping()
         if problem:
             problems.append(f"model {self.provider.model}: {problem}")

@@ -63,3 +63,22 @@ RETRIEVAL_SECONDS = Histogram(
 )
 INDEX_CHUNKS = Gauge("hub_index_chunks", "Chunks in the loaded index", registry=REGISTRY)
 INDEX_VERSION = Gauge("hub_index_version", "Version number of the loaded index", registry=REGISTRY)
+RATE_LIMITED = Counter(
+    "hub_rate_limit_rejections_total",
+    "Requests refused by a limit, by tenant and limit",
+    ["tenant", "limit"],
+    registry=REGISTRY,
+)
+BACKEND_ERRORS = Counter(
+    "hub_backend_errors_total",
+    "Shared-state backend failures by the part that saw them",
+    ["part"],
+    registry=REGISTRY,
+)
+BACKEND_UP = Gauge("hub_backend_up", "1 while the shared-state backend answers, else 0", registry=REGISTRY)
+CACHE = Counter(
+    "hub_cache_requests_total",
+    "Answer cache lookups by kind and result",
+    ["kind", "result"],
+    registry=REGISTRY,
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,24 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Admission:
+    """What the limits said about an admitted request; becomes the X-RateLimit-* headers."""
+
+    limit: int
+    remaining: int | None  # None: not known (the backend is down and the policy is "open")
+    reset_after: float
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Reset": str(math.ceil(self.reset_after)),
+        }
+        if self.remaining is not None:
+            headers["X-RateLimit-Remaining"] = str(self.remaining)
+        return headers
+
+
+@dataclass(frozen=True, slots=True)
 class AskResult:
     question: str
     answer: str
@@ -60,6 +79,7 @@ class AskResult:
     # Why there is no grounded answer ("no_knowledge"), for adapters that word it their way.
     outcome: str = "answered"
     latency_ms: float = 0.0
+    admission: Admission | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {

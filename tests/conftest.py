@@ -126,3 +126,125 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def redis_url() -> str:
     return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_db() -> Iterator[str]:
+    """A clean Redis test database. Missing Redis fails under CI=true (never a silent skip)."""
+    import redis as redis_sync
+
+    url = redis_url()
+    client = redis_sync.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis_sync.exceptions.ConnectionError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is required under CI=true but {url} does not answer")
+        pytest.skip(f"Redis not reachable at {url}")
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class HubProcess:
+    """``python -m core serve`` as a real separate process (for multi-process tests)."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KB_DIR": str(SAMPLE_KB), "LOG_FILE": ""}
+        full = {**base, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
+        self._log = open(tmp_path / f"hub-{self.port}.out", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "core", "serve"], cwd=ROOT, env=full,
+                                     stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def wait_ready(self, timeout: float = 30) -> HubProcess:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub process exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("hub process did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()
+        self._log.close()
+
+
+class RedisServer:
+    """A private redis-server on a free port, which a test may stop and start again."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._dir = tmp_path
+        self.proc: Any = None
+
+    def start(self) -> RedisServer:
+        import shutil
+        import subprocess
+        import time
+
+        import redis as redis_sync
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if os.environ.get("CI") == "true":
+                pytest.fail("redis-server is required under CI=true")
+            pytest.skip("redis-server not installed")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self._dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis_sync.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                return self
+            except redis_sync.exceptions.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+
+
+def metric(base_url: str, name: str, **labels: str) -> float:
+    """One sample of the hub's /metrics (0 when absent), parsed with prometheus-client."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics", timeout=5).text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0

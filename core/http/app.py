@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -12,10 +13,12 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from core import logs
 from core.config import Settings
-from core.http import ask_routes, errors, ops_routes
+from core.http import admin_routes, ask_routes, errors, ops_routes
+from core.http.fastlane import FastLane, LaneRoute
 from core.http.middleware import HubMiddleware
 from core.hub import Hub
 
@@ -24,6 +27,14 @@ log = logging.getLogger("askhub.app")
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 # Adapters plug in by name: core never imports them directly (they depend on core).
 ADAPTERS = ("adapters.slack", "adapters.line", "adapters.discord")
+CORS_REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "X-Request-ID", "X-AskHub-Client"]
+CORS_RESPONSE_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -33,30 +44,51 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
+        # Everything loaded so far lives as long as the process: keep it out of the
+        # collector's work, so collections stay short and rare under load.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
             await hub.close()
 
-    app = FastAPI(title="Ask Hub", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = HubApp(title="Ask Hub", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.lane_routes = [LaneRoute("/ask", "POST", ask_routes.ask)]
+    app.max_body_bytes = settings.requests.max_body_bytes
+    app.allowed_origins = settings.hub_allowed_origins
     app.state.hub = hub
     errors.install(app)
     app.include_router(ops_routes.router)
     app.include_router(ask_routes.router)
+    app.include_router(admin_routes.router)
     _mount_adapters(app, hub)
     if WEB_DIR.is_dir():
         app.include_router(portal_router())
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-    if settings.hub_allowed_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.hub_allowed_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-        )
-    app.add_middleware(HubMiddleware, max_body_bytes=settings.requests.max_body_bytes)
     return app
+
+
+class HubApp(FastAPI):
+    """FastAPI with the hub's own outer layers: CORS (when configured), then one middleware
+    for request id, body limit, metrics and errors, then the fast lane, then FastAPI."""
+
+    lane_routes: list[LaneRoute]
+    max_body_bytes: int
+    allowed_origins: list[str]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = FastLane(super().build_middleware_stack(), self.lane_routes)
+        app = HubMiddleware(app, max_body_bytes=self.max_body_bytes)
+        if self.allowed_origins:
+            app = CORSMiddleware(
+                app,
+                allow_origins=self.allowed_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=CORS_REQUEST_HEADERS,
+                expose_headers=CORS_RESPONSE_HEADERS,
+            )
+        return app
 
 
 def portal_router() -> APIRouter:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from starlette.responses import Response
 
 from core.errors import BadRequest, InvalidType
+from core.http.auth import principal
 from core.schema import AskRequest
 
 
@@ -82,16 +83,22 @@ router = APIRouter()
     },
 )
 async def ask(request: Request) -> Response:
+    who = principal(request, "ask")
     body = parse_body(await request.body())
     hub = request.app.state.hub
     result = await hub.asker.ask(
         AskRequest(
             question=body.question,
+            tenant=who.tenant,
+            client=who.client,
+            user=who.user,
             conversation_id=body.conversation_id,
             temperature=body.temperature,
             top_k=body.top_k,
             request_id=request.state.request_id,
             platform="web" if request.headers.get("x-askhub-client") == "portal" else "api",
-        )
+        ),
+        who,
     )
-    return Response(orjson.dumps(result.as_dict()), media_type="application/json")
+    headers = result.admission.headers() if result.admission else None
+    return Response(orjson.dumps(result.as_dict()), media_type="application/json", headers=headers)

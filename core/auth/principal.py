@@ -1,0 +1,17 @@
+"""Who is asking: the result of authentication, the input of limits and usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    client: str  # the front end (portal, slack, an internal service) or "jwt"
+    tenant: str  # the department that is limited and billed
+    user: str  # the person: JWT sub, platform user, else the client itself
+    scopes: frozenset[str]
+    exempt_when_backend_down: bool = False
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes

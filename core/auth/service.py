@@ -1,0 +1,68 @@
+"""From request credentials to a Principal, or a 401/403 the caller can act on."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from core.auth.keys import ClientRegistry
+from core.auth.principal import Principal
+from core.auth.tokens import TokenError, TokenVerifier, looks_like_jwt
+from core.config import Settings
+from core.errors import Forbidden, Unauthorized
+
+AUDIT = logging.getLogger("askhub.audit")
+ALL_SCOPES = frozenset({"ask", "chat", "admin"})
+
+
+def fingerprint(value: str) -> str:
+    """A short stable hash: lets operators correlate log lines without holding the value."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+class Authenticator:
+    def __init__(self, settings: Settings) -> None:
+        self.demo = not settings.auth_enabled
+        self.clients = ClientRegistry(settings)
+        self.tokens = TokenVerifier(settings.jwt) if settings.jwt else None
+        self._jwt_client = settings.jwt.client if settings.jwt else "jwt"
+
+    def authenticate(self, credential: str | None, *, scope: str, route: str, peer: str) -> Principal:
+        """``credential`` is the bearer value or X-API-Key; ``peer`` the client address."""
+        if self.demo:
+            # Local demo mode: loopback only (enforced at start-up), everyone is the local user.
+            return Principal("local", "default", f"local:{peer}", ALL_SCOPES)
+        if not credential:
+            self._fail("missing_credentials", route, peer)
+            raise Unauthorized("send a client key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+        principal = self._principal(credential, route, peer)
+        if not principal.allows(scope):
+            AUDIT.warning(
+                "forbidden",
+                extra={"event": "forbidden", "client": principal.client, "route": route, "scope": scope},
+            )
+            raise Forbidden(f"this credential does not allow the '{scope}' scope")
+        return principal
+
+    def _principal(self, credential: str, route: str, peer: str) -> Principal:
+        if self.tokens is not None and looks_like_jwt(credential):
+            try:
+                claims = self.tokens.verify(credential)
+            except TokenError as exc:
+                self._fail(f"jwt: {exc}", route, peer)
+                raise Unauthorized(str(exc)) from None
+            return Principal(self._jwt_client, claims.tenant, claims.subject, claims.scopes)
+        client = self.clients.by_key(credential)
+        if client is None:
+            self._fail("unknown_key", route, peer)
+            raise Unauthorized("invalid credentials")
+        return Principal(
+            client.name, client.tenant, client.name, client.scopes, client.settings.exempt_when_backend_down
+        )
+
+    @staticmethod
+    def _fail(reason: str, route: str, peer: str) -> None:
+        AUDIT.warning(
+            "auth failed",
+            extra={"event": "auth_failed", "reason": reason, "route": route, "peer": fingerprint(peer)},
+        )

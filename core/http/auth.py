@@ -1,0 +1,22 @@
+"""Credentials from an HTTP request, checked by the hub's Authenticator."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from core.auth.principal import Principal
+
+
+def credential(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def principal(request: Request, scope: str) -> Principal:
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    peer = request.client.host if request.client else "unknown"
+    return request.app.state.hub.auth.authenticate(credential(request), scope=scope, route=route, peer=peer)

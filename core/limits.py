@@ -1,0 +1,134 @@
+"""Per-user limits and per-tenant quotas, exact across processes.
+
+One call decides a request: the user's sliding window (RATE_LIMIT_* or the tenant's or
+client's override), an optional burst bucket, the tenant's daily request quota and token
+budget. ``Retry-After`` and ``X-RateLimit-Reset`` come from the window or bucket that said
+no — never a fixed number. When the shared backend is unreachable the configured policy
+applies (fail closed by default) and says so; limits never quietly become per-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from core.auth.principal import Principal
+from core.auth.service import fingerprint
+from core.config import BurstSettings, Settings
+from core.errors import RateLimited, Unavailable
+from core.metrics import BACKEND_ERRORS, RATE_LIMITED
+from core.schema import Admission
+from core.state import BackendUnavailable, Decision, StateBackend
+from core.state.base import AdmitPlan
+
+AUDIT = logging.getLogger("askhub.audit")
+REASONS = {
+    "user_window": "too many questions in a short time",
+    "burst": "too many questions at once",
+    "tenant_tokens": "the department's daily token budget is used up",
+    "tenant_requests": "the department's daily quota is used up",
+}
+DAY_TTL = 2 * 86400
+
+
+class Governor:
+    def __init__(self, settings: Settings, backend: StateBackend) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._clients = {c.name: c for c in settings.clients}
+        self._zone = ZoneInfo(settings.limits.quota_timezone)
+        self._known_tenants = set(settings.tenants) | {c.tenant for c in settings.clients} | {"default"}
+        self._known_tenants |= {entry.split(":")[1] for entry in settings.hub_api_keys}
+
+    def tenant_label(self, tenant: str) -> str:
+        """Configured tenants by name, anything else as "other": metric labels stay bounded."""
+        return tenant if tenant in self._known_tenants else "other"
+
+    def _window(self, principal: Principal) -> tuple[int, float]:
+        client = self._clients.get(principal.client)
+        tenant = self._settings.tenants.get(principal.tenant)
+        override = (client and client.rate_limit) or (tenant and tenant.rate_limit)
+        if override:
+            return override.max_per_user, override.window_sec
+        return self._settings.rate_limit_max_per_user, self._settings.rate_limit_window_sec
+
+    def _burst(self, principal: Principal) -> BurstSettings | None:
+        client = self._clients.get(principal.client)
+        tenant = self._settings.tenants.get(principal.tenant)
+        return (client and client.burst) or (tenant and tenant.burst) or None
+
+    async def admit(self, principal: Principal, route: str) -> Admission:
+        limit, window = self._window(principal)
+        who = f"{principal.tenant}:{principal.user}"
+        burst = self._burst(principal)
+        tenant = self._settings.tenants.get(principal.tenant)
+        day, until_midnight = self._day()
+        tokens = tenant.tokens_per_day if tenant else None
+        requests = tenant.requests_per_day if tenant else None
+        plan = AdmitPlan(
+            window_key=f"rl:{who}",
+            limit=limit,
+            window_sec=window,
+            bucket_key=f"burst:{who}" if burst else None,
+            bucket_capacity=burst.capacity if burst else 0,
+            bucket_rate=burst.refill_per_sec if burst else 0.0,
+            tokens_key=f"quota:tok:{principal.tenant}:{day}" if tokens else None,
+            tokens_budget=tokens or 0,
+            requests_key=f"quota:req:{principal.tenant}:{day}" if requests else None,
+            requests_limit=requests or 0,
+            day_ttl_sec=DAY_TTL,
+        )
+        try:
+            outcome = await self._backend.admit(plan)
+        except BackendUnavailable:
+            BACKEND_ERRORS.labels("limits").inc()
+            return self._backend_down(principal, limit)
+        if outcome.refused_by is not None:
+            refusal = outcome.refusal or outcome.window
+            if outcome.refused_by.startswith("tenant_"):  # daily quotas free up at midnight
+                refusal = Decision(False, refusal.limit, 0, until_midnight)
+            self._reject(principal, route, outcome.refused_by, refusal)
+        return Admission(limit, outcome.window.remaining, outcome.window.reset_after)
+
+    async def charge_tokens(self, tenant: str, tokens: int) -> None:
+        """Count tokens against the tenant's daily budget (after the model answered)."""
+        if tokens <= 0 or self._settings.tenants.get(tenant) is None:
+            return
+        day, _ = self._day()
+        try:
+            await self._backend.counter_take(f"quota:tok:{tenant}:{day}", tokens, None, DAY_TTL)
+        except BackendUnavailable:
+            BACKEND_ERRORS.labels("limits").inc()
+
+    def _day(self) -> tuple[str, float]:
+        now = datetime.now(self._zone)
+        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return now.strftime("%Y-%m-%d"), (midnight - now).total_seconds()
+
+    def _reject(self, principal: Principal, route: str, which: str, decision: Decision) -> None:
+        why = REASONS[which]
+        RATE_LIMITED.labels(self.tenant_label(principal.tenant), which).inc()
+        AUDIT.warning(
+            "limited",
+            extra={
+                "event": "rate_limited",
+                "tenant": principal.tenant,
+                "client": principal.client,
+                "user_hash": fingerprint(principal.user),
+                "route": route,
+                "limit": which,
+            },
+        )
+        admission = Admission(decision.limit, 0, decision.reset_after)
+        raise RateLimited(
+            f"{why}; try again in {math.ceil(decision.reset_after)} s",
+            retry_after=max(decision.reset_after, 1.0),
+            headers=admission.headers(),
+        )
+
+    def _backend_down(self, principal: Principal, limit: int) -> Admission:
+        if self._settings.limits.backend_down == "open" or principal.exempt_when_backend_down:
+            return Admission(limit, None, 0.0)
+        raise Unavailable("limits cannot be checked right now (shared state unreachable)", retry_after=5)

@@ -1,0 +1,109 @@
+"""The shared-state backends behave the same in memory and in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.state import MemoryBackend, StateBackend
+from core.state.redis_backend import RedisBackend
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[StateBackend]:
+    if request.param == "memory":
+        store: StateBackend = MemoryBackend()
+    else:
+        store = RedisBackend(request.getfixturevalue("redis_db"))
+    yield store
+    await store.close()
+
+
+async def test_window_admits_exactly_the_limit(backend: StateBackend) -> None:
+    decisions = [await backend.window_hit("w:u1", 3, 60) for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
+    assert decisions[0].reset_after == 0  # slots are still free
+    assert 59 < decisions[3].reset_after <= 60  # the oldest hit leaves the window in ~60 s
+    other = await backend.window_hit("w:u2", 3, 60)
+    assert other.allowed and other.remaining == 2
+
+
+async def test_window_frees_a_slot_when_the_oldest_hit_leaves(backend: StateBackend) -> None:
+    assert (await backend.window_hit("w:short", 1, 0.3)).allowed
+    refused = await backend.window_hit("w:short", 1, 0.3)
+    assert not refused.allowed and 0 < refused.reset_after <= 0.3
+    await asyncio.sleep(refused.reset_after + 0.05)
+    assert (await backend.window_hit("w:short", 1, 0.3)).allowed
+
+
+async def test_window_is_exact_under_concurrency(backend: StateBackend) -> None:
+    results = await asyncio.gather(*(backend.window_hit("w:crowd", 50, 60) for _ in range(200)))
+    assert sum(d.allowed for d in results) == 50
+
+
+async def test_bucket_allows_bursts_then_the_refill_rate(backend: StateBackend) -> None:
+    taken = [await backend.bucket_take("b:u", 3, 2.0) for _ in range(4)]
+    assert [d.allowed for d in taken] == [True, True, True, False]
+    assert 0 < taken[3].reset_after <= 0.5  # one token comes back every 0.5 s
+    await asyncio.sleep(taken[3].reset_after + 0.05)
+    assert (await backend.bucket_take("b:u", 3, 2.0)).allowed
+
+
+async def test_counter_take_respects_the_limit(backend: StateBackend) -> None:
+    assert await backend.counter_take("c:q", 1, 2, 60) == (True, 1)
+    assert await backend.counter_take("c:q", 1, 2, 60) == (True, 2)
+    assert await backend.counter_take("c:q", 1, 2, 60) == (False, 2)
+    assert await backend.counter_take("c:t", 150.5, None, 60) == (True, 150.5)
+    assert await backend.counter_get("c:t") == 150.5
+    assert await backend.counter_get("c:missing") == 0
+
+
+async def test_set_only_if_absent_is_a_claim(backend: StateBackend) -> None:
+    claims = await asyncio.gather(
+        *(backend.set("k:event", b"mine", 60, only_if_absent=True) for _ in range(10))
+    )
+    assert sum(claims) == 1
+    assert await backend.get("k:event") == b"mine"
+    await backend.delete("k:event")
+    assert await backend.get("k:event") is None
+
+
+async def test_values_expire(backend: StateBackend) -> None:
+    await backend.set("k:short", b"v", 0.2)
+    assert await backend.get("k:short") == b"v"
+    await asyncio.sleep(0.3)
+    assert await backend.get("k:short") is None
+
+
+async def test_hash_increments_and_lists(backend: StateBackend) -> None:
+    await backend.hash_incr("h:usage", {"a": 1, "b": 2.5}, 60)
+    await backend.hash_incr("h:usage", {"a": 1}, 60)
+    assert await backend.hash_get_all("h:usage") == {"a": 2, "b": 2.5}
+    for i in range(5):
+        await backend.list_push("l:conv", f"turn{i}".encode(), 3, 60)
+    assert await backend.list_range("l:conv", 10) == [b"turn2", b"turn3", b"turn4"]
+    assert await backend.list_range("l:conv", 2) == [b"turn3", b"turn4"]
+    assert await backend.list_range("l:none", 2) == []
+
+
+async def test_admit_checks_every_limit_in_one_step(backend: StateBackend) -> None:
+    from core.state.base import AdmitPlan
+
+    plan = AdmitPlan(window_key="a:w", limit=5, window_sec=60, bucket_key="a:b", bucket_capacity=3, bucket_rate=0.01,
+                     requests_key="a:r", requests_limit=2, tokens_key="a:t", tokens_budget=100)  # fmt: skip
+    first, second, third = [await backend.admit(plan) for _ in range(3)]
+    assert first.refused_by is None and first.window.remaining == 4
+    assert second.refused_by is None
+    assert third.refused_by == "tenant_requests" and third.refusal is not None and third.refusal.limit == 2
+    fourth = await backend.admit(plan)
+    assert fourth.refused_by == "burst" and fourth.refusal is not None and fourth.refusal.reset_after > 50
+    await backend.counter_take("a:t", 100, None, 60)
+    wide = AdmitPlan(window_key="a:w2", limit=5, window_sec=60, tokens_key="a:t", tokens_budget=100)
+    assert (await backend.admit(wide)).refused_by == "tenant_tokens"
+    narrow = AdmitPlan(window_key="a:w3", limit=1, window_sec=60)
+    assert (await backend.admit(narrow)).refused_by is None
+    refused = await backend.admit(narrow)
+    assert refused.refused_by == "user_window" and refused.window.remaining == 0
