@@ -1,13 +1,17 @@
 """AskService: the one place a question becomes an answer, for every front door.
 
-limits -> question check -> cache -> retrieval -> model -> cache store -> usage, logs
+    limits -> question check -> route -> cache -> retrieval -> model -> cache, usage, logs
+
+``ask`` returns the finished AskResult; ``stream`` yields the answer's text as it is
+produced and the AskResult last. Both run the same pipeline.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 
@@ -16,23 +20,26 @@ from core.auth.principal import Principal
 from core.auth.service import fingerprint
 from core.cache import AnswerCache
 from core.config import Settings
-from core.errors import BadGateway, BadRequest, HubError, Unavailable, UpstreamTimeout
+from core.conversation import Conversations
+from core.errors import BadRequest, HubError, Unavailable
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Hit, Retriever
 from core.limits import Governor
-from core.llm.base import Completion, Provider, ProviderError
+from core.llm.base import Completion, Message
+from core.llm.gateway import ModelGateway
 from core.llm.prompt import build_prompt, language_of
-from core.metrics import ASKS, COST, LLM_CALLS, LLM_SECONDS, LLM_TOKENS, RETRIEVAL_SECONDS
-from core.schema import AskRequest, AskResult, Source, Usage
+from core.messages import NO_KNOWLEDGE
+from core.metrics import ASKS, COST, RETRIEVAL_SECONDS
+from core.pii import redact
+from core.schema import Admission, AskRequest, AskResult, Source, Usage
 from core.usage import UsageLedger
 
-log = logging.getLogger("askhub.ask")
 
-NO_KNOWLEDGE = {
-    "zh-TW": "抱歉，知識庫裡找不到與這個問題相關的資料。可以換個說法再問一次，或洽詢負責該業務的部門。",
-    "en": "Sorry, I could not find anything about that in the knowledge base. Try asking in other words, "
-    "or ask the team that owns the topic.",
-}
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A piece of the answer as it streams."""
+
+    text: str
 
 
 def clean_question(text: str, max_chars: int) -> str:
@@ -51,12 +58,14 @@ class AskService:
         *,
         index: IndexHolder,
         retriever: Retriever,
-        provider: Provider,
+        models: ModelGateway,
+        conversations: Conversations,
     ) -> None:
         self._settings = settings
         self._index = index
         self._retriever = retriever
-        self._provider = provider
+        self._models = models
+        self._conversations = conversations
 
     def use(self, settings: Settings, *, governor: Governor, cache: AnswerCache, usage: UsageLedger) -> None:
         """The policies in force (replaced as a whole when the config changes)."""
@@ -68,15 +77,42 @@ class AskService:
     async def ask(self, request: AskRequest, principal: Principal | None = None) -> AskResult:
         """Answer one question. ``principal`` is the authenticated caller of an HTTP route;
         adapters leave it out and the request's own client, tenant and user are used."""
+        async for event in self._run(request, principal, streaming=False):
+            if isinstance(event, AskResult):
+                return event
+        raise AssertionError("the pipeline always ends with a result")
+
+    def stream(
+        self,
+        request: AskRequest,
+        principal: Principal | None = None,
+        on_admission: Callable[[Admission], None] | None = None,
+    ) -> AsyncIterator[Delta | AskResult]:
+        """The answer's text as it grows (Delta), then the AskResult. ``on_admission`` hears
+        the limits' verdict before the first piece (an HTTP route's headers need it)."""
+        return self._run(request, principal, streaming=True, on_admission=on_admission)
+
+    async def _run(
+        self,
+        request: AskRequest,
+        principal: Principal | None,
+        *,
+        streaming: bool,
+        on_admission: Callable[[Admission], None] | None = None,
+    ) -> AsyncIterator[Delta | AskResult]:
         started = time.perf_counter()
         outcome = "error"
         admission = None
         try:
             who = principal or Principal(request.client, request.tenant, request.user, frozenset({"ask"}))
             admission = await self._governor.admit(who, request.platform)
-            result = await self._answer(request, started)
-            outcome = "cached" if result.cached else result.outcome
-            return replace(result, admission=admission)
+            if on_admission is not None:
+                on_admission(admission)
+            async for event in self._answer(request, started, streaming):
+                if isinstance(event, AskResult):
+                    outcome = "cached" if event.cached else event.outcome
+                    event = replace(event, admission=admission)
+                yield event
         except HubError as exc:
             outcome = exc.type
             if admission is not None:  # limit headers go on every admitted request's response
@@ -86,81 +122,88 @@ class AskService:
         finally:
             ASKS.labels(request.platform, outcome).inc()
 
-    async def _answer(self, request: AskRequest, started: float) -> AskResult:
+    async def _answer(self, request: AskRequest, started: float, streaming: bool) -> AsyncIterator[Delta | AskResult]:
         settings = self._settings
         question = clean_question(request.question, settings.requests.max_question_chars)
         index = self._index.current
         if index is None:
             raise Unavailable(self._index.error or "the knowledge base is not loaded yet", retry_after=5)
         top_k = request.top_k or settings.retrieval.top_k
-        route = f"{self._provider.model}|k{top_k}"
-        key = AnswerCache.key(question, index.version, route)
-        hit = await self._cache.get(key, tenant=request.tenant, question=question)
+        history = await self._conversations.history(request.conversation_id)
+        # Earlier turns go into the prompt: personal data in any of them routes locally too.
+        routed_text = " ".join([question, *(f"{t.question} {t.answer}" for t in history)])
+        route = self._models.route(
+            routed_text,
+            tenant=request.tenant,
+            platform=request.platform,
+            tenant_label=self._governor.tenant_label(request.tenant),
+        )
+        key = AnswerCache.key(question, index.version, f"{route.name}|k{top_k}")
+        # A follow-up depends on its conversation: never answered from (or into) the plain cache.
+        hit = None if history else await self._cache.get(key, tenant=request.tenant, question=question)
         if hit is not None:
-            return await self._finish(request, question, started, cached=orjson.loads(hit))
+            cached = orjson.loads(hit)
+            if streaming:
+                yield Delta(cached["answer"])
+            await self._conversations.add(request.conversation_id, question, cached["answer"])
+            yield self._finish(request, question, started, cached, Usage(), cached=True, route=route.name)
+            return
 
         t0 = time.perf_counter()
-        hits = await self._retriever.search(index, question, top_k)
+        context = history[-1].question if history else ""
+        hits = await self._retriever.search(index, question, top_k, context=context)
         RETRIEVAL_SECONDS.observe(time.perf_counter() - t0)
         relevant = [h for h in hits if h.score >= settings.retrieval.min_score]
-        answer, model, usage, outcome = NO_KNOWLEDGE[language_of(question)], "none", Usage(), "no_knowledge"
+        completion: Completion | None = None
         if relevant:
-            completion = await self._complete(request, question, relevant)
-            if completion.text:
-                cost = self._usage.cost(
-                    completion.model, completion.prompt_tokens, completion.completion_tokens
-                )
-                answer, model, outcome = completion.text, completion.model, "answered"
-                usage = Usage(completion.prompt_tokens, completion.completion_tokens, cost)
-        sources = (
-            [Source(h.chunk.id, h.chunk.title, h.chunk.text, h.score) for h in relevant]
-            if model != "none"
-            else []
-        )
-        fresh = {
-            "answer": answer,
-            "model": model,
-            "outcome": outcome,
-            "sources": [s.as_dict() for s in sources],
+            turns = [m for t in history for m in (Message("user", t.question), Message("assistant", t.answer))]
+            prompt = build_prompt(question, relevant, turns)
+            temperature = settings.llm.temperature if request.temperature is None else request.temperature
+            if streaming:
+                async for part in self._models.stream(route, prompt, temperature, settings.llm.max_tokens):
+                    if isinstance(part, str):
+                        yield Delta(part)
+                    else:
+                        completion = part
+            else:
+                completion = await self._models.complete(route, prompt, temperature, settings.llm.max_tokens)
+        data, usage = self._outcome(question, relevant, completion)
+        if streaming and data["model"] == "none":
+            yield Delta(data["answer"])
+        if completion is not None:
+            await self._governor.charge_tokens(request.tenant, completion.prompt_tokens + completion.completion_tokens)
+        if not history:
+            await self._cache.put(key, orjson.dumps(data), tenant=request.tenant, question=question)
+        await self._conversations.add(request.conversation_id, question, data["answer"])
+        yield self._finish(request, question, started, data, usage, cached=False, route=route.name)
+
+    def _outcome(
+        self, question: str, relevant: list[Hit], completion: Completion | None
+    ) -> tuple[dict[str, Any], Usage]:
+        if completion is None or not completion.text:
+            answer = NO_KNOWLEDGE[language_of(question)]
+            return {"answer": answer, "model": "none", "outcome": "no_knowledge", "sources": []}, Usage()
+        cost = self._usage.cost(completion.model, completion.prompt_tokens, completion.completion_tokens)
+        sources = [Source(h.chunk.id, h.chunk.title, h.chunk.text, h.score).as_dict() for h in relevant]
+        data = {
+            "answer": completion.text,
+            "model": completion.model,
+            "outcome": "answered",
+            "sources": sources,
         }
-        await self._cache.put(key, orjson.dumps(fresh), tenant=request.tenant, question=question)
-        return await self._finish(request, question, started, fresh=fresh, usage=usage)
+        return data, Usage(completion.prompt_tokens, completion.completion_tokens, cost)
 
-    async def _complete(self, request: AskRequest, question: str, relevant: list[Hit]) -> Completion:
-        settings = self._settings
-        provider = self._provider
-        temperature = settings.llm.temperature if request.temperature is None else request.temperature
-        t1 = time.perf_counter()
-        try:
-            completion = await provider.complete(
-                build_prompt(question, relevant), temperature=temperature, max_tokens=settings.llm.max_tokens
-            )
-        except ProviderError as exc:
-            LLM_CALLS.labels(provider.model, exc.kind).inc()
-            raise _http_error(exc) from None
-        LLM_SECONDS.labels(provider.model).observe(time.perf_counter() - t1)
-        LLM_CALLS.labels(provider.model, "ok").inc()
-        LLM_TOKENS.labels(completion.model, "prompt").inc(completion.prompt_tokens)
-        LLM_TOKENS.labels(completion.model, "completion").inc(completion.completion_tokens)
-        await self._governor.charge_tokens(
-            request.tenant, completion.prompt_tokens + completion.completion_tokens
-        )
-        return completion
-
-    async def _finish(
+    def _finish(
         self,
         request: AskRequest,
         question: str,
         started: float,
+        data: dict[str, Any],
+        usage: Usage,
         *,
-        fresh: dict | None = None,  # type: ignore[type-arg]
-        cached: dict | None = None,  # type: ignore[type-arg]
-        usage: Usage | None = None,
+        cached: bool,
+        route: str,
     ) -> AskResult:
-        usage = usage or Usage()
-        data = fresh if fresh is not None else cached
-        assert data is not None
-        is_cached = cached is not None
         model = data["model"]
         if model != "none":
             COST.labels(self._governor.tenant_label(request.tenant), model).inc(usage.cost_usd)
@@ -171,7 +214,7 @@ class AskService:
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 cost=usage.cost_usd,
-                cached=is_cached,
+                cached=cached,
             )
         sources = [Source(**s) for s in data["sources"]]
         latency_ms = (time.perf_counter() - started) * 1000
@@ -182,7 +225,8 @@ class AskService:
                 "client": request.client,
                 "platform": request.platform,
                 "user_hash": fingerprint(request.user),
-                "question_chars": len(question),
+                "question": redact(question),
+                "route": route,
                 "model": model,
                 "outcome": data["outcome"],
                 "sources": [s.id for s in sources],
@@ -190,7 +234,7 @@ class AskService:
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
                 "cost_usd": usage.cost_usd,
-                "cached": is_cached,
+                "cached": cached,
             }
         )
         return AskResult(
@@ -198,17 +242,9 @@ class AskService:
             answer=data["answer"],
             sources=sources,
             model=model,
-            cached=is_cached,
+            cached=cached,
             usage=usage,
             request_id=request.request_id,
             outcome=data["outcome"],
             latency_ms=latency_ms,
         )
-
-
-def _http_error(exc: ProviderError) -> Exception:
-    if exc.kind == "timeout":
-        return UpstreamTimeout("the model did not answer in time")
-    if exc.kind in ("bad_response", "client"):
-        return BadGateway("the model gave an unusable reply")
-    return Unavailable("the model is unavailable right now", retry_after=exc.retry_after or 5)

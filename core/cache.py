@@ -79,9 +79,7 @@ class AnswerCache:
             await self._backend.set(key, value, self._settings.ttl_sec)
             if self._settings.semantic.enabled:
                 vector = self._embedder.embed_sync([normalise(question)])[0].astype(np.float16)
-                entry = orjson.dumps(
-                    {"k": key, "v": base64.b64encode(vector.tobytes()).decode(), "q": question}
-                )
+                entry = orjson.dumps({"k": key, "v": base64.b64encode(vector.tobytes()).decode(), "q": question})
                 await self._backend.list_push(
                     f"semantic:{tenant}", entry, self._settings.semantic.max_entries, self._settings.ttl_sec
                 )

@@ -44,6 +44,8 @@ class RetrievalSettings(_Section):
 
 class RequestLimits(_Section):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Platform webhooks carry batches of events (LINE) and rich payloads: a larger cap.
+    webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_question_chars: int = Field(2000, ge=10)
 
 
@@ -75,6 +77,7 @@ class ClientSettings(_Section):
     tenant: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     scopes: list[Scope] = ["ask", "chat"]
     key_sha256: list[str] = []
+    models: list[str] | None = None  # logical models it may name on /v1 (None: all)
     rate_limit: RateLimitOverride | None = None
     burst: BurstSettings | None = None
     # Allowed through when the shared backend is down and limits fail closed.
@@ -147,6 +150,96 @@ class Price(_Section):
     output_per_1m: float = Field(ge=0)
 
 
+class ModelSettings(_Section):
+    """A logical model: what front ends and routes name, mapped to a real upstream."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    provider: Literal["openai", "extractive"] = "openai"
+    model: str | None = None  # the upstream's model name (default: the logical name)
+    base_url: str | None = None  # default OPENAI_BASE_URL
+    api_key_env: str | None = "OPENAI_API_KEY"  # the variable holding the key (keys never sit in YAML)
+    timeout_sec: float = Field(30.0, gt=0)
+    local: bool = False  # runs inside the company: may see personal data
+    max_concurrency: int = Field(64, ge=1)  # requests in flight to this model from one process
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+class RouteMatch(_Section):
+    """All given conditions must hold; an empty match always holds."""
+
+    pii: bool | None = None
+    min_chars: int | None = Field(None, ge=1)
+    max_chars: int | None = Field(None, ge=1)
+    keywords: list[str] = []  # any of them, case-insensitive
+    pattern: str | None = None  # a regular expression searched in the question
+    tenants: list[str] = []
+    platforms: list[str] = []
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            import re
+
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+
+class RouteSettings(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    when: RouteMatch = RouteMatch()
+    models: list[str] = Field(min_length=1)  # the fallback chain, in order
+
+
+class BreakerSettings(_Section):
+    window_sec: float = Field(60.0, gt=0)
+    min_calls: int = Field(20, ge=1)  # rate and latency rules need this many calls in the window
+    p95_latency_sec: float = Field(3.0, gt=0)
+    error_rate: float = Field(0.02, gt=0, le=1)
+    consecutive_failures: int = Field(5, ge=1)
+    open_sec: float = Field(30.0, gt=0)  # then half-open: one probe decides
+
+
+class ResilienceSettings(_Section):
+    retries: int = Field(2, ge=0, le=10)  # per model, after the first attempt
+    backoff_base_sec: float = Field(0.2, ge=0)
+    backoff_max_sec: float = Field(2.0, ge=0)
+    budget_sec: float = Field(20.0, gt=0)  # all attempts of a request, every model included
+    breaker: BreakerSettings = BreakerSettings()
+
+
+class ConversationSettings(_Section):
+    turns: int = Field(6, ge=0, le=50)  # earlier questions and answers kept per conversation
+    ttl_sec: float = Field(3600.0, gt=0)
+
+
+class SlackSettings(_Section):
+    tenants: dict[str, str] = {}  # workspace team_id -> tenant
+    default_tenant: str = "default"
+
+
+class LineSettings(_Section):
+    tenant: str = "default"  # the official account's department (customer service, say)
+    # In groups and rooms the bot answers only when mentioned or addressed with a prefix.
+    group_prefixes: list[str] = ["@bot", "/ask"]
+    reply_within_sec: float = Field(20.0, gt=0, le=55)  # after this, answer by push instead of reply
+
+
+class DiscordSettings(_Section):
+    tenants: dict[str, str] = {}  # guild id -> tenant
+    default_tenant: str = "default"  # DMs and unmapped guilds
+    dev_guild_id: str | None = None  # register /ask in this guild only (instant, for development)
+
+
 class Settings(_Section):
     port: int = Field(8000, ge=1, le=65535)
     host: str = "127.0.0.1"
@@ -177,6 +270,8 @@ class Settings(_Section):
     discord_public_key: str | None = None
     discord_application_id: str | None = None
     discord_api_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str | None = None  # tests and proxies; unset: the URL Discord gives
+    public_url: str | None = None  # where users reach the portal, for links in chat answers
 
     clients: list[ClientSettings] = []
     tenants: dict[str, TenantSettings] = {}
@@ -184,6 +279,13 @@ class Settings(_Section):
     limits: LimitSettings = LimitSettings()
     cache: CacheSettings = CacheSettings()
     prices: dict[str, Price] = {}
+    models: list[ModelSettings] = []
+    routes: list[RouteSettings] = []
+    resilience: ResilienceSettings = ResilienceSettings()
+    conversation: ConversationSettings = ConversationSettings()
+    slack: SlackSettings = SlackSettings()
+    line: LineSettings = LineSettings()
+    discord: DiscordSettings = DiscordSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     requests: RequestLimits = RequestLimits()
     llm: LLMSettings = LLMSettings()
@@ -224,7 +326,10 @@ class Settings(_Section):
 
 
 # YAML-only settings: structured sections, not environment variables.
-_YAML_ONLY = {"clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm"}
+_YAML_ONLY = {
+    "clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm", "slack", "line",
+    "discord", "models", "routes", "resilience", "conversation",
+}  # fmt: skip
 
 
 def _env_names() -> dict[str, str]:

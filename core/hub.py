@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from core.ask import AskService
 from core.auth import Authenticator
 from core.cache import AnswerCache
+from core.chat import ChatService
 from core.config import Settings
+from core.conversation import Conversations
+from core.dedupe import EventLedger
+from core.feedback import FeedbackStore
+from core.jobs import MemoryQueue
 from core.kb.embedders import make_embedder
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Retriever
 from core.limits import Governor
-from core.llm.base import Provider
-from core.llm.extractive import ExtractiveProvider
-from core.llm.openai_provider import OpenAIProvider
+from core.llm.gateway import ModelGateway
 from core.metrics import BACKEND_UP, INDEX_CHUNKS, INDEX_VERSION
 from core.reload import ConfigWatcher
 from core.state import BackendUnavailable, make_backend
@@ -37,20 +41,34 @@ class Hub:
         self.embedder = make_embedder(settings.embeddings, api_key=key, base_url=settings.openai_base_url)
         self.index = IndexHolder(settings, self.embedder)
         self.retriever = Retriever(self.embedder, lexical_weight=settings.retrieval.lexical_weight)
-        self.provider = _provider(settings, key)
-        self.asker = AskService(settings, index=self.index, retriever=self.retriever, provider=self.provider)
+        self.models = ModelGateway(settings)
+        self.conversations = Conversations(settings.conversation, self.backend)
+        self.asker = AskService(
+            settings,
+            index=self.index,
+            retriever=self.retriever,
+            models=self.models,
+            conversations=self.conversations,
+        )
+        self.chat = ChatService(index=self.index, retriever=self.retriever, models=self.models)
         self.usage = UsageLedger(settings, self.backend)
+        self.events = EventLedger(self.backend)
+        self.feedback = FeedbackStore(self.backend)
+        self.jobs = MemoryQueue()
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def apply(self, settings: Settings) -> None:
         """(Re)build the parts a config change may touch; their state lives in the backend."""
+        self.settings = settings
         self.auth = Authenticator(settings)
         self.governor = Governor(settings, self.backend)
         self.cache = AnswerCache(settings.cache, self.backend)
         self.usage.configure(settings)
         self.asker.use(settings, governor=self.governor, cache=self.cache, usage=self.usage)
+        self.chat.use(settings, governor=self.governor, usage=self.usage)
 
     def _apply_from_thread(self, settings: Settings) -> None:
         assert self._loop is not None
@@ -60,16 +78,28 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         self.watcher.start()
         self.usage.start()
+        self.jobs.start()
         await self.index.start()
         if self.index.current is not None:
             INDEX_CHUNKS.set(self.index.current.size)
             INDEX_VERSION.set(self.index.current.version)
 
+    def on_close(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` at shutdown, after queued work is done (adapters close their clients)."""
+        self._on_close.append(hook)
+
     async def close(self) -> None:
         await self.watcher.close()
+        await self.jobs.close()
+        for hook in self._on_close:
+            try:
+                await hook()
+            except Exception as exc:
+                log.warning("shutdown hook failed", extra={"exc": type(exc).__name__})
         await self.usage.close()
         await self.index.close()
-        await self.provider.aclose()
+        await self.models.aclose()
+        await self.chat.aclose()
         await self.backend.close()
 
     async def readiness(self) -> list[str]:
@@ -83,18 +113,5 @@ class Hub:
         except BackendUnavailable as exc:
             BACKEND_UP.set(0)
             problems.append(f"shared state ({self.backend.name}): {exc}")
-        problem = await self.provider.ping()
-        if problem:
-            problems.append(f"model {self.provider.model}: {problem}")
+        problems += await self.models.unreachable()
         return problems
-
-
-def _provider(settings: Settings, key: str | None) -> Provider:
-    if key or settings.openai_base_url:
-        return OpenAIProvider(
-            model=settings.chat_model,
-            api_key=key,
-            base_url=settings.openai_base_url,
-            timeout=settings.llm.timeout_sec,
-        )
-    return ExtractiveProvider()

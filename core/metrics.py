@@ -37,9 +37,7 @@ ASKS = Counter(
     ["platform", "outcome"],
     registry=REGISTRY,
 )
-LLM_CALLS = Counter(
-    "hub_llm_calls_total", "Model calls by model and outcome", ["model", "outcome"], registry=REGISTRY
-)
+LLM_CALLS = Counter("hub_llm_calls_total", "Model calls by model and outcome", ["model", "outcome"], registry=REGISTRY)
 LLM_SECONDS = Histogram(
     "hub_llm_latency_seconds", "Model call latency", ["model"], buckets=LATENCY_BUCKETS, registry=REGISTRY
 )
@@ -80,5 +78,47 @@ CACHE = Counter(
     "hub_cache_requests_total",
     "Answer cache lookups by kind and result",
     ["kind", "result"],
+    registry=REGISTRY,
+)
+FEEDBACK = Counter(
+    "hub_feedback_total", "Answer ratings by platform and rating", ["platform", "rating"], registry=REGISTRY
+)
+ADAPTER_EVENTS = Counter(
+    "hub_adapter_events_total",
+    "Platform events by platform and outcome (answered, duplicate, ignored, failed)",
+    ["platform", "outcome"],
+    registry=REGISTRY,
+)
+ADAPTER_ACK_SECONDS = Histogram(
+    "hub_adapter_ack_seconds",
+    "Time to acknowledge a platform event",
+    ["platform"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0),
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge("hub_queue_depth", "Accepted events waiting to be answered", registry=REGISTRY)
+QUEUE_AGE = Gauge("hub_queue_oldest_age_seconds", "Age of the oldest waiting event", registry=REGISTRY)
+BREAKER_STATE = Gauge(
+    "hub_breaker_state",
+    "Circuit breaker per model: 0 closed, 1 half-open, 2 open",
+    ["model"],
+    registry=REGISTRY,
+)
+PII_ROUTED = Counter(
+    "hub_pii_routed_total",
+    "Questions with personal data, routed to a local model, by tenant",
+    ["tenant"],
+    registry=REGISTRY,
+)
+LLM_RETRIES = Counter(
+    "hub_llm_retries_total",
+    "Retried model calls by model and failure kind",
+    ["model", "kind"],
+    registry=REGISTRY,
+)
+LLM_FALLBACKS = Counter(
+    "hub_llm_fallbacks_total",
+    "Answers that came from a later model of the route",
+    ["route"],
     registry=REGISTRY,
 )

@@ -36,7 +36,7 @@ def serve(settings: Settings) -> int:
     from core.http.app import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_adapters=True),
         host=settings.host,
         port=settings.port,
         access_log=False,

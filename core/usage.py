@@ -109,7 +109,5 @@ class UsageLedger:
                     continue
                 row = grouped.setdefault((t, c, m), {"day": day, "tenant": t, "client": c, "model": m})
                 row[metric] = round(value, 8) if metric == "cost_usd" else int(value)
-            rows.extend(
-                sorted(grouped.values(), key=lambda r: (str(r["tenant"]), str(r["client"]), str(r["model"])))
-            )
+            rows.extend(sorted(grouped.values(), key=lambda r: (str(r["tenant"]), str(r["client"]), str(r["model"]))))
         return rows

@@ -33,11 +33,11 @@ def make_settings(tmp_path: Path, **env: str) -> Settings:
 class HubServer:
     """The real app under uvicorn on 127.0.0.1, in a thread with its own event loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, run_adapters: bool = False) -> None:
         from core.http.app import create_app
 
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = create_app(settings, run_adapters=run_adapters)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))

@@ -47,9 +47,7 @@ class ClientRegistry:
     def _add(self, cfg: ClientSettings) -> None:
         existing = self._by_name.get(cfg.name)
         if existing is not None:  # the same client in HUB_API_KEYS and YAML: merge its keys
-            cfg = existing.settings.model_copy(
-                update={"key_sha256": [*existing.settings.key_sha256, *cfg.key_sha256]}
-            )
+            cfg = existing.settings.model_copy(update={"key_sha256": [*existing.settings.key_sha256, *cfg.key_sha256]})
         client = Client(cfg.name, cfg.tenant, frozenset(cfg.scopes), cfg)
         self._by_name[cfg.name] = client
         for d in cfg.key_sha256:

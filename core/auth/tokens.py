@@ -76,9 +76,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token ({type(exc).__name__})") from None
         scope = claims.get("scope", claims.get("scp", ""))
-        scopes = frozenset(
-            scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else ()
-        )
+        scopes = frozenset(scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else ())
         tenant = claims.get(s.tenant_claim)
         return Claims(
             subject=str(claims["sub"]),

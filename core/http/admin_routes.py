@@ -35,6 +35,4 @@ async def usage(
         extra={"event": "admin_usage", "client": who.client, "tenant": scope_tenant or "*", "days": days},
     )
     rows = await hub.usage.report(days, scope_tenant)
-    return Response(
-        orjson.dumps({"days": days, "tenant": scope_tenant, "rows": rows}), media_type="application/json"
-    )
+    return Response(orjson.dumps({"days": days, "tenant": scope_tenant, "rows": rows}), media_type="application/json")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,8 +17,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from core import logs
+from core.adapters import installed
 from core.config import Settings
-from core.http import admin_routes, ask_routes, errors, ops_routes
+from core.http import admin_routes, ask_routes, errors, feedback_routes, openai_routes, ops_routes
 from core.http.fastlane import FastLane, LaneRoute
 from core.http.middleware import HubMiddleware
 from core.hub import Hub
@@ -25,8 +27,6 @@ from core.hub import Hub
 log = logging.getLogger("askhub.app")
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
-# Adapters plug in by name: core never imports them directly (they depend on core).
-ADAPTERS = ("adapters.slack", "adapters.line", "adapters.discord")
 CORS_REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "X-Request-ID", "X-AskHub-Client"]
 CORS_RESPONSE_HEADERS = [
     "X-Request-ID",
@@ -37,13 +37,19 @@ CORS_RESPONSE_HEADERS = [
 ]
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
+    """The app. ``run_adapters`` also runs the adapters' long-lived clients (Socket Mode,
+    the Discord gateway) in this process, as ``python -m core serve`` does."""
     logs.setup(settings)
     hub = Hub(settings)
+    adapters = installed()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
+        runners = [getattr(m, "runners", None) for m in adapters] if run_adapters else []
+        clients = [run() for runner in runners if runner for run in runner(hub)]
+        tasks = [asyncio.create_task(client, name="adapter-runner") for client in clients]
         # Everything loaded so far lives as long as the process: keep it out of the
         # collector's work, so collections stay short and rare under load.
         gc.collect()
@@ -51,18 +57,32 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await hub.close()
 
     app = HubApp(title="Ask Hub", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
-    app.lane_routes = [LaneRoute("/ask", "POST", ask_routes.ask)]
+    app.lane_routes = [
+        LaneRoute("/ask", "POST", ask_routes.ask),
+        LaneRoute("/v1/chat/completions", "POST", openai_routes.chat_completions),
+    ]
     app.max_body_bytes = settings.requests.max_body_bytes
+    app.webhook_max_body_bytes = settings.requests.webhook_max_body_bytes
     app.allowed_origins = settings.hub_allowed_origins
     app.state.hub = hub
     errors.install(app)
     app.include_router(ops_routes.router)
     app.include_router(ask_routes.router)
     app.include_router(admin_routes.router)
-    _mount_adapters(app, hub)
+    app.include_router(feedback_routes.router)
+    app.include_router(openai_routes.router)
+    for module in adapters:
+        mount = getattr(module, "mount", None)
+        if mount is not None and mount(app, hub):
+            log.info("adapter %s mounted", module.__name__)
     if WEB_DIR.is_dir():
         app.include_router(portal_router())
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
@@ -75,11 +95,12 @@ class HubApp(FastAPI):
 
     lane_routes: list[LaneRoute]
     max_body_bytes: int
+    webhook_max_body_bytes: int
     allowed_origins: list[str]
 
     def build_middleware_stack(self) -> ASGIApp:
         app: ASGIApp = FastLane(super().build_middleware_stack(), self.lane_routes)
-        app = HubMiddleware(app, max_body_bytes=self.max_body_bytes)
+        app = HubMiddleware(app, max_body_bytes=self.max_body_bytes, webhook_max_body_bytes=self.webhook_max_body_bytes)
         if self.allowed_origins:
             app = CORSMiddleware(
                 app,
@@ -100,16 +121,3 @@ def portal_router() -> APIRouter:
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     return router
-
-
-def _mount_adapters(app: FastAPI, hub: Hub) -> None:
-    for name in ADAPTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # that adapter is not installed
-            raise
-        mount = getattr(module, "mount", None)
-        if mount is not None and mount(app, hub):
-            log.info("adapter %s mounted", name)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from core.errors import BadRequest, InvalidType
+from core.ask import Delta
+from core.errors import BadRequest, HubError, InvalidType
 from core.http.auth import principal
-from core.schema import AskRequest
+from core.schema import Admission, AskRequest, AskResult
 
 
 class AskBody(BaseModel):
@@ -70,6 +73,7 @@ def parse_body(raw: bytes) -> AskBody:
 
 
 router = APIRouter()
+log = logging.getLogger("askhub.http")
 
 
 @router.post(
@@ -86,19 +90,53 @@ async def ask(request: Request) -> Response:
     who = principal(request, "ask")
     body = parse_body(await request.body())
     hub = request.app.state.hub
-    result = await hub.asker.ask(
-        AskRequest(
-            question=body.question,
-            tenant=who.tenant,
-            client=who.client,
-            user=who.user,
-            conversation_id=body.conversation_id,
-            temperature=body.temperature,
-            top_k=body.top_k,
-            request_id=request.state.request_id,
-            platform="web" if request.headers.get("x-askhub-client") == "portal" else "api",
-        ),
-        who,
+    ask_request = AskRequest(
+        question=body.question,
+        tenant=who.tenant,
+        client=who.client,
+        user=who.user,
+        conversation_id=body.conversation_id,
+        temperature=body.temperature,
+        top_k=body.top_k,
+        request_id=request.state.request_id,
+        platform="web" if request.headers.get("x-askhub-client") == "portal" else "api",
     )
+    if body.stream:
+        admitted: list[Admission] = []
+        return await stream_answer(hub.asker.stream(ask_request, who, admitted.append), admitted)
+    result = await hub.asker.ask(ask_request, who)
     headers = result.admission.headers() if result.admission else None
     return Response(orjson.dumps(result.as_dict()), media_type="application/json", headers=headers)
+
+
+def sse(event: str, data: object) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def stream_answer(events: AsyncIterator[Delta | AskResult], admitted: list[Admission]) -> Response:
+    """Server-sent events: ``delta`` pieces, then ``done`` with the whole answer.
+
+    Anything that fails before the first event (limits, bad input, the model down) is a
+    normal JSON error with its status; a failure after it ends the stream with an
+    ``error`` event — never a clean-looking finish."""
+    first = await anext(events)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if admitted:
+        headers.update(admitted[0].headers())
+
+    async def body() -> AsyncIterator[bytes]:
+        event: Delta | AskResult | None = first
+        try:
+            while event is not None:
+                if isinstance(event, Delta):
+                    yield sse("delta", {"text": event.text})
+                else:
+                    yield sse("done", event.as_dict())
+                event = await anext(events, None)
+        except HubError as exc:
+            yield sse("error", exc.body())
+        except Exception as exc:  # the response has started: the stream itself must say it failed
+            log.error("stream failed", extra={"exc": type(exc).__name__})
+            yield sse("error", HubError("the answer was cut off").body())
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)

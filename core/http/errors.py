@@ -14,9 +14,7 @@ from core.errors import HubError, InvalidType, for_status
 def error_response(request: Request, err: HubError) -> Response:
     request.state.error_type = err.type
     headers = dict(err.headers)
-    return Response(
-        orjson.dumps(err.body()), status_code=err.status, headers=headers, media_type="application/json"
-    )
+    return Response(orjson.dumps(err.body()), status_code=err.status, headers=headers, media_type="application/json")
 
 
 async def _hub_error(request: Request, exc: Exception) -> Response:

@@ -23,6 +23,7 @@ log = logging.getLogger("askhub.http")
 
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _UNTRACKED = {"/metrics"}
+WEBHOOK_PREFIXES = ("/slack/", "/line/", "/discord/")
 
 
 def request_id_from(scope: Scope) -> str:
@@ -33,9 +34,10 @@ def request_id_from(scope: Scope) -> str:
 
 
 class HubMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, webhook_max_body_bytes: int) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        self.webhook_max_body = webhook_max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,11 +58,12 @@ class HubMiddleware:
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
             await send(message)
 
+        limit = self.webhook_max_body if scope["path"].startswith(WEBHOOK_PREFIXES) else self.max_body
         try:
             declared = _content_length(scope)
-            if declared is not None and declared > self.max_body:
-                raise PayloadTooLarge(f"request body is larger than {self.max_body} bytes")
-            await self.app(scope, self._limited(receive), send_wrapper)
+            if declared is not None and declared > limit:
+                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+            await self.app(scope, self._limited(receive, limit), send_wrapper)
         except Exception as exc:
             if response_started:
                 log.error("error after the response started on %s: %s", scope["path"], type(exc).__name__)
@@ -78,14 +81,12 @@ class HubMiddleware:
                 REQUESTS.labels(template, method, str(status)).inc()
                 REQUEST_SECONDS.labels(template, method).observe(time.perf_counter() - started)
                 if status >= 400:
-                    ERRORS.labels(
-                        template, state.get("error_type") or TYPE_BY_STATUS.get(status, "error")
-                    ).inc()
+                    ERRORS.labels(template, state.get("error_type") or TYPE_BY_STATUS.get(status, "error")).inc()
 
-    def _limited(self, receive: Receive) -> Receive:
+    @staticmethod
+    def _limited(receive: Receive, limit: int) -> Receive:
         """Counts the body as it arrives: a missing or lying Content-Length cannot get past."""
         seen = 0
-        limit = self.max_body
 
         async def wrapped() -> Message:
             nonlocal seen

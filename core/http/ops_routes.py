@@ -19,11 +19,10 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
-    missing = await request.app.state.hub.readiness()
-    body = {"ready": not missing, "missing": missing}
-    return Response(
-        orjson.dumps(body), status_code=200 if not missing else 503, media_type="application/json"
-    )
+    hub = request.app.state.hub
+    missing = await hub.readiness()
+    body = {"ready": not missing, "missing": missing, "models": hub.models.breaker_states()}
+    return Response(orjson.dumps(body), status_code=200 if not missing else 503, media_type="application/json")
 
 
 @router.get("/metrics")

@@ -29,9 +29,7 @@ class DiskArray:
             return
         with open(path, "rb") as f:
             major, _ = np.lib.format.read_magic(f)
-            header = (
-                np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            )
+            header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
             shape, _, dtype = header(f)
             self._offset = f.tell()
         if len(shape) != 1:

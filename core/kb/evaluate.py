@@ -49,17 +49,13 @@ def read_questions(path: Path) -> list[Question]:
             continue
         try:
             item = json.loads(line)
-            questions.append(
-                Question(item["id"], item["question"], item.get("expected", ""), item.get("lang", ""))
-            )
+            questions.append(Question(item["id"], item["question"], item.get("expected", ""), item.get("lang", "")))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{n}: not a question line ({exc})") from None
     return questions
 
 
-async def evaluate(
-    name: str, index: KnowledgeIndex, retriever: Retriever, questions: list[Question]
-) -> EvalReport:
+async def evaluate(name: str, index: KnowledgeIndex, retriever: Retriever, questions: list[Question]) -> EvalReport:
     r1 = r3 = rr = 0.0
     latencies: list[float] = []
     misses: list[tuple[str, str, list[str]]] = []
@@ -85,9 +81,7 @@ async def evaluate(
     return EvalReport(name, len(questions), r1 / n, r3 / n, rr / n, p50, misses)
 
 
-async def declined(
-    index: KnowledgeIndex, retriever: Retriever, questions: list[Question], min_score: float
-) -> int:
+async def declined(index: KnowledgeIndex, retriever: Retriever, questions: list[Question], min_score: float) -> int:
     """How many questions the hub would answer with "I don't know" (for an off-topic set)."""
     count = 0
     for q in questions:

@@ -122,12 +122,7 @@ async def ingest(
             )
     reusable = _reusable(old.manifest, docs, chunker) if old else {}
     removed = len({d["id"] for d in old.manifest["documents"]} - {d.id for d in docs}) if old else 0
-    if (
-        old is not None
-        and len(reusable) == len(docs)
-        and not removed
-        and old.manifest.get("synonyms") == synonyms
-    ):
+    if old is not None and len(reusable) == len(docs) and not removed and old.manifest.get("synonyms") == synonyms:
         size = old.manifest["chunk_count"]
         return IngestReport(None, len(docs), size, 0, size, 0, time.perf_counter() - started)
 
@@ -202,9 +197,7 @@ def _previous(index_dir: Path) -> store.IngestState | None:
         return None  # unreadable or an older format: rebuild from scratch
 
 
-def _reusable(
-    manifest: dict[str, Any], docs: list[_Doc], chunker: dict[str, Any]
-) -> dict[str, tuple[int, int]]:
+def _reusable(manifest: dict[str, Any], docs: list[_Doc], chunker: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """Documents whose bytes and chunking are unchanged: id -> (first row, row count)."""
     if manifest["chunker"] != chunker:
         return {}
@@ -222,9 +215,7 @@ def _hash_batch(dim: int, texts: list[str]) -> tuple[np.ndarray, TermRows]:
     return HashEmbedder(dim).vectors(terms, trigrams), terms
 
 
-async def _analyse_and_embed(
-    embedder: Embedder, texts: list[str], progress: bool
-) -> tuple[np.ndarray, TermRows]:
+async def _analyse_and_embed(embedder: Embedder, texts: list[str], progress: bool) -> tuple[np.ndarray, TermRows]:
     """BM25 term rows and vectors of the new chunks; the hash embedder reuses the analysis
     and, for big ingests, spreads batches over every core."""
     if not texts:

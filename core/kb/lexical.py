@@ -137,9 +137,7 @@ class LexicalQuery:
         weights = gather(index.post_weights, starts, lengths).astype(np.float32) * np.repeat(
             self.factors[usable], lengths
         )
-        raw = np.bincount(gather(index.post_docs, starts, lengths), weights=weights, minlength=n).astype(
-            np.float32
-        )
+        raw = np.bincount(gather(index.post_docs, starts, lengths), weights=weights, minlength=n).astype(np.float32)
         top = np.flatnonzero(raw) if n <= k else np.argpartition(-raw, k)[:k]
         return top[raw[top] > 0]
 
@@ -156,9 +154,7 @@ class LexicalQuery:
         hit = self.keys[at] == terms
         at, row = at[hit], row[hit]
         tf = gather(fwd.counts, starts, lengths)[hit].astype(np.float32)
-        weights = (
-            self.idf[at] * self.factors[at] * _saturation(tf, self.index.lengths[docs[row]], self.index.avgdl)
-        )
+        weights = self.idf[at] * self.factors[at] * _saturation(tf, self.index.lengths[docs[row]], self.index.avgdl)
         return np.bincount(row, weights=weights, minlength=len(docs)) / self.best
 
 

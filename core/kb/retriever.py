@@ -14,10 +14,12 @@ import numpy as np
 
 from core.kb import dense
 from core.kb.embedders import Embedder, HashEmbedder
+from core.kb.lexical import EXPANSION_WEIGHT
 from core.kb.store import Chunk, KnowledgeIndex
 from core.kb.terms import count_terms
 
 CANDIDATES = 24
+CONTEXT_SHARE = 0.4  # how much an earlier question of the conversation may weigh, at most
 PER_DOCUMENT = 2
 
 
@@ -34,20 +36,30 @@ class Retriever:
         self._embedder = embedder
         self._w = lexical_weight
 
-    async def search(self, index: KnowledgeIndex, query: str, top_k: int) -> list[Hit]:
-        """The best chunks, at most PER_DOCUMENT from one document, best first."""
+    async def search(self, index: KnowledgeIndex, query: str, top_k: int, *, context: str = "") -> list[Hit]:
+        """The best chunks, at most PER_DOCUMENT from one document, best first. ``context``
+        (the conversation's earlier question) adds its words at half weight, so a follow-up
+        like "那請假呢?" or "what's the deadline?" finds what the conversation is about."""
         if index.size == 0 or not query.strip():
             return []
         terms, trigrams = count_terms(query, trigrams=True)
         extra = index.synonyms.expand(query)
-        expansion, extra_trigrams = count_terms(" ".join(extra), trigrams=True) if extra else (None, None)
+        expansion, extra_trigrams = count_terms(" ".join(extra), trigrams=True) if extra else (Counter(), Counter())
+        background, background_trigrams = count_terms(context, trigrams=True) if context else (Counter(), Counter())
         if isinstance(self._embedder, HashEmbedder):
             # The hash embedder reads the very term ids the lexical side just counted.
-            qvec = self._embedder.vector(
-                terms + (expansion or Counter()), trigrams + (extra_trigrams or Counter())
-            )
+            qvec = self._embedder.vector(terms + expansion, trigrams + extra_trigrams)
+            if background:
+                qvec = _blend(qvec, self._embedder.vector(background, background_trigrams), CONTEXT_SHARE)
         else:
             qvec = (await self._embedder.embed([" ".join([query, *extra])]))[0]
+            if context:
+                qvec = _blend(qvec, (await self._embedder.embed([context]))[0], CONTEXT_SHARE)
+        # The earlier question may add at most CONTEXT_SHARE of the question's own weight:
+        # it disambiguates a follow-up ("那請假呢?") without taking its topic over.
+        scale = CONTEXT_SHARE * sum(terms.values()) / max(sum(background.values()), 1)
+        for term, count in background.items():
+            expansion[term] += count * min(1.0, scale) / EXPANSION_WEIGHT
         lexical = index.lexical.query(terms, expansion)
         dense_ids, _ = dense.search(index.dense, qvec, CANDIDATES)
         ids = np.union1d(dense_ids, lexical.candidates(CANDIDATES))
@@ -65,3 +77,9 @@ class Retriever:
             if len(hits) == top_k:
                 break
         return hits
+
+
+def _blend(question: np.ndarray, context: np.ndarray, share: float) -> np.ndarray:
+    mixed = question + share * context
+    norm = np.linalg.norm(mixed)
+    return mixed / norm if norm else question

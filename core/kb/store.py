@@ -165,9 +165,7 @@ def load(index_dir: Path) -> KnowledgeIndex | None:
         on_disk = sum((path / f"{name}.npy").stat().st_size for name in big) > IN_MEMORY_MAX_BYTES
 
         def array(name: str) -> Any:
-            return (
-                DiskArray(path / f"{name}.npy") if on_disk and name in big else np.load(path / f"{name}.npy")
-            )
+            return DiskArray(path / f"{name}.npy") if on_disk and name in big else np.load(path / f"{name}.npy")
 
         arrays = {n: array(f"lexical.{n}") for n in LexicalIndex.ARRAYS}
         forward = TermRows(array("terms.hashes"), array("terms.counts"), array("terms.offsets"))

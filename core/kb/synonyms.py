@@ -66,7 +66,5 @@ class Synonyms:
         hit |= {gid for member, gid in self._latin if member in folded}
         extra: list[str] = []
         for gid in sorted(hit):
-            extra.extend(
-                m for m in self._groups[gid] if normalize(m) not in text and _folded(m) not in folded
-            )
+            extra.extend(m for m in self._groups[gid] if normalize(m) not in text and _folded(m) not in folded)
         return extra

@@ -56,9 +56,7 @@ class TermRows:
     @staticmethod
     def from_pairs(rows: np.ndarray, ids: np.ndarray, n: int) -> TermRows:
         """Distinct (row, id) pairs with counts, grouped by row."""
-        keys, counts = np.unique(
-            (rows.astype(np.uint64) << np.uint64(32)) | ids.astype(np.uint64), return_counts=True
-        )
+        keys, counts = np.unique((rows.astype(np.uint64) << np.uint64(32)) | ids.astype(np.uint64), return_counts=True)
         key_rows = (keys >> np.uint64(32)).astype(np.int64)
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(key_rows, minlength=n), out=offsets[1:])

@@ -42,9 +42,7 @@ class Completion:
 class ProviderError(Exception):
     """An upstream call failed; ``kind`` decides whether retrying or failing over can help."""
 
-    def __init__(
-        self, kind: FailureKind, message: str, *, status: int | None = None, retry_after: float | None = None
-    ):
+    def __init__(self, kind: FailureKind, message: str, *, status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.kind = kind
         self.status = status
@@ -59,9 +57,7 @@ class Provider(Protocol):
 
     async def complete(self, prompt: Prompt, *, temperature: float, max_tokens: int) -> Completion: ...
 
-    def stream(
-        self, prompt: Prompt, *, temperature: float, max_tokens: int
-    ) -> AsyncIterator[str | Completion]:
+    def stream(self, prompt: Prompt, *, temperature: float, max_tokens: int) -> AsyncIterator[str | Completion]:
         """Text deltas, then one final Completion with the usage."""
         ...
 

@@ -56,9 +56,7 @@ class OpenAIProvider:
             completion_tokens=usage.completion_tokens if usage else estimate_tokens(content),
         )
 
-    async def stream(
-        self, prompt: Prompt, *, temperature: float, max_tokens: int
-    ) -> AsyncIterator[str | Completion]:
+    async def stream(self, prompt: Prompt, *, temperature: float, max_tokens: int) -> AsyncIterator[str | Completion]:
         parts: list[str] = []
         usage: Any = None
         model = self._model
@@ -124,9 +122,7 @@ def _failure(exc: Exception) -> ProviderError:
         status = exc.status_code
         retry_after = _retry_after(exc.response.headers.get("retry-after"))
         if status == 429:
-            return ProviderError(
-                "rate_limited", "upstream rate limit", status=status, retry_after=retry_after
-            )
+            return ProviderError("rate_limited", "upstream rate limit", status=status, retry_after=retry_after)
         kind = "server" if status >= 500 else "client"
         return ProviderError(kind, f"upstream answered {status}", status=status, retry_after=retry_after)
     if isinstance(exc, openai.APIConnectionError):

@@ -67,9 +67,7 @@ class StateBackend(Protocol):
         """Token bucket: take one token if there is one."""
         ...
 
-    async def counter_take(
-        self, key: str, amount: float, limit: float | None, ttl_sec: float
-    ) -> tuple[bool, float]:
+    async def counter_take(self, key: str, amount: float, limit: float | None, ttl_sec: float) -> tuple[bool, float]:
         """Add ``amount`` unless that would pass ``limit``; returns (added, value after)."""
         ...
 

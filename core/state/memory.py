@@ -92,9 +92,7 @@ class MemoryBackend:
         wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / refill_per_sec
         return Decision(allowed, capacity, int(tokens), wait)
 
-    async def counter_take(
-        self, key: str, amount: float, limit: float | None, ttl_sec: float
-    ) -> tuple[bool, float]:
+    async def counter_take(self, key: str, amount: float, limit: float | None, ttl_sec: float) -> tuple[bool, float]:
         value = self._load(key)
         current = float(value) if isinstance(value, int | float) else 0.0
         if limit is not None and current + amount > limit:

@@ -197,14 +197,10 @@ class RedisBackend:
         return Decision(bool(allowed), limit, max(0, int(remaining)), max(0.0, int(reset) / 1000))
 
     async def bucket_take(self, key: str, capacity: int, refill_per_sec: float) -> Decision:
-        allowed, remaining, wait = await self._run(
-            self._bucket(keys=[PREFIX + key], args=[capacity, refill_per_sec])
-        )
+        allowed, remaining, wait = await self._run(self._bucket(keys=[PREFIX + key], args=[capacity, refill_per_sec]))
         return Decision(bool(allowed), capacity, max(0, int(remaining)), max(0.0, float(wait)))
 
-    async def counter_take(
-        self, key: str, amount: float, limit: float | None, ttl_sec: float
-    ) -> tuple[bool, float]:
+    async def counter_take(self, key: str, amount: float, limit: float | None, ttl_sec: float) -> tuple[bool, float]:
         args = [amount, "" if limit is None else limit, int(ttl_sec * 1000)]
         added, value = await self._run(self._counter(keys=[PREFIX + key], args=args))
         return bool(added), float(value)
@@ -217,9 +213,7 @@ class RedisBackend:
         return await self._run(self._client.get(PREFIX + key))
 
     async def set(self, key: str, value: bytes, ttl_sec: float, *, only_if_absent: bool = False) -> bool:
-        done = await self._run(
-            self._client.set(PREFIX + key, value, px=int(ttl_sec * 1000), nx=only_if_absent)
-        )
+        done = await self._run(self._client.set(PREFIX + key, value, px=int(ttl_sec * 1000), nx=only_if_absent))
         return bool(done)
 
     async def delete(self, key: str) -> None:

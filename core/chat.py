@@ -1,0 +1,253 @@
+"""ChatService: the OpenAI-compatible API, with the hub's auth, limits, routing and usage.
+
+Any OpenAI SDK client can use the hub with a hub key instead of a provider key. ``model``
+names a logical model the client may use, ``auto`` lets the routing rules decide, and
+``kb`` adds the knowledge base: the last user message is looked up and the passages are
+given to the model as numbered context. Personal data anywhere in the conversation
+routes to a local model whatever was asked for.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from core.auth.principal import Principal
+from core.config import Settings
+from core.errors import BadRequest, Forbidden, InvalidType, NotFound
+from core.kb.holder import IndexHolder
+from core.kb.retriever import Retriever
+from core.limits import Governor
+from core.llm.base import estimate_tokens
+from core.llm.extractive import answer as extractive_answer
+from core.llm.forwarder import Forwarded, Forwarder
+from core.llm.gateway import ModelGateway
+from core.llm.prompt import SYSTEM, build_prompt, context_block, language_of
+from core.llm.routing import ModelSpec, Route
+from core.messages import NO_KNOWLEDGE
+from core.metrics import COST, LLM_TOKENS, PII_ROUTED
+from core.pii import has_pii
+from core.schema import Admission
+from core.usage import UsageLedger
+
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+VIRTUAL = ("auto", "kb")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    body: dict[str, Any]  # the client's request, forwarded as is but for ``model``
+    model: str
+    question: str  # the last user message: what routing and retrieval look at
+    text: str  # every message's text: what the PII check looks at
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    body: bytes
+    admission: Admission
+
+
+def parse(raw: bytes) -> ChatRequest:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidType("body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list")
+    texts: list[str] = []
+    question = ""
+    for n, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise InvalidType(f"messages.{n}: needs a role of {', '.join(sorted(ROLES))}")
+        content = _text(message.get("content"))
+        if content is None:
+            raise InvalidType(f"messages.{n}.content: must be a string or a list of text parts")
+        texts.append(content)
+        if message["role"] == "user":
+            question = content
+    model = body.get("model", "auto")
+    if not isinstance(model, str) or not model:
+        raise InvalidType("model: must be a string")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidType("stream: must be a boolean")
+    return ChatRequest(body, model, question, "\n".join(texts), stream)
+
+
+def _text(content: Any) -> str | None:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if all(isinstance(p, str) for p in parts):
+            return "\n".join(parts)
+    return None
+
+
+class ChatService:
+    def __init__(self, *, index: IndexHolder, retriever: Retriever, models: ModelGateway) -> None:
+        self._index = index
+        self._retriever = retriever
+        self._models = models
+        self._forwarder = Forwarder()
+
+    def use(self, settings: Settings, *, governor: Governor, usage: UsageLedger) -> None:
+        self._settings = settings
+        self._governor = governor
+        self._usage = usage
+        self._allowed = {c.name: c.models for c in settings.clients if c.models is not None}
+
+    def model_ids(self, principal: Principal) -> list[str]:
+        allowed = self._allowed.get(principal.client)
+        ids = [*VIRTUAL, *self._models.router.specs]
+        return [m for m in ids if allowed is None or m in allowed]
+
+    async def _plan(self, chat: ChatRequest, principal: Principal) -> tuple[Route, dict[str, Any]]:
+        if chat.model not in self.model_ids(principal):
+            if chat.model in VIRTUAL or chat.model in self._models.router.specs:
+                raise Forbidden(f"this client may not use the model '{chat.model}'")
+            raise NotFound(f"the model '{chat.model}' does not exist; GET /v1/models lists them")
+        body = chat.body
+        if chat.model == "kb":
+            body = {**body, "messages": [await self._context(chat.question), *body["messages"]]}
+        pii = has_pii(chat.text)
+        if pii:
+            PII_ROUTED.labels(self._governor.tenant_label(principal.tenant)).inc()
+        router = self._models.router
+        spec = router.by_name(chat.model)
+        if spec is not None and (spec.local or not pii):
+            return Route(chat.model, (spec,), pii), body
+        return router.route(chat.question, pii=pii, tenant=principal.tenant, platform="v1"), body
+
+    async def _context(self, question: str) -> dict[str, str]:
+        index = self._index.current
+        hits = await self._retriever.search(index, question, self._settings.retrieval.top_k) if index else []
+        relevant = [h for h in hits if h.score >= self._settings.retrieval.min_score]
+        block = context_block(relevant) if relevant else "(nothing relevant in the knowledge base)"
+        return {"role": "system", "content": f"{SYSTEM}\n\nContext:\n{block}"}
+
+    async def complete(self, chat: ChatRequest, principal: Principal) -> ChatReply:
+        admission = await self._governor.admit(principal, "v1")
+        route, body = await self._plan(chat, principal)
+
+        async def attempt(spec: ModelSpec) -> Forwarded:
+            if spec.provider == "extractive":
+                return await self._extractive(chat, spec)
+            return await self._forwarder.complete(spec, {**body, "model": spec.upstream, "stream": False})
+
+        reply, _ = await self._models.resilience.call(route, attempt)
+        usage = reply.data.get("usage") or {}
+        model = str(reply.data.get("model") or route.models[0].upstream)
+        prompt = usage.get("prompt_tokens") or estimate_tokens(chat.text)
+        completion = usage.get("completion_tokens") or 0
+        await self._account(principal, model, prompt, completion)
+        return ChatReply(reply.body, admission)
+
+    async def stream(self, chat: ChatRequest, principal: Principal) -> tuple[Admission, AsyncIterator[bytes]]:
+        """Upstream ``data:`` lines for the client. Failures before the first line raise;
+        after it, the stream ends with an error line (the SDKs raise on it), not [DONE]."""
+        admission = await self._governor.admit(principal, "v1")
+        route, body = await self._plan(chat, principal)
+        wants_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
+        upstream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+
+        def open_stream(spec: ModelSpec) -> AsyncIterator[bytes]:
+            if spec.provider == "extractive":
+                return self._extractive_stream(chat, spec)
+            return self._forwarder.stream(spec, {**upstream_body, "model": spec.upstream})
+
+        lines = self._models.resilience.stream(route, open_stream)
+        first = await anext(lines)
+        return admission, self._relay(first, lines, principal, chat, wants_usage)
+
+    async def _relay(
+        self,
+        first: tuple[bytes, ModelSpec],
+        lines: AsyncIterator[tuple[bytes, ModelSpec]],
+        principal: Principal,
+        chat: ChatRequest,
+        wants_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        usage: dict[str, Any] = {}
+        model = first[1].upstream
+        item: tuple[bytes, ModelSpec] | None = first
+        while item is not None:
+            line = item[0]
+            if _has_usage(line):  # only the usage chunk is parsed: accounting needs nothing else
+                data = orjson.loads(line[5:])
+                usage = data.get("usage") or usage
+                model = data.get("model") or model
+                if not data.get("choices") and not wants_usage:
+                    item = await anext(lines, None)
+                    continue
+            yield line + b"\n\n"
+            item = await anext(lines, None)
+        prompt = usage.get("prompt_tokens") or estimate_tokens(chat.text)
+        await self._account(principal, model, prompt, usage.get("completion_tokens") or 0)
+
+    async def _account(self, principal: Principal, model: str, prompt: int, completion: int) -> None:
+        cost = self._usage.cost(model, prompt, completion)
+        LLM_TOKENS.labels(model, "prompt").inc(prompt)
+        LLM_TOKENS.labels(model, "completion").inc(completion)
+        COST.labels(self._governor.tenant_label(principal.tenant), model).inc(cost)
+        self._usage.record(
+            tenant=principal.tenant,
+            client=principal.client,
+            model=model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost=cost,
+            cached=False,
+        )
+        await self._governor.charge_tokens(principal.tenant, prompt + completion)
+
+    async def _extractive(self, chat: ChatRequest, spec: ModelSpec) -> Forwarded:
+        text = await self._extractive_text(chat.question)
+        data = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": spec.upstream,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        }
+        return Forwarded(orjson.dumps(data), data)
+
+    async def _extractive_stream(self, chat: ChatRequest, spec: ModelSpec) -> AsyncIterator[bytes]:
+        text = await self._extractive_text(chat.question)
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": spec.upstream}  # fmt: skip
+        pieces = [
+            {"role": "assistant", "content": ""},
+            *({"content": line} for line in text.splitlines(True)),
+        ]
+        for delta in pieces:
+            yield b"data: " + orjson.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        yield b"data: " + orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage})
+        yield b"data: [DONE]"
+
+    async def _extractive_text(self, question: str) -> str:
+        index = self._index.current
+        hits = await self._retriever.search(index, question, self._settings.retrieval.top_k) if index else []
+        relevant = [h for h in hits if h.score >= self._settings.retrieval.min_score]
+        text = extractive_answer(build_prompt(question, relevant)) if relevant else ""
+        return text or NO_KNOWLEDGE[language_of(question)]
+
+    async def aclose(self) -> None:
+        await self._forwarder.aclose()
+
+
+def _has_usage(line: bytes) -> bool:
+    return b'"usage"' in line and b'"usage":null' not in line and b'"usage": null' not in line

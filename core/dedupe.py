@@ -1,0 +1,40 @@
+"""Handled-event records: a platform's redeliveries are answered once, not twice, not never.
+
+    claim()   the first delivery takes a lease (processing); later deliveries see it and skip
+    done()    after the answer is posted: kept for days, every redelivery is skipped
+    release() the attempt failed before answering: the next redelivery is answered
+
+A worker that dies mid-answer leaves a lease that expires, so a later redelivery (or the
+durable queue's reclaim) answers it. The records live in the shared backend, so they
+hold across every process of a deployment.
+"""
+
+from __future__ import annotations
+
+from core.state import StateBackend
+
+LEASE_SEC = 120.0
+DONE_SEC = 7 * 86400.0
+
+
+class EventLedger:
+    def __init__(self, backend: StateBackend) -> None:
+        self._backend = backend
+
+    @staticmethod
+    def _key(platform: str, event_id: str) -> str:
+        return f"event:{platform}:{event_id}"
+
+    async def claim(self, platform: str, event_id: str, *, lease_sec: float = LEASE_SEC) -> bool:
+        """True when this caller should handle the event (nobody handles or handled it)."""
+        return await self._backend.set(self._key(platform, event_id), b"processing", lease_sec, only_if_absent=True)
+
+    async def done(self, platform: str, event_id: str) -> None:
+        await self._backend.set(self._key(platform, event_id), b"done", DONE_SEC)
+
+    async def release(self, platform: str, event_id: str) -> None:
+        await self._backend.delete(self._key(platform, event_id))
+
+    async def state(self, platform: str, event_id: str) -> str | None:
+        value = await self._backend.get(self._key(platform, event_id))
+        return value.decode() if value else None

@@ -1,0 +1,90 @@
+"""A circuit breaker per model, over a rolling window of its calls.
+
+It opens when the model is slow (p95 latency over the threshold) or failing (error rate over
+the threshold) once the window holds enough calls, or after a run of consecutive failures.
+While open, the model is skipped (the route's next model answers). After ``open_sec`` one
+probe call is let through: success closes the breaker, failure opens it again. Opening
+writes one alert line, for on-call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+
+from core.config import BreakerSettings
+from core.metrics import BREAKER_STATE
+
+log = logging.getLogger("askhub.alert")
+STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class Breaker:
+    def __init__(self, model: str, settings: BreakerSettings) -> None:
+        self.model = model
+        self._s = settings
+        self.state = "closed"
+        self.reason = ""
+        self._calls: deque[tuple[float, bool, float]] = deque()  # (when, ok, latency)
+        self._consecutive = 0
+        self._opened_at = 0.0
+        self._probing = False
+        BREAKER_STATE.labels(model).set(0)
+
+    def allow(self) -> bool:
+        """May a call go to this model now? (In half-open state: one probe at a time.)"""
+        if self.state == "closed":
+            return True
+        if self.state == "open":
+            if time.monotonic() - self._opened_at < self._s.open_sec:
+                return False
+            self._set("half_open")
+        if self._probing:
+            return False
+        self._probing = True
+        return True
+
+    def record(self, ok: bool, latency: float) -> None:
+        now = time.monotonic()
+        if self.state == "half_open":
+            self._probing = False
+            if ok:
+                self._calls.clear()
+                self._consecutive = 0
+                self._set("closed")
+                log.warning("circuit breaker closed", extra={"event": "breaker_closed", "model": self.model})
+            else:
+                self._open("the recovery probe failed")
+            return
+        self._calls.append((now, ok, latency))
+        while self._calls and self._calls[0][0] < now - self._s.window_sec:
+            self._calls.popleft()
+        self._consecutive = 0 if ok else self._consecutive + 1
+        if self.state != "closed":
+            return
+        if self._consecutive >= self._s.consecutive_failures:
+            self._open(f"{self._consecutive} consecutive failures")
+            return
+        if len(self._calls) < self._s.min_calls:
+            return
+        errors = sum(1 for _, good, _ in self._calls if not good) / len(self._calls)
+        latencies = sorted(lat for _, _, lat in self._calls)
+        p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+        if errors > self._s.error_rate:
+            self._open(f"error rate {errors:.1%} over {self._s.error_rate:.1%}")
+        elif p95 > self._s.p95_latency_sec:
+            self._open(f"p95 latency {p95:.2f}s over {self._s.p95_latency_sec:.2f}s")
+
+    def _open(self, reason: str) -> None:
+        self._opened_at = time.monotonic()
+        self.reason = reason
+        self._set("open")
+        log.error("circuit breaker opened", extra={"event": "breaker_open", "model": self.model, "reason": reason})
+
+    def _set(self, state: str) -> None:
+        self.state = state
+        BREAKER_STATE.labels(self.model).set(STATES[state])
+
+    def describe(self) -> dict[str, str]:
+        return {"state": self.state, "reason": self.reason} if self.state != "closed" else {"state": "closed"}

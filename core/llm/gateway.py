@@ -1,0 +1,82 @@
+"""From a question to a model answer: the route its content and sender call for, and the
+resilient call over that route's models.
+
+Front ends never name a provider. A question with personal data goes to a local model only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from core.config import Settings
+from core.llm.base import Completion, Prompt, Provider
+from core.llm.extractive import ExtractiveProvider
+from core.llm.openai_provider import OpenAIProvider
+from core.llm.resilience import Resilience
+from core.llm.routing import ModelSpec, Route, Router
+from core.metrics import LLM_TOKENS, PII_ROUTED
+from core.pii import has_pii
+
+
+def make_provider(spec: ModelSpec) -> Provider:
+    if spec.provider == "extractive":
+        return ExtractiveProvider()
+    return OpenAIProvider(model=spec.upstream, api_key=spec.api_key, base_url=spec.base_url, timeout=spec.timeout)
+
+
+class ModelGateway:
+    def __init__(self, settings: Settings) -> None:
+        self.router = Router(settings)
+        self.resilience = Resilience(settings.resilience)
+        self._providers: dict[str, Provider] = {name: make_provider(spec) for name, spec in self.router.specs.items()}
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        return dict(self._providers)
+
+    def route(self, question: str, *, tenant: str, platform: str, tenant_label: str) -> Route:
+        pii = has_pii(question)
+        if pii:
+            PII_ROUTED.labels(tenant_label).inc()
+        return self.router.route(question, pii=pii, tenant=tenant, platform=platform)
+
+    async def complete(self, route: Route, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
+        async def attempt(spec: ModelSpec) -> Completion:
+            return await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+
+        completion, _ = await self.resilience.call(route, attempt)
+        _count_tokens(completion)
+        return completion
+
+    async def stream(
+        self, route: Route, prompt: Prompt, temperature: float, max_tokens: int
+    ) -> AsyncIterator[str | Completion]:
+        def open_stream(spec: ModelSpec) -> AsyncIterator[str | Completion]:
+            return self._providers[spec.name].stream(prompt, temperature=temperature, max_tokens=max_tokens)
+
+        async for part, _ in self.resilience.stream(route, open_stream):
+            if isinstance(part, Completion):
+                _count_tokens(part)
+            yield part
+
+    async def unreachable(self) -> list[str]:
+        problems = []
+        for name, provider in self._providers.items():
+            problem = await provider.ping()
+            if problem:
+                problems.append(f"model {name}: {problem}")
+        return problems
+
+    def breaker_states(self) -> dict[str, dict[str, str]]:
+        """Every model's circuit (for /readyz details: an open circuit fails over, it does not
+        make the whole replica unready)."""
+        return {name: self.resilience.breaker(name).describe() for name in self._providers}
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+
+
+def _count_tokens(completion: Completion) -> None:
+    LLM_TOKENS.labels(completion.model, "prompt").inc(completion.prompt_tokens)
+    LLM_TOKENS.labels(completion.model, "completion").inc(completion.completion_tokens)

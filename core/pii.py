@@ -1,0 +1,566 @@
+"""Personal data (PII) in questions: find it, name its kind, redact it.
+
+Why: a question carrying personal data is answered by the local model only, and raw personal data
+must never reach a log line. A false alarm costs too (an ordinary question goes to the slower local
+model), so every number-shaped kind is validated (checksum, Luhn, mod-97, numbering plan), never
+matched on its shape alone. Dates, times, money, years, versions, form numbers (FIN-07,
+IT-2024-0012), extensions alone ("ext. 5000", "分機 5999") and ordinary numbers stay unmatched.
+
+Kinds, with their placeholders (PLACEHOLDERS):
+
+email        [EMAIL]     an e-mail address
+phone        [PHONE]     Taiwan mobile (09xx-xxx-xxx, +886 9xx ...), landline by area code and
+                         its local length ((02) 2345-6789, 037-123456, 049-2345678 ...), 0800/0809;
+                         +CC international numbers; North American (NPA) NXX-XXXX. An extension
+                         after the number ("#123", "ext. 123", "分機 123", "轉123") is part of it.
+tw_id        [TW_ID]     national ID: letter + 1/2 + 8 digits, official checksum
+tw_arc       [TW_ARC]    resident certificate (ARC/UI): old format, two letters + 8 digits; the
+                         2021 format, letter + 8/9 + 8 digits (the national ID's checksum)
+credit_card  [CARD]      13-19 digits, grouped by spaces or dashes or not, a card network's prefix
+                         and length, Luhn-valid
+iban         [IBAN]      a known country's IBAN of the right length, mod-97 check
+ip_address   [IP]        a public IPv4 address; private, loopback and documentation ranges, public
+                         DNS resolvers and version-like numbers are ordinary IT questions
+passport     [PASSPORT]  6-9 digits (maybe 1-2 letters first) right after "passport" or "護照":
+                         without that word the shape is too common
+
+Full-width forms that Taiwanese input methods produce (０９１２－３４５－６７８, ＠) are folded to ASCII
+by a one-to-one character table taken from NFKC, so an offset in the folded copy is the same offset
+in the original: spans (and redact) need no mapping back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+PLACEHOLDERS: dict[str, str] = {
+    "email": "[EMAIL]",
+    "phone": "[PHONE]",
+    "tw_id": "[TW_ID]",
+    "tw_arc": "[TW_ARC]",
+    "credit_card": "[CARD]",
+    "iban": "[IBAN]",
+    "ip_address": "[IP]",
+    "passport": "[PASSPORT]",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PIIMatch:
+    """One piece of personal data: its kind (a key of PLACEHOLDERS) and its span in the text."""
+
+    kind: str
+    start: int
+    end: int
+
+
+# --- full-width folding ---------------------------------------------------------------------------
+
+_HYPHENS = "\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d"
+
+
+def _fold_table() -> dict[int, int]:
+    """Characters that can sit inside a PII token, mapped one-to-one to their ASCII NFKC form.
+
+    Only token characters are folded (not "，" or "？"), so a typical zh-TW question needs no folding.
+    """
+    wanted = set("0123456789@+-.()#_%:/ ") | set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    table: dict[int, int] = {}
+    for cp in [0xA0, 0x3000, *range(0x2000, 0x200B), *range(0xFE50, 0xFE70), *range(0xFF01, 0xFF5F)]:
+        folded = unicodedata.normalize("NFKC", chr(cp))
+        if len(folded) == 1 and folded in wanted:
+            table[cp] = ord(folded)
+    for ch in _HYPHENS:
+        table[ord(ch)] = ord("-")
+    return table
+
+
+_FOLD = _fold_table()
+_FOLDABLE = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_FOLD)) + "]")
+# Every kind needs a digit or an "@"; text without one (in ASCII or full-width) has no PII.
+_TRIGGER = re.compile("[0-9@\uff10-\uff19\uff20\ufe6b]")
+
+
+def _fold(text: str) -> str:
+    """Same length as text, full-width token characters made ASCII."""
+    if text.isascii() or not _FOLDABLE.search(text):
+        return text
+    return text.translate(_FOLD)
+
+
+# --- validators -----------------------------------------------------------------------------------
+
+# Official letter codes 10..35 of the national ID, in code order: note I=34, O=35, W=32, Z=33.
+_ID_LETTERS = "ABCDEFGHJKLMNPQRSTUVXYWZIO"
+_LETTER_CODE = {letter: 10 + i for i, letter in enumerate(_ID_LETTERS)}
+_ID_WEIGHTS = (1, 9, 8, 7, 6, 5, 4, 3, 2, 1, 1)
+
+
+def _tw_checksum_ok(letter: str, digits: str) -> bool:
+    """The national ID checksum over the letter's two digits and the nine that follow."""
+    code = _LETTER_CODE[letter]
+    values = (code // 10, code % 10, *map(int, digits))
+    return sum(w * v for w, v in zip(_ID_WEIGHTS, values, strict=True)) % 10 == 0
+
+
+def tw_id_kind(token: str) -> str | None:
+    """'tw_id' or 'tw_arc' when token is a valid national ID or resident certificate number."""
+    if len(token) != 10:
+        return None
+    token = token.upper()
+    first, second, rest = token[0], token[1], token[2:]
+    if first not in _LETTER_CODE or not rest.isdigit() or not rest.isascii():
+        return None
+    if second in "12":
+        return "tw_id" if _tw_checksum_ok(first, token[1:]) else None
+    if second in "89":  # the 2021 unified format: same checksum as the national ID
+        return "tw_arc" if _tw_checksum_ok(first, token[1:]) else None
+    if second in "ABCD":  # the old format: the second letter counts as its code's last digit
+        return "tw_arc" if _tw_checksum_ok(first, str(_LETTER_CODE[second] % 10) + rest) else None
+    return None
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_network_ok(d: str) -> bool:
+    """A known network's prefix and length: a Luhn check alone passes one random number in ten."""
+    n, two, three, four = len(d), int(d[:2]), int(d[:3]), int(d[:4])
+    if d[0] == "4":
+        return n in (13, 16, 19)  # Visa
+    if 51 <= two <= 55 or 2221 <= four <= 2720:
+        return n == 16  # Mastercard
+    if two in (34, 37):
+        return n == 15  # American Express
+    if two in (36, 38, 39) or 300 <= three <= 305:
+        return 14 <= n <= 16  # Diners Club
+    if two in (35, 62, 64, 65) or four == 6011:
+        return 16 <= n <= 19  # JCB, UnionPay, Discover
+    return False
+
+
+# IBAN countries and their IBAN lengths.
+_IBAN_SPEC = (
+    "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DK18 DO28 EE20 "
+    "EG29 ES24 FI18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HR21 HU28 IE22 IL23 IQ23 IS26 IT27 JO30 "
+    "KW30 KZ20 LB28 LC32 LI21 LT20 LU20 LV21 MC27 MD24 ME22 MK19 MR27 MT31 MU30 NL18 NO15 PK24 PL28 "
+    "PS29 PT25 QA29 RO24 RS22 SA24 SC31 SE24 SI19 SK24 SM27 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20"
+)
+_IBAN_LENGTHS = {item[:2]: int(item[2:]) for item in _IBAN_SPEC.split()}
+
+
+def iban_ok(compact: str) -> bool:
+    compact = compact.upper()
+    if _IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+# Taiwan area codes -> allowed lengths of the local number (without the trunk 0).
+_TW_AREAS = {
+    "2": (8,),
+    "3": (7,),
+    "37": (6,),
+    "4": (7, 8),
+    "49": (7,),
+    "5": (7,),
+    "6": (7,),
+    "7": (7,),
+    "8": (7,),
+    "89": (6,),
+    "82": (6,),
+    "826": (5,),
+    "836": (5,),
+}
+_TW_AREAS_LONGEST_FIRST = sorted(_TW_AREAS, key=len, reverse=True)
+
+
+def _tw_national_ok(national: str) -> bool:
+    """A Taiwan number without its trunk 0: mobile 9 + 8 digits, 800/809 + 6, or area + local."""
+    if national[:1] == "9":
+        return len(national) == 9
+    if national[:3] in ("800", "809"):
+        return len(national) == 9
+    for area in _TW_AREAS_LONGEST_FIRST:
+        if national.startswith(area):
+            local = national[len(area) :]
+            return len(local) in _TW_AREAS[area] and local[0] != "0"
+    return False
+
+
+def _nanp_ok(national: str) -> bool:
+    return len(national) == 10 and national[0] in "23456789" and national[3] in "23456789"
+
+
+# ITU country calling codes are prefix-free: 1 and 7 take one digit, these two, the rest three.
+_CC2_SPEC = (
+    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
+    "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98"
+)
+_CC2 = set(_CC2_SPEC.split())
+# National number lengths of the calling codes a Taiwanese company dials most; others: 7-12.
+_NATIONAL_LENGTHS = {
+    "1": (10, 10),
+    "44": (9, 10),
+    "81": (9, 10),
+    "86": (10, 11),
+    "852": (8, 8),
+    "853": (8, 8),
+    "65": (8, 8),
+    "60": (8, 10),
+    "61": (9, 9),
+    "63": (9, 10),
+    "66": (8, 9),
+    "84": (9, 10),
+    "82": (8, 10),
+    "49": (7, 12),
+    "33": (9, 9),
+}
+
+
+def _international_ok(digits: str) -> bool:
+    """digits: the country code and the national number, a written '(0)' trunk left out."""
+    if len(digits) > 15:
+        return False
+    if digits[0] in "17":
+        cc = digits[0]
+    elif digits[:2] in _CC2:
+        cc = digits[:2]
+    else:
+        cc = digits[:3]
+    national = digits[len(cc) :]
+    if cc == "886":
+        return _tw_national_ok(national.removeprefix("0"))
+    if cc == "1":
+        return _nanp_ok(national)
+    low, high = _NATIONAL_LENGTHS.get(cc, (7, 12))
+    return low <= len(national) <= high
+
+
+def _domestic_ok(digits: str, groups: list[str]) -> bool:
+    if digits[0] == "0":
+        return len(digits) in (9, 10) and _tw_national_ok(digits[1:])
+    # North American numbers only when written with the usual 3-3-4 grouping.
+    return [len(g) for g in groups] == [3, 3, 4] and _nanp_ok(digits)
+
+
+# --- candidate patterns ---------------------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_%+\-](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_%+\-])?"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+)
+_PHONE = re.compile(
+    r"""(?:(?<![0-9A-Za-z+])|(?=[(+])(?<![0-9]))   # "(" and "+" may follow a word: TEL(02)...
+    (?P<num>
+      (?:\+[ ]?[1-9][0-9]{0,2}(?:[ .\-]?\((?P<trunk>0)\))?[ .\-]?)?   # +CC, maybe (0)
+      (?:\([0-9]{1,4}\)[ ]?)?                                         # (02)
+      [0-9]{1,12}(?:[ .\-][0-9]{1,12}){0,5}                            # digit groups
+    )
+    (?P<ext>[ ]*(?:\#|ext\.?|x|分機|轉)[ ]*:?[ ]*[0-9]{1,6})?
+    (?![0-9])""",
+    re.X | re.I,
+)
+_DIGIT_GROUP = re.compile(r"[0-9]+")
+_TW_ID = re.compile(r"(?<![0-9A-Za-z])[A-Za-z][1289A-Da-d][0-9]{8}(?![0-9A-Za-z])")
+_CARD = re.compile(r"(?<![0-9A-Za-z+.,\-])[0-9](?:[0-9]|[ \-](?=[0-9])){12,22}(?![0-9])")
+_IBAN = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![0-9A-Za-z])")
+_IBAN_HEAD = re.compile(r"[A-Z]{2}[0-9]{2}")  # every IBAN also has a cluster of 10 or more digits
+_IPV4 = re.compile(r"(?<![0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])")
+_PASSPORT = re.compile(
+    r"(?:passport|護照|护照)(?:[ ]*(?:no\.?|number|num\.?|\#|號碼|号码|號))?[ ]*[:=]?[ ]*"
+    r"(?P<num>[A-Za-z]{0,2}[0-9]{6,9})(?![0-9A-Za-z])",
+    re.I,
+)
+
+
+def _groups(candidate: str, offset: int) -> list[tuple[int, int]]:
+    """Spans of the digit-and-letter groups in a candidate, as absolute offsets."""
+    return [(m.start() + offset, m.end() + offset) for m in re.finditer(r"[0-9A-Za-z]+", candidate)]
+
+
+def _phone_span(m: re.Match[str]) -> tuple[int, int] | None:
+    """The longest valid phone number the candidate starts with (trailing groups may be other numbers)."""
+    text, start, num_end = m.string, m.start(), m.end("num")
+    groups = _DIGIT_GROUP.findall(text, start, num_end)
+    if m.group("trunk"):
+        del groups[1]  # the "(0)" after the country code is not dialled from abroad
+    international = text[start] == "+"
+    for k in range(len(groups), 0, -1):
+        used = groups[:k]
+        digits = "".join(used)
+        if len(digits) < 8:
+            return None
+        if min(map(len, used[2 if international else 0 :] or ["00"])) < 2:
+            continue
+        if _international_ok(digits) if international else _domestic_ok(digits, used):
+            if k == len(groups):
+                return start, m.end() if m.group("ext") else num_end
+            return start, list(_DIGIT_GROUP.finditer(text, start, num_end))[k - 1 - len(groups)].end()
+    return None
+
+
+def _card_span(m: re.Match[str]) -> tuple[int, int] | None:
+    text = m.group()
+    seps = set(re.findall(r"[ \-]", text))
+    if len(seps) > 1:
+        return None
+    spans = _groups(text, m.start())
+    for k in range(len(spans), 0, -1):
+        groups = [m.string[a:b] for a, b in spans[:k]]
+        digits = "".join(groups)
+        if not 13 <= len(digits) <= 19:
+            continue
+        if k > 1 and (len(groups[0]) < 4 or min(len(g) for g in groups) < 3):
+            continue
+        if _card_network_ok(digits) and luhn_ok(digits):
+            return spans[0][0], spans[k - 1][1]
+    return None
+
+
+def _iban_span(m: re.Match[str]) -> tuple[int, int] | None:
+    spans = _groups(m.group(), m.start())
+    for k in range(len(spans), 0, -1):
+        if iban_ok("".join(m.string[a:b] for a, b in spans[:k])):
+            return spans[0][0], spans[k - 1][1]
+    return None
+
+
+# Public resolvers people ask about ("can't reach 8.8.8.8"): services, not persons.
+_SERVICE_IPS_SPEC = (
+    "1.1.1.1 1.0.0.1 8.8.8.8 8.8.4.4 9.9.9.9 149.112.112.112 208.67.222.222 208.67.220.220 "
+    "168.95.1.1 168.95.192.1 101.101.101.101 101.102.103.104"
+)
+_SERVICE_IPS = frozenset(_SERVICE_IPS_SPEC.split())
+
+
+# Four-part version numbers look like addresses: "version 1.2.3.4", "升級到 2.5.1.0 版".
+_VERSION_BEFORE = re.compile(r"(?:version|ver\.?|release|build|版本|版)[ ]*[:=]?[ ]*$", re.I)
+
+
+def _looks_like_version(m: re.Match[str]) -> bool:
+    text = m.string
+    after = text[m.end() : m.end() + 3].strip()
+    return bool(_VERSION_BEFORE.search(text, max(0, m.start() - 12), m.start())) or after.startswith("版")
+
+
+def _ipv4_span(m: re.Match[str]) -> tuple[int, int] | None:
+    if m.group() in _SERVICE_IPS or _looks_like_version(m):
+        return None
+    try:
+        address = ipaddress.IPv4Address(m.group())
+    except ValueError:  # an octet over 255 or with a leading zero
+        return None
+    return m.span() if address.is_global else None
+
+
+def _passport_span(m: re.Match[str]) -> tuple[int, int] | None:
+    number = m.group("num")
+    if len(number) == 8 and number.isdigit() and _looks_like_date(number):
+        return None
+    return m.span("num")
+
+
+def _looks_like_date(digits: str) -> bool:
+    year, month, day = int(digits[:4]), int(digits[4:6]), int(digits[6:])
+    return 1900 <= year <= 2100 and 1 <= month <= 12 and 1 <= day <= 31
+
+
+def _whole(m: re.Match[str]) -> tuple[int, int] | None:
+    return m.span()
+
+
+# --- where to look --------------------------------------------------------------------------------
+# Every number-shaped kind starts in a cluster: a digit followed by digits and the separators found
+# inside numbers. Patterns are only tried (anchored) where a cluster makes them possible, so a question
+# with a year or a form number costs one cluster scan, not a search per kind.
+
+_CLUSTER = re.compile(r"[0-9](?:[ .()\-]*[0-9]){3}[0-9 .()\-]*")  # fewer than 4 digits: no PII
+_Cluster = tuple[int, int, int, int]  # start, end, digits in it, dots in it
+_Starts = Callable[[str, list[_Cluster]], list[int]]
+
+
+def _clusters(folded: str) -> list[_Cluster]:
+    found = []
+    for m in _CLUSTER.finditer(folded):
+        chunk = m.group()
+        dots = chunk.count(".")
+        seps = chunk.count(" ") + dots + chunk.count("-") + chunk.count("(") + chunk.count(")")
+        found.append((m.start(), m.end(), len(chunk) - seps, dots))
+    return found
+
+
+def _group_starts(folded: str, cluster: _Cluster, min_digits: int) -> Iterator[int]:
+    """Starts of the digit groups with at least min_digits digits from there to the cluster's end."""
+    start, end, digits, _dots = cluster
+    for group in _DIGIT_GROUP.finditer(folded, start, end):
+        if digits < min_digits:
+            return
+        yield group.start()
+        digits -= group.end() - group.start()
+
+
+def _phone_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
+    """Groups that can begin a phone number: a trunk 0, a +country code, an (area), a NANP area."""
+    starts = []
+    for cluster in clusters:
+        if cluster[2] >= 8:
+            for pos in _group_starts(folded, cluster, 8):
+                if pos and folded[pos - 1] in "+(":
+                    starts.append(pos - 1)
+                elif folded[pos] == "0" or folded[pos + 3 : pos + 4] in ("-", " ", "."):
+                    starts.append(pos)
+    return starts
+
+
+def _card_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
+    return [pos for cluster in clusters if cluster[2] >= 13 for pos in _group_starts(folded, cluster, 13)]
+
+
+def _id_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
+    """An ID's digits follow one letter (national ID, new ARC) or two (old ARC)."""
+    starts = []
+    for start, _end, digits, _dots in clusters:
+        if digits >= 8 and (run := _DIGIT_GROUP.match(folded, start)) is not None:
+            letters = 10 - (run.end() - start)
+            if letters in (1, 2) and start >= letters:
+                starts.append(start - letters)
+    return starts
+
+
+def _iban_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
+    """Every IBAN has a cluster of 10 or more digits (its account number)."""
+    if any(cluster[2] >= 10 for cluster in clusters):
+        return [m.start() for m in _IBAN_HEAD.finditer(folded)]
+    return []
+
+
+def _ip_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
+    return [
+        pos
+        for cluster in clusters
+        if cluster[3] >= 3
+        for pos in _group_starts(folded, cluster, 4)
+        if pos == 0 or folded[pos - 1] != "."
+    ]
+
+
+def _email_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
+    return [m.start() for m in _EMAIL.finditer(folded)] if "@" in folded else []
+
+
+def _passport_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
+    if any(cluster[2] >= 6 for cluster in clusters) and (
+        "護照" in folded or "护照" in folded or "passport" in folded.lower()
+    ):
+        return [m.start() for m in _PASSPORT.finditer(folded)]
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class _Detector:
+    kind: str | None  # None: the validator decides (national ID or resident certificate)
+    pattern: re.Pattern[str]
+    span: Callable[[re.Match[str]], tuple[int, int] | None]
+    starts: _Starts
+    min_digits: int  # none of its matches has a cluster with fewer digits (0: not cluster-bound)
+
+
+# Order matters only for has_pii's speed (cheapest and commonest first) and for ties in find_pii.
+_DETECTORS = (
+    _Detector("email", _EMAIL, _whole, _email_starts, 0),
+    _Detector(None, _TW_ID, _whole, _id_starts, 8),
+    _Detector("phone", _PHONE, _phone_span, _phone_starts, 8),
+    _Detector("credit_card", _CARD, _card_span, _card_starts, 13),
+    _Detector("iban", _IBAN, _iban_span, _iban_starts, 10),
+    _Detector("ip_address", _IPV4, _ipv4_span, _ip_starts, 4),
+    _Detector("passport", _PASSPORT, _passport_span, _passport_starts, 6),
+)
+_PRIORITY = {kind: i for i, kind in enumerate(PLACEHOLDERS)}
+
+
+def _scan(folded: str, starts: list[int], detector: _Detector) -> Iterator[PIIMatch]:
+    """Validated matches of one detector, tried at each possible start: a valid number right
+    behind a rejected longer candidate is still found."""
+    covered = 0
+    for pos in starts:
+        if pos < covered or (m := detector.pattern.match(folded, pos)) is None:
+            continue
+        span = detector.span(m)
+        if span is None:
+            continue
+        kind = detector.kind or tw_id_kind(folded[span[0] : span[1]])
+        if kind is not None:
+            covered = span[1]
+            yield PIIMatch(kind, span[0], span[1])
+
+
+def _candidates(text: str) -> Iterator[PIIMatch]:
+    if not _TRIGGER.search(text):
+        return
+    folded = _fold(text)
+    clusters = _clusters(folded)
+    most = max((cluster[2] for cluster in clusters), default=0)
+    if not most and "@" not in folded:
+        return
+    for detector in _DETECTORS:
+        if most >= detector.min_digits and (starts := detector.starts(folded, clusters)):
+            yield from _scan(folded, starts, detector)
+
+
+# --- public API -----------------------------------------------------------------------------------
+
+
+def find_pii(text: str) -> list[PIIMatch]:
+    """Sorted, non-overlapping matches. Overlapping ones are merged into one span (the longer one's
+    kind), so redacting never leaves a piece of either."""
+    found = sorted(_candidates(text), key=lambda p: (p.start, -(p.end - p.start), _PRIORITY[p.kind]))
+    kept: list[PIIMatch] = []
+    for match in found:
+        if kept and match.start < kept[-1].end:
+            if match.end > kept[-1].end:
+                last = kept[-1]
+                longer = last if last.end - last.start >= match.end - match.start else match
+                kept[-1] = PIIMatch(longer.kind, last.start, match.end)
+            continue
+        kept.append(match)
+    return kept
+
+
+def has_pii(text: str) -> bool:
+    """The routing decision: stops at the first valid match."""
+    return next(_candidates(text), None) is not None
+
+
+def redact(text: str) -> str:
+    """text with each match replaced by its kind's placeholder: safe to log.
+
+    Repeated until nothing is found: removing a match can expose a neighbour glued to it
+    ("0912345678A123456789") that was no match on its own. Each round removes digits or an "@" and
+    adds none, so it ends."""
+    while matches := find_pii(text):
+        pieces: list[str] = []
+        last = 0
+        for match in matches:
+            pieces.append(text[last : match.start])
+            pieces.append(PLACEHOLDERS[match.kind])
+            last = match.end
+        pieces.append(text[last:])
+        text = "".join(pieces)
+    return text
+
+
+def pii_kinds(text: str) -> set[str]:
+    return {match.kind for match in find_pii(text)}
