@@ -119,9 +119,7 @@ def main() -> None:
                 cpu0 = cpu_seconds(proc.pid)
                 rps, p50, p99 = wrk(port, args.seconds, args.connections, script)
                 cpu_ms = (cpu_seconds(proc.pid) - cpu0) * 1000 / (rps * args.seconds)
-                print(
-                    f"  {name:<7} {rps:8.0f} req/s   p50 {p50:>8}   p99 {p99:>8}   hub CPU {cpu_ms:.2f} ms/request"
-                )
+                print(f"  {name:<7} {rps:8.0f} req/s   p50 {p50:>8}   p99 {p99:>8}   hub CPU {cpu_ms:.2f} ms/request")
             finally:
                 proc.terminate()
                 proc.wait(10)

@@ -179,9 +179,7 @@ def test_scope_is_enforced(secured: HubServer) -> None:
     response = ask(secured, {"Authorization": f"Bearer {token(scope='chat')}"})
     assert response.status_code == 403
     assert response.json()["error"]["type"] == "forbidden"
-    usage = httpx.get(
-        f"{secured.url}/admin/usage", headers={"Authorization": f"Bearer {token(scope='chat')}"}
-    )
+    usage = httpx.get(f"{secured.url}/admin/usage", headers={"Authorization": f"Bearer {token(scope='chat')}"})
     assert usage.status_code == 403
 
 

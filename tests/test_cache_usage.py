@@ -89,9 +89,7 @@ def test_usage_and_cost_per_tenant_client_and_model(tmp_path: Path, sample_index
             first = ask(hub, HR, "How do I claim travel expenses?")
             ask(hub, HR, "How do I claim travel expenses?")
             ask(hub, CS, "VPN 怎麼設定")
-            expected = (
-                first["usage"]["prompt_tokens"] * 1.0 + first["usage"]["completion_tokens"] * 2.0
-            ) / 1e6
+            expected = (first["usage"]["prompt_tokens"] * 1.0 + first["usage"]["completion_tokens"] * 2.0) / 1e6
             assert first["usage"]["cost_usd"] == pytest.approx(expected)
 
             admin = httpx.get(f"{hub.url}/admin/usage", headers={"X-API-Key": ADMIN}).json()
@@ -117,10 +115,7 @@ def test_client_changes_apply_without_a_restart(
         monkeypatch.setenv(name, value)
     with HubServer(make_settings(tmp_path, **env)) as hub:
         new_key = "ah_new-client-key-000000000"
-        assert (
-            httpx.post(f"{hub.url}/ask", json={"question": "hi"}, headers={"X-API-Key": new_key}).status_code
-            == 401
-        )
+        assert httpx.post(f"{hub.url}/ask", json={"question": "hi"}, headers={"X-API-Key": new_key}).status_code == 401
         config = base_config()
         config["clients"] = [c for c in config["clients"] if c["name"] != "cs-service"]
         config["clients"].append({"name": "newcomer", "tenant": "cs", "key_sha256": [digest(new_key)]})
@@ -128,20 +123,12 @@ def test_client_changes_apply_without_a_restart(
         deadline = time.monotonic() + 10
         status = 0
         while time.monotonic() < deadline:
-            status = httpx.post(
-                f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": new_key}
-            ).status_code
+            status = httpx.post(f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": new_key}).status_code
             if status == 200:
                 break
             time.sleep(0.2)
         assert status == 200
-        assert (
-            httpx.post(f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": CS}).status_code
-            == 401
-        )
+        assert httpx.post(f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": CS}).status_code == 401
         write_config(path, {"clients": "not a list"})  # a broken file is ignored, the old config stays
         time.sleep(2.5)
-        assert (
-            httpx.post(f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": new_key}).status_code
-            == 200
-        )
+        assert httpx.post(f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": new_key}).status_code == 200

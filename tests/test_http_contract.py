@@ -8,9 +8,7 @@ import pytest
 from tests.conftest import HubServer
 
 
-def post(
-    hub: HubServer, body: object | None = None, *, content: bytes | None = None, **kw: object
-) -> httpx.Response:
+def post(hub: HubServer, body: object | None = None, *, content: bytes | None = None, **kw: object) -> httpx.Response:
     if content is None:
         return httpx.post(f"{hub.url}/ask", json=body, timeout=10, **kw)  # type: ignore[arg-type]
     return httpx.post(f"{hub.url}/ask", content=content, timeout=10, **kw)  # type: ignore[arg-type]
@@ -91,9 +89,7 @@ def test_bad_bodies_get_the_right_status(hub: HubServer, body: object, status: i
 
 
 def test_valid_options_are_accepted(hub: HubServer) -> None:
-    response = post(
-        hub, {"question": "How many days of annual leave do I get?", "temperature": 0, "top_k": 1}
-    )
+    response = post(hub, {"question": "How many days of annual leave do I get?", "temperature": 0, "top_k": 1})
     assert response.status_code == 200
     assert len(response.json()["sources"]) <= 1
 

@@ -34,8 +34,7 @@ def write_kb(folder: Path, docs: dict[str, str]) -> Path:
 DOCS = {
     "leave.md": "# 請假規定\n\n## 特休\n\n到職滿半年給三天特休。滿一年給七天特休。\n\n"
     "## 病假\n\n病假一年三十天，半薪。\n",
-    "travel.md": "# Travel claims\n\n## Receipts\n\nKeep every receipt. "
-    "Claims without receipts are rejected.\n",
+    "travel.md": "# Travel claims\n\n## Receipts\n\nKeep every receipt. Claims without receipts are rejected.\n",
     "wifi.txt": "Guest Wi-Fi\n\nThe guest network is LumenGuest. Ask reception for the daily password.\n",
 }
 
@@ -137,9 +136,7 @@ async def test_index_from_another_embedder_is_refused(tmp_path: Path) -> None:
     assert rebuilt.version == 2 and rebuilt.embedded == rebuilt.chunks
 
 
-async def test_a_crash_mid_ingest_leaves_the_old_index_live(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_crash_mid_ingest_leaves_the_old_index_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kb = write_kb(tmp_path / "kb", DOCS)
     index_dir = tmp_path / "index"
     await build(kb, index_dir)

@@ -74,9 +74,7 @@ def open_portal(browser: Browser, hub: HubServer) -> Iterator[OpenPortal]:
     page_errors: list[str] = []
 
     def open_(locale: str = "en-US", width: int = 1280, height: int = 900) -> Page:
-        context = browser.new_context(
-            base_url=hub.url, locale=locale, viewport={"width": width, "height": height}
-        )
+        context = browser.new_context(base_url=hub.url, locale=locale, viewport={"width": width, "height": height})
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
@@ -129,9 +127,7 @@ def answer_payload(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def fulfil_json(
-    route: Route, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> None:
+def fulfil_json(route: Route, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
     route.fulfill(status=status, content_type="application/json", headers=headers, body=json.dumps(body))
 
 
@@ -279,23 +275,15 @@ def test_401_asks_for_a_key_and_sends_it_as_bearer(open_portal: OpenPortal) -> N
 def test_streamed_answer_renders_final_answer_and_sources(open_portal: OpenPortal) -> None:
     page = open_portal()
     done = answer_payload(cached=True)
-    stream = (
-        sse("delta", {"text": "Claims go through "})
-        + sse("delta", {"text": "SpendWise. [1]"})
-        + sse("done", done)
-    )
-    page.route(
-        "**/ask", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=stream)
-    )
+    stream = sse("delta", {"text": "Claims go through "}) + sse("delta", {"text": "SpendWise. [1]"}) + sse("done", done)
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=stream))
     answer = ask(page, "How do I claim travel expenses?")
     text = answer.locator(".answer-text")
     expect(text).to_contain_text("Claims go through SpendWise.")
     expect(text.locator("li")).to_have_text("Submit within 30 days of the trip. 2")
     expect(text.locator("a.cite")).to_have_count(2)
     expect(answer.locator(".streaming")).to_have_count(0)
-    expect(answer.locator(".sources .source-title")).to_have_text(
-        ["Travel Expense Claims", "Claim Deadlines"]
-    )
+    expect(answer.locator(".sources .source-title")).to_have_text(["Travel Expense Claims", "Claim Deadlines"])
     expect(answer.locator(".source-score").first).to_contain_text("0.91")
     expect(answer.locator(".model-name")).to_have_text("gpt-test")
     expect(answer.locator(".badge-cached")).to_be_visible()
@@ -307,9 +295,7 @@ def test_stream_error_keeps_partial_text_marked_cut_off(open_portal: OpenPortal)
     stream = sse("delta", {"text": "Claims go through Spend"}) + sse(
         "error", {"error": {"type": "upstream_error", "message": "the model stopped answering"}}
     )
-    page.route(
-        "**/ask", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=stream)
-    )
+    page.route("**/ask", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=stream))
     answer = ask(page, "How do I claim travel expenses?")
     expect(answer.locator(".answer-text")).to_have_text("Claims go through Spend")
     expect(answer.locator(".cut-off")).to_be_visible()

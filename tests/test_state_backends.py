@@ -62,9 +62,7 @@ async def test_counter_take_respects_the_limit(backend: StateBackend) -> None:
 
 
 async def test_set_only_if_absent_is_a_claim(backend: StateBackend) -> None:
-    claims = await asyncio.gather(
-        *(backend.set("k:event", b"mine", 60, only_if_absent=True) for _ in range(10))
-    )
+    claims = await asyncio.gather(*(backend.set("k:event", b"mine", 60, only_if_absent=True) for _ in range(10)))
     assert sum(claims) == 1
     assert await backend.get("k:event") == b"mine"
     await backend.delete("k:event")

@@ -420,9 +420,7 @@ class FakeOpenAI:
             )
         if mode == "rate_limit":
             headers = (
-                {"Retry-After": _format_retry_after(behavior.retry_after)}
-                if behavior.retry_after is not None
-                else None
+                {"Retry-After": _format_retry_after(behavior.retry_after)} if behavior.retry_after is not None else None
             )
             return openai_error(
                 429,
@@ -606,9 +604,7 @@ class FakeOpenAI:
         data = []
         for i, text in enumerate(inputs):
             vec = fake_embedding(text, dim)
-            embedding: list[float] | str = (
-                base64.b64encode(struct.pack(f"<{dim}f", *vec)).decode() if use_b64 else vec
-            )
+            embedding: list[float] | str = base64.b64encode(struct.pack(f"<{dim}f", *vec)).decode() if use_b64 else vec
             data.append({"object": "embedding", "index": i, "embedding": embedding})
         tokens = sum(estimate_tokens(t) for t in inputs)
         return web.json_response(
