@@ -32,6 +32,7 @@ from core.messages import NO_KNOWLEDGE
 from core.metrics import ASKS, COST, RETRIEVAL_SECONDS
 from core.pii import redact
 from core.schema import Admission, AskRequest, AskResult, Source, Usage
+from core.stats import Stats
 from core.usage import UsageLedger
 
 
@@ -60,12 +61,14 @@ class AskService:
         retriever: Retriever,
         models: ModelGateway,
         conversations: Conversations,
+        stats: Stats,
     ) -> None:
         self._settings = settings
         self._index = index
         self._retriever = retriever
         self._models = models
         self._conversations = conversations
+        self._stats = stats
 
     def use(self, settings: Settings, *, governor: Governor, cache: AnswerCache, usage: UsageLedger) -> None:
         """The policies in force (replaced as a whole when the config changes)."""
@@ -112,15 +115,25 @@ class AskService:
                 if isinstance(event, AskResult):
                     outcome = "cached" if event.cached else event.outcome
                     event = replace(event, admission=admission)
+                    self._record(request, event)
                 yield event
         except HubError as exc:
             outcome = exc.type
+            self._stats.failed(limited=exc.type == "rate_limited")
             if admission is not None:  # limit headers go on every admitted request's response
                 for name, value in admission.headers().items():
                     exc.headers.setdefault(name, value)
             raise
         finally:
             ASKS.labels(request.platform, outcome).inc()
+
+    def _record(self, request: AskRequest, result: AskResult) -> None:
+        row = {"request_id": request.request_id, "tenant": request.tenant, "platform": request.platform,
+               "question": result.question, "model": result.model, "latency_ms": round(result.latency_ms, 1),
+               "cached": result.cached, "outcome": result.outcome}  # fmt: skip
+        tokens = result.usage.prompt_tokens + result.usage.completion_tokens
+        self._stats.answered(tenant=request.tenant, latency_ms=result.latency_ms, tokens=tokens,
+                             cost=result.usage.cost_usd, cached=result.cached, entry=row)  # fmt: skip
 
     async def _answer(self, request: AskRequest, started: float, streaming: bool) -> AsyncIterator[Delta | AskResult]:
         settings = self._settings
@@ -138,6 +151,8 @@ class AskService:
             platform=request.platform,
             tenant_label=self._governor.tenant_label(request.tenant),
         )
+        if route.pii:
+            self._stats.pii()
         key = AnswerCache.key(question, index.version, f"{route.name}|k{top_k}")
         # A follow-up depends on its conversation: never answered from (or into) the plain cache.
         hit = None if history else await self._cache.get(key, tenant=request.tenant, question=question)

@@ -19,7 +19,7 @@ import orjson
 
 from core.auth.principal import Principal
 from core.config import Settings
-from core.errors import BadRequest, Forbidden, InvalidType, NotFound
+from core.errors import BadRequest, Forbidden, HubError, InvalidType, NotFound
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Retriever
 from core.limits import Governor
@@ -33,6 +33,7 @@ from core.messages import NO_KNOWLEDGE
 from core.metrics import COST, LLM_TOKENS, PII_ROUTED
 from core.pii import has_pii
 from core.schema import Admission
+from core.stats import Stats
 from core.usage import UsageLedger
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -95,10 +96,11 @@ def _text(content: Any) -> str | None:
 
 
 class ChatService:
-    def __init__(self, *, index: IndexHolder, retriever: Retriever, models: ModelGateway) -> None:
+    def __init__(self, *, index: IndexHolder, retriever: Retriever, models: ModelGateway, stats: Stats) -> None:
         self._index = index
         self._retriever = retriever
         self._models = models
+        self._stats = stats
         self._forwarder = Forwarder()
 
     def use(self, settings: Settings, *, governor: Governor, usage: UsageLedger) -> None:
@@ -112,6 +114,13 @@ class ChatService:
         ids = [*VIRTUAL, *self._models.router.specs]
         return [m for m in ids if allowed is None or m in allowed]
 
+    async def _admit(self, principal: Principal) -> Admission:
+        try:
+            return await self._governor.admit(principal, "v1")
+        except HubError as exc:
+            self._stats.failed(limited=exc.type == "rate_limited")
+            raise
+
     async def _plan(self, chat: ChatRequest, principal: Principal) -> tuple[Route, dict[str, Any]]:
         if chat.model not in self.model_ids(principal):
             if chat.model in VIRTUAL or chat.model in self._models.router.specs:
@@ -123,6 +132,7 @@ class ChatService:
         pii = has_pii(chat.text)
         if pii:
             PII_ROUTED.labels(self._governor.tenant_label(principal.tenant)).inc()
+            self._stats.pii()
         router = self._models.router
         spec = router.by_name(chat.model)
         if spec is not None and (spec.local or not pii):
@@ -137,7 +147,8 @@ class ChatService:
         return {"role": "system", "content": f"{SYSTEM}\n\nContext:\n{block}"}
 
     async def complete(self, chat: ChatRequest, principal: Principal) -> ChatReply:
-        admission = await self._governor.admit(principal, "v1")
+        started = time.perf_counter()
+        admission = await self._admit(principal)
         route, body = await self._plan(chat, principal)
 
         async def attempt(spec: ModelSpec) -> Forwarded:
@@ -150,13 +161,14 @@ class ChatService:
         model = str(reply.data.get("model") or route.models[0].upstream)
         prompt = usage.get("prompt_tokens") or estimate_tokens(chat.text)
         completion = usage.get("completion_tokens") or 0
-        await self._account(principal, model, prompt, completion)
+        await self._account(principal, model, prompt, completion, started)
         return ChatReply(reply.body, admission)
 
     async def stream(self, chat: ChatRequest, principal: Principal) -> tuple[Admission, AsyncIterator[bytes]]:
         """Upstream ``data:`` lines for the client. Failures before the first line raise;
         after it, the stream ends with an error line (the SDKs raise on it), not [DONE]."""
-        admission = await self._governor.admit(principal, "v1")
+        started = time.perf_counter()
+        admission = await self._admit(principal)
         route, body = await self._plan(chat, principal)
         wants_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
@@ -168,7 +180,7 @@ class ChatService:
 
         lines = self._models.resilience.stream(route, open_stream)
         first = await anext(lines)
-        return admission, self._relay(first, lines, principal, chat, wants_usage)
+        return admission, self._relay(first, lines, principal, chat, wants_usage, started)
 
     async def _relay(
         self,
@@ -177,6 +189,7 @@ class ChatService:
         principal: Principal,
         chat: ChatRequest,
         wants_usage: bool,
+        started: float,
     ) -> AsyncIterator[bytes]:
         usage: dict[str, Any] = {}
         model = first[1].upstream
@@ -193,10 +206,13 @@ class ChatService:
             yield line + b"\n\n"
             item = await anext(lines, None)
         prompt = usage.get("prompt_tokens") or estimate_tokens(chat.text)
-        await self._account(principal, model, prompt, usage.get("completion_tokens") or 0)
+        await self._account(principal, model, prompt, usage.get("completion_tokens") or 0, started)
 
-    async def _account(self, principal: Principal, model: str, prompt: int, completion: int) -> None:
+    async def _account(self, principal: Principal, model: str, prompt: int, completion: int, started: float) -> None:
         cost = self._usage.cost(model, prompt, completion)
+        latency = (time.perf_counter() - started) * 1000
+        self._stats.answered(tenant=principal.tenant, latency_ms=latency, tokens=prompt + completion, cost=cost,
+                             cached=False)  # fmt: skip
         LLM_TOKENS.labels(model, "prompt").inc(prompt)
         LLM_TOKENS.labels(model, "completion").inc(completion)
         COST.labels(self._governor.tenant_label(principal.tenant), model).inc(cost)

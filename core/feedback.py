@@ -10,6 +10,7 @@ import orjson
 from core.auth.service import fingerprint
 from core.metrics import FEEDBACK
 from core.state import StateBackend
+from core.stats import Stats
 
 Rating = Literal["up", "down"]
 KEEP_SEC = 90 * 86400.0
@@ -18,8 +19,9 @@ MAX_COMMENT = 1000
 
 
 class FeedbackStore:
-    def __init__(self, backend: StateBackend) -> None:
+    def __init__(self, backend: StateBackend, stats: Stats) -> None:
         self._backend = backend
+        self._stats = stats
 
     async def record(
         self,
@@ -50,6 +52,7 @@ class FeedbackStore:
         await self._backend.list_push("feedback:recent", data, RECENT, KEEP_SEC)
         if first:
             FEEDBACK.labels(platform, rating).inc()
+            self._stats.feedback(rating)
 
     async def recent(self, count: int = 100) -> list[dict[str, object]]:
         raw = await self._backend.list_range("feedback:recent", count)

@@ -28,6 +28,7 @@ from core.llm.gateway import ModelGateway
 from core.metrics import BACKEND_UP, INDEX_CHUNKS, INDEX_VERSION
 from core.reload import ConfigWatcher
 from core.state import BackendUnavailable, make_backend
+from core.stats import Stats
 from core.usage import UsageLedger
 
 log = logging.getLogger("askhub.hub")
@@ -43,17 +44,19 @@ class Hub:
         self.retriever = Retriever(self.embedder, lexical_weight=settings.retrieval.lexical_weight)
         self.models = ModelGateway(settings)
         self.conversations = Conversations(settings.conversation, self.backend)
+        self.stats = Stats(self.backend)
         self.asker = AskService(
             settings,
             index=self.index,
             retriever=self.retriever,
             models=self.models,
             conversations=self.conversations,
+            stats=self.stats,
         )
-        self.chat = ChatService(index=self.index, retriever=self.retriever, models=self.models)
+        self.chat = ChatService(index=self.index, retriever=self.retriever, models=self.models, stats=self.stats)
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
-        self.feedback = FeedbackStore(self.backend)
+        self.feedback = FeedbackStore(self.backend, self.stats)
         self.jobs = MemoryQueue()
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
@@ -78,6 +81,7 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         self.watcher.start()
         self.usage.start()
+        self.stats.start()
         self.jobs.start()
         await self.index.start()
         if self.index.current is not None:
@@ -97,6 +101,7 @@ class Hub:
             except Exception as exc:
                 log.warning("shutdown hook failed", extra={"exc": type(exc).__name__})
         await self.usage.close()
+        await self.stats.close()
         await self.index.close()
         await self.models.aclose()
         await self.chat.aclose()

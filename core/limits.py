@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,8 @@ class Governor:
         self._backend = backend
         self._clients = {c.name: c for c in settings.clients}
         self._zone = ZoneInfo(settings.limits.quota_timezone)
+        self._day_until = 0.0
+        self._day_cache = ("", 0.0, 0.0)
         self._known_tenants = set(settings.tenants) | {c.tenant for c in settings.clients} | {"default"}
         self._known_tenants |= {entry.split(":")[1] for entry in settings.hub_api_keys}
 
@@ -103,9 +106,15 @@ class Governor:
             BACKEND_ERRORS.labels("limits").inc()
 
     def _day(self) -> tuple[str, float]:
-        now = datetime.now(self._zone)
-        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        return now.strftime("%Y-%m-%d"), (midnight - now).total_seconds()
+        """Today's date in the quota time zone and the seconds until it ends."""
+        clock = time.monotonic()
+        if clock >= self._day_until:  # worked out again only when the cached second is over
+            now = datetime.now(self._zone)
+            midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            self._day_cache = (now.strftime("%Y-%m-%d"), (midnight - now).total_seconds(), clock)
+            self._day_until = clock + min(1.0, self._day_cache[1])
+        day, left, at = self._day_cache
+        return day, left - (clock - at)
 
     def _reject(self, principal: Principal, route: str, which: str, decision: Decision) -> None:
         why = REASONS[which]

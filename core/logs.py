@@ -27,6 +27,7 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 MAX_BYTES = 20 * 1024 * 1024
 BACKUPS = 5
 BATCH_WAIT_SEC = 0.05
+THIRD_PARTY = ("slack_bolt", "slack_sdk", "discord", "linebot", "aiohttp", "openai", "httpx", "redis", "faiss")
 
 
 def _timestamp(created: float) -> str:
@@ -157,6 +158,13 @@ def setup(settings: Settings) -> None:
     root.handlers[:] = [_Handler()]
     root.setLevel(logging.INFO)
     root.propagate = False
+    # The SDKs' own loggers go the same way (warnings and up): one pipeline, one format,
+    # an exception's type but never its traceback, nothing on bare stderr.
+    for name in THIRD_PARTY:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [_Handler()]
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
 
 
 def flush() -> None:

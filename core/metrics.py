@@ -3,9 +3,24 @@ and tenant names from config, fixed outcome words) — never user ids, questions
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# With several worker processes (uvicorn --workers N), set PROMETHEUS_MULTIPROC_DIR to an
+# empty folder: every process writes its values there and /metrics adds them up.
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def exposition() -> bytes:
+    """The text of /metrics: this process's registry, or every worker's values combined."""
+    if not MULTIPROCESS:
+        return generate_latest(REGISTRY)
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined)
+    return generate_latest(combined)
+
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 
@@ -59,8 +74,10 @@ RETRIEVAL_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
     registry=REGISTRY,
 )
-INDEX_CHUNKS = Gauge("hub_index_chunks", "Chunks in the loaded index", registry=REGISTRY)
-INDEX_VERSION = Gauge("hub_index_version", "Version number of the loaded index", registry=REGISTRY)
+INDEX_CHUNKS = Gauge("hub_index_chunks", "Chunks in the loaded index", registry=REGISTRY, multiprocess_mode="max")
+INDEX_VERSION = Gauge(
+    "hub_index_version", "Version number of the loaded index", registry=REGISTRY, multiprocess_mode="max"
+)
 RATE_LIMITED = Counter(
     "hub_rate_limit_rejections_total",
     "Requests refused by a limit, by tenant and limit",
@@ -73,7 +90,9 @@ BACKEND_ERRORS = Counter(
     ["part"],
     registry=REGISTRY,
 )
-BACKEND_UP = Gauge("hub_backend_up", "1 while the shared-state backend answers, else 0", registry=REGISTRY)
+BACKEND_UP = Gauge(
+    "hub_backend_up", "1 while the shared-state backend answers, else 0", registry=REGISTRY, multiprocess_mode="livemin"
+)
 CACHE = Counter(
     "hub_cache_requests_total",
     "Answer cache lookups by kind and result",
@@ -96,8 +115,12 @@ ADAPTER_ACK_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0),
     registry=REGISTRY,
 )
-QUEUE_DEPTH = Gauge("hub_queue_depth", "Accepted events waiting to be answered", registry=REGISTRY)
-QUEUE_AGE = Gauge("hub_queue_oldest_age_seconds", "Age of the oldest waiting event", registry=REGISTRY)
+QUEUE_DEPTH = Gauge(
+    "hub_queue_depth", "Accepted events waiting to be answered", registry=REGISTRY, multiprocess_mode="livesum"
+)
+QUEUE_AGE = Gauge(
+    "hub_queue_oldest_age_seconds", "Age of the oldest waiting event", registry=REGISTRY, multiprocess_mode="livemax"
+)
 BREAKER_STATE = Gauge(
     "hub_breaker_state",
     "Circuit breaker per model: 0 closed, 1 half-open, 2 open",

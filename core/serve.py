@@ -20,14 +20,14 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(settings: Settings) -> int:
-    if not settings.hub_api_keys and not is_loopback(settings.host):
+    if not settings.auth_enabled and not is_loopback(settings.host):
         print(
             f"refusing to listen on {settings.host}: no client keys are configured (local demo mode), "
             "so the hub would answer anyone. Set HUB_API_KEYS or HOST=127.0.0.1.",
             file=sys.stderr,
         )
         return 2
-    if not settings.hub_api_keys:
+    if not settings.auth_enabled:
         print(
             "*** LOCAL DEMO MODE: no client keys configured, so no authentication; "
             "listening on loopback only. Set HUB_API_KEYS to turn authentication on. ***",

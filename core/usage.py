@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,7 @@ class UsageLedger:
     def configure(self, settings: Settings) -> None:
         self._prices = {**DEFAULT_PRICES, **settings.prices}
         self._zone = ZoneInfo(settings.limits.quota_timezone)
+        self._today = (-10.0, "")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_every(FLUSH_SEC), name="usage-flush")
@@ -71,6 +73,11 @@ class UsageLedger:
         return (prompt_tokens * price.input_per_1m + completion_tokens * price.output_per_1m) / 1_000_000
 
     def _day(self, offset: int = 0) -> str:
+        if offset == 0:  # asked on every request: worked out once a second
+            now = time.monotonic()
+            if now - self._today[0] > 1.0:
+                self._today = (now, datetime.now(self._zone).strftime("%Y-%m-%d"))
+            return self._today[1]
         return (datetime.now(self._zone) - timedelta(days=offset)).strftime("%Y-%m-%d")
 
     def record(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from core.config import ClientSettings, Settings
 
 KEY_PREFIX = "ah_"
+RECENT_KEYS = 1024
 
 
 def digest(key: str) -> str:
@@ -38,6 +39,7 @@ class ClientRegistry:
     def __init__(self, settings: Settings) -> None:
         self._by_digest: dict[str, tuple[str, Client]] = {}
         self._by_name: dict[str, Client] = {}
+        self._recent: dict[str, Client] = {}  # valid keys only, so it cannot be filled by guessing
         for entry in settings.hub_api_keys:
             name, tenant, key = (part.strip() for part in entry.split(":"))
             self._add(ClientSettings(name=name, tenant=tenant, key_sha256=[digest(key)]))
@@ -57,10 +59,16 @@ class ClientRegistry:
         return len(self._by_name)
 
     def by_key(self, key: str) -> Client | None:
+        known = self._recent.get(key)
+        if known is not None:  # a key seen moments ago: no need to hash it again
+            return known
         d = digest(key)
         found = self._by_digest.get(d)
         if found is None or not hmac.compare_digest(found[0], d):
             return None
+        if len(self._recent) >= RECENT_KEYS:
+            self._recent.clear()
+        self._recent[key] = found[1]
         return found[1]
 
     def by_name(self, name: str) -> Client | None:

@@ -36,3 +36,25 @@ async def usage(
     )
     rows = await hub.usage.report(days, scope_tenant)
     return Response(orjson.dumps({"days": days, "tenant": scope_tenant, "rows": rows}), media_type="application/json")
+
+
+WINDOWS = {"hour": (60, 1), "day": (1440, 5)}  # minutes shown, minutes per point
+
+
+@router.get("/stats", summary="Dashboard data: series, totals, tenants, breakers, recent questions")
+async def stats(request: Request, window: str = Query("hour", pattern="^(hour|day)$")) -> Response:
+    authenticate(request, "admin")
+    hub = request.app.state.hub
+    minutes, bucket = WINDOWS[window]
+    data = await hub.stats.window(minutes, bucket)
+    votes = {f["request_id"]: f["rating"] for f in reversed(await hub.feedback.recent(5000))}
+    recent = [{**row, "feedback": votes.get(row.get("request_id"))} for row in await hub.stats.recent(50)]
+    body = {"window": window, **data, "breakers": hub.models.breaker_states(), "recent": recent}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/feedback", summary="Recent 👍 / 👎 with their request ids")
+async def feedback(request: Request, limit: int = Query(100, ge=1, le=5000)) -> Response:
+    authenticate(request, "admin")
+    rows = await request.app.state.hub.feedback.recent(limit)
+    return Response(orjson.dumps({"feedback": rows}), media_type="application/json")

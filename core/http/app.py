@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
+from prometheus_client import multiprocess
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse
 from starlette.staticfiles import StaticFiles
@@ -23,6 +25,7 @@ from core.http import admin_routes, ask_routes, errors, feedback_routes, openai_
 from core.http.fastlane import FastLane, LaneRoute
 from core.http.middleware import HubMiddleware
 from core.hub import Hub
+from core.metrics import MULTIPROCESS
 
 log = logging.getLogger("askhub.app")
 
@@ -63,6 +66,8 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await hub.close()
+            if MULTIPROCESS:  # this worker's live gauges leave the combined /metrics
+                multiprocess.mark_process_dead(os.getpid())
 
     app = HubApp(title="Ask Hub", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.lane_routes = [
@@ -113,11 +118,16 @@ class HubApp(FastAPI):
 
 
 def portal_router() -> APIRouter:
-    """The portal page at / (its scripts and styles under /static)."""
+    """The portal at / and the admin dashboard at /admin (scripts and styles under /static)."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
     async def portal() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @router.get("/admin")
+    async def admin() -> FileResponse:
+        # The page holds no data: it asks /admin/stats, which wants an admin key or JWT.
+        return FileResponse(WEB_DIR / "admin.html", headers={"Cache-Control": "no-cache"})
 
     return router

@@ -17,6 +17,7 @@ def credential(request: Request) -> str | None:
 
 
 def principal(request: Request, scope: str) -> Principal:
-    route = getattr(request.scope.get("route"), "path", request.url.path)
+    matched = request.scope.get("route")
+    route = matched.path if matched is not None else request.url.path
     peer = request.client.host if request.client else "unknown"
     return request.app.state.hub.auth.authenticate(credential(request), scope=scope, route=route, peer=peer)

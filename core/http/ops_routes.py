@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from core.metrics import REGISTRY
+from core.metrics import exposition
 
 router = APIRouter()
 
@@ -27,4 +27,4 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics")
 async def metrics() -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

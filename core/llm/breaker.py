@@ -18,6 +18,8 @@ from core.metrics import BREAKER_STATE
 
 log = logging.getLogger("askhub.alert")
 STATES = {"closed": 0, "half_open": 1, "open": 2}
+MAX_CALLS = 20_000  # the window's memory is bounded whatever the traffic
+EVALUATE_SEC = 0.5
 
 
 class Breaker:
@@ -26,7 +28,8 @@ class Breaker:
         self._s = settings
         self.state = "closed"
         self.reason = ""
-        self._calls: deque[tuple[float, bool, float]] = deque()  # (when, ok, latency)
+        self._calls: deque[tuple[float, bool, float]] = deque(maxlen=MAX_CALLS)  # (when, ok, latency)
+        self._evaluated = 0.0
         self._consecutive = 0
         self._opened_at = 0.0
         self._probing = False
@@ -66,8 +69,11 @@ class Breaker:
         if self._consecutive >= self._s.consecutive_failures:
             self._open(f"{self._consecutive} consecutive failures")
             return
-        if len(self._calls) < self._s.min_calls:
+        # The window rules cost O(calls in the window): judged at most every EVALUATE_SEC,
+        # so the breaker stays cheap on the hot path (a failure is judged at once).
+        if len(self._calls) < self._s.min_calls or (ok and now - self._evaluated < EVALUATE_SEC):
             return
+        self._evaluated = now
         errors = sum(1 for _, good, _ in self._calls if not good) / len(self._calls)
         latencies = sorted(lat for _, _, lat in self._calls)
         p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from core.config import Settings
 from core.llm.base import Completion, Prompt, Provider
 from core.llm.extractive import ExtractiveProvider
-from core.llm.openai_provider import OpenAIProvider
 from core.llm.resilience import Resilience
 from core.llm.routing import ModelSpec, Route, Router
 from core.metrics import LLM_TOKENS, PII_ROUTED
@@ -21,6 +20,8 @@ from core.pii import has_pii
 def make_provider(spec: ModelSpec) -> Provider:
     if spec.provider == "extractive":
         return ExtractiveProvider()
+    from core.llm.openai_provider import OpenAIProvider  # the SDK takes a second to import: only when used
+
     return OpenAIProvider(model=spec.upstream, api_key=spec.api_key, base_url=spec.base_url, timeout=spec.timeout)
 
 

@@ -85,6 +85,10 @@ class StateBackend(Protocol):
 
     async def hash_get_all(self, key: str) -> dict[str, float]: ...
 
+    async def hash_get_many(self, keys: list[str]) -> list[dict[str, float]]:
+        """Several hashes in one go (one round trip in Redis)."""
+        ...
+
     async def list_push(self, key: str, value: bytes, max_len: int, ttl_sec: float) -> None:
         """Append, keep only the newest ``max_len`` entries, refresh the expiry."""
         ...

@@ -130,6 +130,9 @@ class MemoryBackend:
         current = self._load(key)
         return dict(current) if isinstance(current, dict) else {}
 
+    async def hash_get_many(self, keys: list[str]) -> list[dict[str, float]]:
+        return [await self.hash_get_all(key) for key in keys]
+
     async def list_push(self, key: str, value: bytes, max_len: int, ttl_sec: float) -> None:
         current = self._load(key)
         items: deque[bytes] = current if isinstance(current, deque) else deque(maxlen=max_len)

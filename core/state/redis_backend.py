@@ -230,6 +230,13 @@ class RedisBackend:
         table = await self._run(self._client.hgetall(PREFIX + key))
         return {k.decode(): float(v) for k, v in table.items()}
 
+    async def hash_get_many(self, keys: list[str]) -> list[dict[str, float]]:
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(PREFIX + key)
+        tables = await self._run(pipe.execute())
+        return [{k.decode(): float(v) for k, v in table.items()} for table in tables]
+
     async def list_push(self, key: str, value: bytes, max_len: int, ttl_sec: float) -> None:
         pipe = self._client.pipeline(transaction=True)
         pipe.rpush(PREFIX + key, value)

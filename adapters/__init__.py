@@ -1,0 +1,1 @@
+"""Platform adapters: Slack, LINE and Discord front doors on the one Ask Hub core."""

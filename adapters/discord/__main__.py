@@ -1,0 +1,59 @@
+"""``python -m adapters.discord``: the Discord gateway bot as a process of its own.
+
+It shares the hub's state (limits, cache, dedupe, usage) with the other processes through
+REDIS_URL; the HTTP interactions endpoint is served by the app (``python -m core serve``).
+Stops cleanly on SIGTERM / SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+
+from core import logs
+from core.config import ConfigError, load_settings
+from core.hub import Hub
+
+
+async def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if settings.discord_bot_token is None or not settings.discord_bot_token.get_secret_value():
+        print("DISCORD_BOT_TOKEN is not set: the gateway bot needs the bot's token.", file=sys.stderr)
+        return 2
+    from adapters.discord import transport
+    from adapters.discord.gateway import run
+
+    logs.setup(settings)
+    hub = Hub(settings)
+    await hub.start()
+    task = asyncio.create_task(run(hub), name="discord-gateway")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        return 0
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # discord.py gave up (reconnects are its own business)
+        print(f"discord gateway bot stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+        await hub.close()  # drains the queued answers first
+        await transport.replies_for(hub).aclose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

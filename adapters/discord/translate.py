@@ -1,0 +1,119 @@
+"""Discord events -> core ``AskRequest``: who asks, for which tenant, in which conversation.
+
+Both transports (the discord.py gateway bot and the HTTP interactions endpoint) use these, so a
+question reads the same whichever way it arrived.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from core.config import Settings
+from core.schema import AskRequest
+
+PLATFORM = "discord"
+COMMAND = "ask"  # contract: the slash command is `ask` with a string option `question`
+OPTION = "question"
+THREAD_TYPES = frozenset({10, 11, 12})  # announcement, public and private threads
+
+_MENTION = re.compile(r"<@!?(\d+)>")
+# custom_id (at most 100 characters): the answer's request id and the rating.
+_FEEDBACK_PREFIX = "askhub:fb"
+FEEDBACK_TEMPLATE = rf"{_FEEDBACK_PREFIX}:(?P<rating>up|down):(?P<request_id>[A-Za-z0-9._:-]{{1,80}})"
+_FEEDBACK = re.compile(FEEDBACK_TEMPLATE)
+
+Rating = Literal["up", "down"]
+
+
+def tenant_for(settings: Settings, guild_id: object | None) -> str:
+    """The guild's tenant; DMs and unmapped guilds get the default tenant."""
+    section = settings.discord
+    if guild_id is None:
+        return section.default_tenant
+    return section.tenants.get(str(guild_id), section.default_tenant)
+
+
+def strip_mentions(text: str, bot_id: int | str) -> str:
+    """The question without the mentions that addressed it to the bot."""
+    bot = str(bot_id)
+    return " ".join(_MENTION.sub(lambda m: "" if m.group(1) == bot else m.group(0), text).split())
+
+
+def conversation_for_command(channel_id: object, is_thread: bool, user_id: object) -> str:
+    """/ask inside a thread continues the thread's conversation; elsewhere each user has their own."""
+    return str(channel_id) if is_thread else f"{channel_id}:{user_id}"
+
+
+def ask_request(
+    settings: Settings,
+    *,
+    question: str,
+    user_id: object,
+    guild_id: object | None,
+    channel_id: object,
+    conversation: str,
+    request_id: str,
+) -> AskRequest:
+    return AskRequest(
+        question=question,
+        tenant=tenant_for(settings, guild_id),
+        client=PLATFORM,
+        user=str(user_id),
+        platform=PLATFORM,
+        channel=str(channel_id),
+        conversation_id=f"{PLATFORM}:{conversation}",
+        request_id=request_id,
+    )
+
+
+def feedback_custom_id(request_id: str, rating: Rating) -> str:
+    return f"{_FEEDBACK_PREFIX}:{rating}:{request_id}"
+
+
+def parse_feedback(custom_id: str) -> tuple[str, Rating] | None:
+    """(request id, rating) of a 👍/👎 button, or None for any other component."""
+    match = _FEEDBACK.fullmatch(custom_id or "")
+    if match is None:
+        return None
+    rating: Rating = "up" if match["rating"] == "up" else "down"
+    return match["request_id"], rating
+
+
+# -- raw interaction payloads (the HTTP endpoint; the gateway gets discord.py objects) --
+
+
+def interaction_user(payload: dict[str, Any]) -> str | None:
+    """In a guild the user is under ``member``; in DMs it is ``user``."""
+    user = (payload.get("member") or {}).get("user") or payload.get("user") or {}
+    user_id = user.get("id")
+    return str(user_id) if user_id else None
+
+
+def command_question(payload: dict[str, Any]) -> str | None:
+    """The `question` of an `/ask` command, or None when the interaction is another command."""
+    data = payload.get("data") or {}
+    if data.get("name") != COMMAND:
+        return None
+    for option in data.get("options") or []:
+        if option.get("name") == OPTION and isinstance(option.get("value"), str):
+            return str(option["value"])
+    return ""
+
+
+def command_job(settings: Settings, payload: dict[str, Any], question: str, request_id: str) -> dict[str, Any]:
+    """The plain-data job for an `/ask` interaction (answered later through its webhook)."""
+    channel = payload.get("channel") or {}
+    channel_id = payload.get("channel_id") or channel.get("id")
+    user_id = interaction_user(payload)
+    return {
+        "interaction_id": str(payload["id"]),
+        "application_id": str(payload.get("application_id") or settings.discord_application_id),
+        "token": payload["token"],
+        "question": question,
+        "user_id": user_id,
+        "guild_id": payload.get("guild_id"),
+        "channel_id": channel_id,
+        "conversation": conversation_for_command(channel_id, channel.get("type") in THREAD_TYPES, user_id),
+        "request_id": request_id,
+    }

@@ -1,0 +1,63 @@
+"""``python -m adapters.slack``: the Slack Socket Mode bot as its own process.
+
+For workspaces without a public URL, or to run the bot apart from the HTTP app (the Procfile's
+``slack`` process). Needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN; stops cleanly on SIGTERM/SIGINT,
+finishing the answers in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+
+from adapters.slack import socket_configured
+from core.config import ConfigError, load_settings
+
+
+async def _run() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if not socket_configured(settings):
+        print("config error: Slack Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN", file=sys.stderr)
+        return 2
+    # The heavy imports (index, models, SDKs) only once the configuration is known to be usable.
+    from adapters.slack import runners
+    from core import logs
+    from core.hub import Hub
+
+    logs.setup(settings)
+    hub = Hub(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await hub.start()
+    clients = [asyncio.create_task(client(), name="slack-socket-mode") for client in runners(hub)]
+    stopper = asyncio.create_task(stop.wait())
+    failed = False
+    try:
+        await asyncio.wait([stopper, *clients], return_when=asyncio.FIRST_COMPLETED)
+        failed = any(task.done() for task in clients)  # a client stopped by itself: an error
+    finally:
+        for task in [stopper, *clients]:
+            task.cancel()
+        for task in clients:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await hub.close()
+        logs.flush()
+    return 1 if failed else 0
+
+
+def main() -> int:
+    return asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

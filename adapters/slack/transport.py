@@ -1,0 +1,252 @@
+"""Receive: Slack's requests into one slack-bolt AsyncApp, over HTTP or Socket Mode.
+
+    POST /slack/events   events, interactivity and slash commands (one Request URL), signed
+                         with SLACK_SIGNING_SECRET: bad or stale (over 5 minutes) -> 401 JSON
+    Socket Mode          slack-bolt's async handler on slack_sdk's aiohttp client, for
+                         workspaces without a public URL (SLACK_APP_TOKEN)
+
+Every listener does the same few, fast things and returns, which acknowledges the request
+(the app runs with ``process_before_response``, so the ack goes out after them, well inside
+Slack's 3 seconds whatever the model does): decide whether the bot answers, claim the
+message in the shared ledger (a retry, or the second event Slack sends for one message, is
+a duplicate), submit a job, return. If the job cannot be queued the claim is released and
+Slack gets a 503, so its retry is answered. The answer is reply.py's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+
+from adapters.slack import translate
+from adapters.slack.reply import Replier
+from adapters.slack.translate import PLATFORM, Ignored, Incoming
+from core.config import Settings
+from core.errors import Unauthorized
+from core.hub import Hub
+from core.llm.prompt import language_of
+from core.messages import polite
+from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS
+
+log = logging.getLogger("askhub.slack")
+# slack-bolt and slack_sdk log through the hub's pipeline (warnings and up), which writes an
+# exception's type only: never a traceback that could quote a message, never to bare stderr.
+SDK_LOG = logging.getLogger("askhub.slack.sdk")
+SDK_LOG.setLevel(logging.WARNING)
+
+
+class _SkipTokenNotice(logging.Filter):
+    """Bolt notes that SLACK_BOT_TOKEN in the environment is unused beside our client: expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+SDK_LOG.addFilter(_SkipTokenNotice())
+
+
+ANSWER_JOB, FEEDBACK_JOB = "slack.answer", "slack.feedback"
+USAGE = "Ask me anything about the company, e.g. `/ask How do I set up the VPN?`"
+
+
+def api_url(settings: Settings) -> str:
+    url = settings.slack_api_url
+    return url if url.endswith("/") else url + "/"
+
+
+class SlackTransport:
+    """The Bolt app, its listeners, and the two ways requests reach it."""
+
+    def __init__(self, hub: Hub) -> None:
+        settings = hub.settings
+        assert settings.slack_bot_token is not None
+        self.hub = hub
+        self.web = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(), base_url=api_url(settings), logger=SDK_LOG
+        )
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        self._verifier = SignatureVerifier(secret) if secret.strip() else None
+        self.app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+        self.replier = Replier(hub, self.web)
+        self._jobs_registered = False
+        self.app = AsyncApp(
+            name="askhub.slack.app",  # Bolt's per-listener loggers are named after the app
+            client=self.web,
+            signing_secret=secret,
+            # The HTTP route verifies signatures itself, to answer the contract's JSON 401;
+            # Socket Mode needs none.
+            request_verification_enabled=False,
+            process_before_response=True,
+            logger=SDK_LOG,
+        )
+        self.app.event(re.compile(r"^(app_mention|message)$"))(self._on_event)
+        self.app.command(re.compile(r"^/ask"))(self._on_command)
+        self.app.action(re.compile(r"^askhub_feedback_(up|down)$"))(self._on_action)
+        self.app.event(re.compile(r".*"))(self._on_other_event)  # acked: an unhandled event would be retried
+
+    def register_jobs(self) -> None:
+        if not self._jobs_registered:
+            self.hub.jobs.register(ANSWER_JOB, self.replier.answer)
+            self.hub.jobs.register(FEEDBACK_JOB, self.replier.feedback)
+            self._jobs_registered = True
+
+    # -- listeners (each returns quickly: that return is the ack) --
+
+    async def _on_event(self, body: dict[str, Any], context: Any, request: AsyncBoltRequest) -> Any:
+        ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
+        got = translate.from_event(body, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
+        if isinstance(got, Incoming) and got.kind == "thread":
+            # A reply in a thread without a mention: answered only in threads the bot answers.
+            try:
+                answering = await self.hub.backend.get(translate.thread_key(got.team, got.channel, got.thread_ts or ""))
+            except Exception as exc:  # the shared state is down: let Slack retry later
+                log.warning("slack thread lookup failed", extra={"exc": type(exc).__name__})
+                return BoltResponse(status=503, body="")
+            if answering is None:
+                got = Ignored("not_addressed")
+        if isinstance(got, Ignored):
+            ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
+            log.debug("slack event ignored", extra={"event_id": body.get("event_id"), "reason": got.reason})
+            return None
+        retry = _header(request.headers, "x-slack-retry-num")
+        return await self._accept(got.key, ANSWER_JOB, {"incoming": got.as_payload(), "request_id": _rid()},
+                                  event_id=body.get("event_id"), retry=retry)  # fmt: skip
+
+    async def _on_command(self, body: dict[str, Any], ack: Any) -> Any:
+        ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
+        incoming = translate.from_command(body)
+        if not incoming.text:
+            ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
+            await ack(USAGE)
+            return None
+        refused = await self._accept(incoming.key, ANSWER_JOB, {"incoming": incoming.as_payload(),
+                                                                "request_id": _rid()})  # fmt: skip
+        # Slack does not retry slash commands: say "busy" instead of letting the command fail.
+        await ack(polite("unavailable", language=language_of(incoming.text)) if refused else "")
+        return None
+
+    async def _on_action(self, body: dict[str, Any], action: dict[str, Any], ack: Any) -> Any:
+        vote = translate.from_action(body, action)
+        if vote is None:
+            await ack()
+            return None
+        ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
+        refused = await self._accept(vote.key, FEEDBACK_JOB, vote.as_payload())
+        if refused is not None:
+            return refused  # the button shows a warning; clicking again works
+        await ack()
+        return None
+
+    async def _on_other_event(self) -> None:
+        ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
+        ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
+
+    async def _accept(
+        self, key: str, job: str, payload: dict[str, Any], *, event_id: str | None = None, retry: str | None = None
+    ) -> BoltResponse | None:
+        """Claim, queue, and let the listener return (the ack). None when accepted or a duplicate;
+        a 503 when the work could not be queued (the claim is released, so a retry is answered)."""
+        claimed = False
+        try:
+            claimed = await self.hub.events.claim(PLATFORM, key)
+            if not claimed:
+                ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
+                log.info("slack duplicate delivery skipped", extra={"event": key, "event_id": event_id,
+                                                                    "retry": retry})  # fmt: skip
+                return None
+            await self.hub.jobs.submit(job, payload)
+        except Exception as exc:
+            if claimed:
+                await _quietly(self.hub.events.release(PLATFORM, key))
+            ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
+            log.warning("slack event not accepted", extra={"event": key, "exc": type(exc).__name__})
+            return BoltResponse(status=503, body="")
+        log.info("slack event accepted", extra={"event": key, "event_id": event_id, "retry": retry, "job": job})
+        return None
+
+    # -- HTTP --
+
+    async def http_endpoint(self, request: Request) -> Response:
+        started = time.perf_counter()
+        body = await request.body()
+        if not self._signed(body, request.headers):
+            raise Unauthorized("invalid or expired Slack request signature")
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8", "replace"),
+            query=dict(request.query_params),
+            headers={k: v for k, v in request.headers.items()},
+        )
+        bolt_response = await self.app.async_dispatch(bolt_request)
+        ADAPTER_ACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
+        return Response(
+            content=bolt_response.body,
+            status_code=bolt_response.status,
+            headers=bolt_response.first_headers_without_set_cookie(),
+        )
+
+    def _signed(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        """v0 HMAC-SHA256 of ``v0:{timestamp}:{body}``, timestamp within 5 minutes of now."""
+        if self._verifier is None:
+            return False
+        try:
+            return self._verifier.is_valid(
+                body=body,
+                timestamp=headers.get("x-slack-request-timestamp"),
+                signature=headers.get("x-slack-signature"),
+            )
+        except (ValueError, UnicodeDecodeError):  # a timestamp that is not a number
+            return False
+
+    # -- Socket Mode --
+
+    async def run_socket_mode(self) -> None:
+        """Connect (apps.connections.open -> websocket) and serve until cancelled; the client
+        reconnects by itself when Slack rotates or drops the connection."""
+        assert self.app_token is not None
+        handler = _SocketModeHandler(self.app, self.app_token, logger=SDK_LOG, web_client=self.web)
+        try:
+            await handler.connect_async()
+            log.info("slack socket mode connected")
+            await asyncio.Event().wait()
+        finally:
+            await _quietly(handler.close_async())
+
+
+class _SocketModeHandler(AsyncSocketModeHandler):
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        started = time.perf_counter()
+        await super().handle(client, req)  # dispatch, then the envelope ack (only for a 200)
+        ADAPTER_ACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str | None:
+    value = headers.get(name)
+    if isinstance(value, list | tuple):
+        return str(value[0]) if value else None
+    return str(value) if value is not None else None
+
+
+def _rid() -> str:
+    return uuid.uuid4().hex
+
+
+async def _quietly(coro: Any) -> None:
+    try:
+        await coro
+    except Exception as exc:
+        log.debug("cleanup failed", extra={"exc": type(exc).__name__})

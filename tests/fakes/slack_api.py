@@ -1,0 +1,380 @@
+"""A real-HTTP fake of the Slack Web API (and of Socket Mode's websocket) for adapter tests.
+
+The server runs on 127.0.0.1 in its own thread with its own event loop (like FakeOpenAI), so the
+real slack_sdk / slack-bolt clients talk to it over sockets. Every call is recorded with its
+method, headers and decoded body (JSON, form or query), and answered in Slack's shapes:
+HTTP 200 with ``{"ok": true, ...}``, or ``{"ok": false, "error": "..."}``.
+
+    with FakeSlack() as slack:
+        settings = make_settings(..., SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=slack.bot_token)
+        slack.streaming = False                    # chat.*Stream answer "unknown_method"
+        slack.fail("chat.postMessage", "not_in_channel", times=1)
+        slack.wait_for("chat.update", count=2)     # await calls instead of sleeping
+
+Socket Mode: ``apps.connections.open`` (with the app token) returns ``ws://127.0.0.1:<port>/link?...``;
+the fake sends ``hello`` on connect, ``send_envelope`` delivers an envelope to the connected
+client, and every frame the client sends back (the ``{"envelope_id": ...}`` acks) is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Self
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+STREAM_METHODS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    method: str  # the Web API method, e.g. "chat.postMessage"
+    headers: dict[str, str]  # lower-cased names
+    body: dict[str, Any]  # JSON body, or form fields, or query parameters (merged)
+    token: str | None
+    time: float  # time.monotonic() at arrival
+
+    def __getitem__(self, key: str) -> Any:
+        return self.body[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.body.get(key, default)
+
+
+class FakeSlack:
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test-token",
+        app_token: str = "xapp-test-token",
+        team_id: str = "T0001",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+    ) -> None:
+        self.bot_token, self.app_token = bot_token, app_token
+        self.team_id, self.bot_user_id, self.bot_id = team_id, bot_user_id, bot_id
+        self.calls: list[SlackCall] = []
+        self.responses: list[SlackCall] = []  # posts to response_url endpoints
+        self.socket_frames: list[dict[str, Any]] = []  # what Socket Mode clients sent
+        self.messages: dict[str, dict[str, Any]] = {}  # ts -> the message as last posted/updated
+        self.streaming = True
+        self.stream_error = "unknown_method"
+        self._failures: dict[str, list[str | int | None]] = {}
+        self._ts = 0
+        self._cond = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._sockets: list[web.WebSocketResponse] = []
+        self._tickets: set[str] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeSlack is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        """What SLACK_API_URL points to (slack_sdk appends the method name)."""
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str = "r") -> str:
+        return f"{self.url}/respond/{name}"
+
+    def start(self) -> Self:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=self._run_loop, args=(loop,), name="FakeSlack", daemon=True)
+        thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(sock), loop).result(10)
+        self._port = sock.getsockname()[1]
+        self._loop, self._thread = loop, thread
+        return self
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        app = web.Application()
+        app.router.add_get("/link", self._websocket)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/respond/{name}", self._respond)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+
+    async def _shutdown(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- scripting ---------------------------------------------------------------------------------
+
+    def fail(self, method: str, error: str = "internal_error", *, times: int | None = None) -> None:
+        """Answer ``method`` with ``{"ok": false, "error": error}`` (the next ``times`` calls, or always)."""
+        with self._cond:
+            self._failures[method] = [error, times]
+
+    def heal(self, method: str | None = None) -> None:
+        with self._cond:
+            if method is None:
+                self._failures.clear()
+            else:
+                self._failures.pop(method, None)
+
+    def _scripted_error(self, method: str) -> str | None:
+        if method in STREAM_METHODS and not self.streaming:
+            return self.stream_error
+        with self._cond:
+            entry = self._failures.get(method)
+            if entry is None:
+                return None
+            error, times = entry
+            if times is not None:
+                if times <= 1:
+                    del self._failures[method]
+                else:
+                    entry[1] = times - 1
+            return str(error)
+
+    # -- inspection --------------------------------------------------------------------------------
+
+    def calls_to(self, *methods: str) -> list[SlackCall]:
+        with self._cond:
+            return [c for c in self.calls if c.method in methods]
+
+    def wait_for(
+        self,
+        method: str | Callable[[SlackCall], bool],
+        *,
+        count: int = 1,
+        timeout: float = 10.0,
+    ) -> list[SlackCall]:
+        """Block until at least ``count`` recorded calls match; returns them."""
+        match = (lambda c: c.method == method) if isinstance(method, str) else method
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [c for c in self.calls if match(c)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [c.method for c in self.calls]
+                    raise TimeoutError(f"waited for {count} x {method!r}; calls so far: {seen}")
+                self._cond.wait(left)
+
+    def wait_frames(self, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.socket_frames) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"waited for {count} socket frames; got {self.socket_frames}")
+                self._cond.wait(left)
+            return list(self.socket_frames)
+
+    def wait_connected(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._sockets:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no Socket Mode client connected")
+                self._cond.wait(left)
+
+    def send_envelope(self, envelope: dict[str, Any]) -> None:
+        """Deliver one Socket Mode envelope to every connected client."""
+        assert self._loop is not None
+
+        async def send() -> None:
+            for ws in list(self._sockets):
+                await ws.send_str(json.dumps(envelope))
+
+        asyncio.run_coroutine_threadsafe(send(), self._loop).result(5)
+
+    # -- handlers ----------------------------------------------------------------------------------
+
+    def _record(self, call: SlackCall, into: list[SlackCall]) -> None:
+        with self._cond:
+            into.append(call)
+            self._cond.notify_all()
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        raw = await request.read()
+        body: dict[str, Any] = dict(request.query)
+        ctype = request.headers.get("Content-Type", "")
+        if raw and "json" in ctype:
+            parsed = json.loads(raw)
+            body.update(parsed if isinstance(parsed, dict) else {})
+        elif raw:
+            body.update(dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True)))
+        for key in ("blocks", "chunks", "metadata"):  # form-encoded JSON fields
+            if isinstance(body.get(key), str) and body[key].startswith(("[", "{")):
+                body[key] = json.loads(body[key])
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else body.pop("token", None)
+        call = SlackCall(method, {k.lower(): v for k, v in request.headers.items()}, body, token, time.monotonic())
+        self._record(call, self.calls)
+
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if not token:
+            return _json({"ok": False, "error": "not_authed"})
+        if token != expected:
+            return _json({"ok": False, "error": "invalid_auth"})
+        error = self._scripted_error(method)
+        if error is not None:
+            return _json({"ok": False, "error": error})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return _json({"ok": False, "error": "unknown_method", "req_method": method})
+        return _json(handler(body))
+
+    def _next_ts(self) -> str:
+        with self._cond:
+            self._ts += 1
+            return f"1700000{self._ts:03d}.{self._ts:06d}"
+
+    def _m_auth_test(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": "https://acme.slack.com/", "team": "Acme", "user": "askbot",
+                "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
+                "is_enterprise_install": False}  # fmt: skip
+
+    def _m_chat_postMessage(self, body: dict[str, Any]) -> dict[str, Any]:
+        ts = self._next_ts()
+        message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts,
+                   "text": body.get("text", ""), "blocks": body.get("blocks", [])}  # fmt: skip
+        if body.get("thread_ts"):
+            message["thread_ts"] = body["thread_ts"]
+        self.messages[ts] = message
+        return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": message}
+
+    def _m_chat_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        ts = body.get("ts", "")
+        if ts not in self.messages:
+            return {"ok": False, "error": "message_not_found"}
+        message = self.messages[ts]
+        message["text"] = body.get("text", message["text"])
+        if "blocks" in body:
+            message["blocks"] = body["blocks"]
+        return {"ok": True, "channel": body.get("channel"), "ts": ts, "text": message["text"], "message": message}
+
+    def _m_chat_delete(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.messages.pop(body.get("ts", ""), None)
+        return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+
+    def _m_chat_postEphemeral(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _m_chat_startStream(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not body.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        ts = self._next_ts()
+        self.messages[ts] = {"type": "message", "user": self.bot_user_id, "ts": ts, "streaming": True,
+                             "thread_ts": body["thread_ts"], "text": body.get("markdown_text") or "",
+                             "blocks": []}  # fmt: skip
+        return {"ok": True, "channel": body.get("channel"), "ts": ts}
+
+    def _m_chat_appendStream(self, body: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages.get(body.get("ts", ""))
+        if message is None or not message.get("streaming"):
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        message["text"] += body.get("markdown_text") or ""
+        return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+
+    def _m_chat_stopStream(self, body: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages.get(body.get("ts", ""))
+        if message is None or not message.get("streaming"):
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        message["text"] += body.get("markdown_text") or ""
+        message["blocks"] = body.get("blocks") or []
+        message["streaming"] = False
+        return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts"), "message": message}
+
+    def _m_apps_connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/link?ticket={ticket}&app_id=A0001"}
+
+    async def _respond(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body = json.loads(raw) if raw else {}
+        call = SlackCall(f"respond/{request.match_info['name']}", dict(request.headers), body, None, time.monotonic())
+        self._record(call, self.responses)
+        self._record(call, self.calls)
+        return web.Response(text="ok")
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("ticket") not in self._tickets:
+            return web.Response(status=401, text="invalid ticket")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1,
+                                      "debug_info": {"host": "fake-slack", "approximate_connection_time": 3600},
+                                      "connection_info": {"app_id": "A0001"}}))  # fmt: skip
+        with self._cond:
+            self._sockets.append(ws)
+            self._cond.notify_all()
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    with self._cond:
+                        self.socket_frames.append(json.loads(msg.data))
+                        self._cond.notify_all()
+        finally:
+            with self._cond:
+                if ws in self._sockets:
+                    self._sockets.remove(ws)
+        return ws
+
+
+def _json(body: dict[str, Any]) -> web.Response:
+    return web.json_response(body, headers={"X-OAuth-Scopes": "app_mentions:read,chat:write,commands,im:history"})
+
+
+def events_envelope(body: dict[str, Any], *, envelope_id: str | None = None, retry_attempt: int = 0) -> dict[str, Any]:
+    """An Events API payload as Socket Mode delivers it."""
+    return {
+        "envelope_id": envelope_id or uuid.uuid4().hex,
+        "type": "events_api",
+        "accepts_response_payload": False,
+        "retry_attempt": retry_attempt,
+        "retry_reason": "timeout" if retry_attempt else "",
+        "payload": body,
+    }
