@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core", description="Ask Hub gateway core")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the HTTP app (and the adapters whose credentials are set)")
+    sub.add_parser("worker", help="answer queued chat events (with REDIS_URL, beside web processes)")
     p_ingest = sub.add_parser("ingest", help="build or update the knowledge-base index")
     p_ingest.add_argument("kb_dir", nargs="?", type=Path, help="documents folder (default: KB_DIR)")
     p_ingest.add_argument("--rebuild", action="store_true", help="re-embed everything, replacing the index")
@@ -44,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
             from core.serve import serve
 
             return serve(settings)
+        if args.command == "worker":
+            from core.worker import run
+
+            asyncio.run(run(settings))
+            return 0
         if args.command == "ingest":
             return asyncio.run(_ingest(settings, args.kb_dir or settings.kb_dir, args.rebuild))
         sets = [(args.questions.parent.name or "sample", args.kb or settings.kb_dir, args.questions)]

@@ -43,6 +43,9 @@ class Delta:
     text: str
 
 
+CHAT_PLATFORMS = frozenset({"slack", "line", "discord"})
+
+
 def clean_question(text: str, max_chars: int) -> str:
     question = " ".join(text.split())
     if not question:
@@ -174,14 +177,20 @@ class AskService:
             turns = [m for t in history for m in (Message("user", t.question), Message("assistant", t.answer))]
             prompt = build_prompt(question, relevant, turns)
             temperature = settings.llm.temperature if request.temperature is None else request.temperature
+            # Chat platforms' events were acknowledged already: their answers may wait for a busy model.
+            patient = request.platform in CHAT_PLATFORMS
             if streaming:
-                async for part in self._models.stream(route, prompt, temperature, settings.llm.max_tokens):
+                async for part in self._models.stream(
+                    route, prompt, temperature, settings.llm.max_tokens, patient=patient
+                ):
                     if isinstance(part, str):
                         yield Delta(part)
                     else:
                         completion = part
             else:
-                completion = await self._models.complete(route, prompt, temperature, settings.llm.max_tokens)
+                completion = await self._models.complete(
+                    route, prompt, temperature, settings.llm.max_tokens, patient=patient
+                )
         data, usage = self._outcome(question, relevant, completion)
         if streaming and data["model"] == "none":
             yield Delta(data["answer"])

@@ -214,12 +214,24 @@ class ResilienceSettings(_Section):
     backoff_base_sec: float = Field(0.2, ge=0)
     backoff_max_sec: float = Field(2.0, ge=0)
     budget_sec: float = Field(20.0, gt=0)  # all attempts of a request, every model included
+    # How long an HTTP caller (/ask, /v1) waits for a busy model before a 503; answers to
+    # already-acknowledged chat events wait up to the whole budget instead.
+    max_wait_sec: float = Field(5.0, gt=0)
+    # How long an acknowledged chat event may wait for a model to come back (then: an apology).
+    patient_sec: float = Field(600.0, gt=0)
     breaker: BreakerSettings = BreakerSettings()
 
 
 class ConversationSettings(_Section):
     turns: int = Field(6, ge=0, le=50)  # earlier questions and answers kept per conversation
     ttl_sec: float = Field(3600.0, gt=0)
+
+
+class QueueSettings(_Section):
+    workers: int = Field(16, ge=1, le=512)  # jobs one process answers at a time
+    reclaim_after_sec: float = Field(30.0, gt=0)  # a crashed worker's events go to another after this
+    drain_sec: float = Field(10.0, ge=0)  # at shutdown, in-flight jobs get this long; the rest is handed back
+    consume: bool = True  # False: with Redis, this process only accepts events (workers answer them)
 
 
 class SlackSettings(_Section):
@@ -283,6 +295,7 @@ class Settings(_Section):
     routes: list[RouteSettings] = []
     resilience: ResilienceSettings = ResilienceSettings()
     conversation: ConversationSettings = ConversationSettings()
+    queue: QueueSettings = QueueSettings()
     slack: SlackSettings = SlackSettings()
     line: LineSettings = LineSettings()
     discord: DiscordSettings = DiscordSettings()
@@ -328,7 +341,7 @@ class Settings(_Section):
 # YAML-only settings: structured sections, not environment variables.
 _YAML_ONLY = {
     "clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm", "slack", "line",
-    "discord", "models", "routes", "resilience", "conversation",
+    "discord", "models", "routes", "resilience", "conversation", "queue",
 }  # fmt: skip
 
 

@@ -11,7 +11,8 @@ hold across every process of a deployment.
 
 from __future__ import annotations
 
-from core.state import StateBackend
+from core.errors import Unavailable
+from core.state import BackendUnavailable, StateBackend
 
 LEASE_SEC = 120.0
 DONE_SEC = 7 * 86400.0
@@ -26,8 +27,14 @@ class EventLedger:
         return f"event:{platform}:{event_id}"
 
     async def claim(self, platform: str, event_id: str, *, lease_sec: float = LEASE_SEC) -> bool:
-        """True when this caller should handle the event (nobody handles or handled it)."""
-        return await self._backend.set(self._key(platform, event_id), b"processing", lease_sec, only_if_absent=True)
+        """True when this caller should handle the event (nobody handles or handled it).
+
+        Unreachable shared state means the event cannot be accepted safely: a 503, so the
+        platform delivers it again later, rather than a guess that could answer it twice."""
+        try:
+            return await self._backend.set(self._key(platform, event_id), b"processing", lease_sec, only_if_absent=True)
+        except BackendUnavailable:
+            raise Unavailable("cannot record the event right now; the platform will retry", retry_after=5) from None
 
     async def done(self, platform: str, event_id: str) -> None:
         await self._backend.set(self._key(platform, event_id), b"done", DONE_SEC)

@@ -19,7 +19,7 @@ from core.config import Settings
 from core.conversation import Conversations
 from core.dedupe import EventLedger
 from core.feedback import FeedbackStore
-from core.jobs import MemoryQueue
+from core.jobs import make_queue
 from core.kb.embedders import make_embedder
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Retriever
@@ -57,7 +57,8 @@ class Hub:
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
         self.feedback = FeedbackStore(self.backend, self.stats)
-        self.jobs = MemoryQueue()
+        self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
+                               reclaim_after_sec=settings.queue.reclaim_after_sec)  # fmt: skip
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
@@ -82,7 +83,8 @@ class Hub:
         self.watcher.start()
         self.usage.start()
         self.stats.start()
-        self.jobs.start()
+        if self.settings.queue.consume or not self.settings.redis_url:
+            self.jobs.start()
         await self.index.start()
         if self.index.current is not None:
             INDEX_CHUNKS.set(self.index.current.size)
@@ -94,7 +96,7 @@ class Hub:
 
     async def close(self) -> None:
         await self.watcher.close()
-        await self.jobs.close()
+        await self.jobs.close(self.settings.queue.drain_sec)
         for hook in self._on_close:
             try:
                 await hook()

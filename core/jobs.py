@@ -1,10 +1,19 @@
-"""The queue of accepted chat events: adapters acknowledge after ``submit`` and answer later.
+"""The queue of accepted chat events: adapters acknowledge after ``submit``, workers answer.
 
-A platform wants its webhook acknowledged within about three seconds whatever the model
-does. Adapters verify and record an event, submit it here, and acknowledge; workers call
-the handler the adapter registered for that kind of job. This in-process queue is bounded:
-when it is full, ``submit`` refuses (the webhook answers 503 and the platform retries
-later) rather than letting work pile up without limit.
+A platform wants its webhook acknowledged within seconds whatever the model does. Adapters
+verify and record an event, ``submit`` it, and acknowledge; workers run the handler the
+adapter registered for that kind of job.
+
+* ``MemoryQueue`` (one process): a bounded in-process queue. When it is full, ``submit``
+  refuses (the webhook answers 503 and the platform retries) instead of piling up.
+* ``RedisQueue`` (REDIS_URL): one Redis Stream per kind with a consumer group. ``submit``
+  returns once the event is in Redis, so any process may answer it and a dead process loses
+  nothing: events its workers held are reclaimed by the others after ``reclaim_after_sec``.
+  Delivery is at least once; the event ledger's "done" marker (``submit(..., event=...)``)
+  makes a repeated delivery a no-op, so every accepted event is answered once.
+
+On shutdown, intake stops, in-flight jobs get ``drain_sec`` to finish, and whatever is left
+stays in the stream for another worker (Redis) — handed back, not dropped.
 """
 
 from __future__ import annotations
@@ -12,45 +21,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
+import orjson
+
+from core.dedupe import EventLedger
 from core.errors import Unavailable
 from core.metrics import QUEUE_AGE, QUEUE_DEPTH
 
 log = logging.getLogger("askhub.jobs")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+Event = tuple[str, str]  # (platform, event id) in the event ledger
+
+
+class JobQueue(Protocol):
+    def register(self, kind: str, handler: Handler) -> None: ...
+
+    async def submit(self, kind: str, payload: dict[str, Any], *, event: Event | None = None) -> None: ...
+
+    def start(self) -> None: ...
+
+    async def close(self, drain_sec: float = 10.0) -> None: ...
+
+    async def idle(self) -> None: ...
+
+
+async def _run(handler: Handler, kind: str, payload: dict[str, Any], event: Event | None, ledger: EventLedger) -> bool:
+    """Run one job unless its event was already answered; False when the handler failed."""
+    if event is not None and await ledger.state(*event) == "done":
+        return True  # a redelivery of an answered event: nothing to do
+    try:
+        await handler(payload)
+    except Exception as exc:  # one bad job must not stop a worker
+        log.error("job failed", extra={"kind": kind, "exc": type(exc).__name__})
+        return False
+    return True
 
 
 class MemoryQueue:
-    def __init__(self, *, workers: int = 16, max_waiting: int = 10_000) -> None:
+    def __init__(self, ledger: EventLedger, *, workers: int = 16, max_waiting: int = 10_000) -> None:
+        self._ledger = ledger
         self._handlers: dict[str, Handler] = {}
-        self._queue: asyncio.Queue[tuple[float, str, dict[str, Any]]] = asyncio.Queue(max_waiting)
+        self._queue: asyncio.Queue[tuple[float, str, dict[str, Any], Event | None]] = asyncio.Queue(max_waiting)
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
-        self._busy = 0
 
     def register(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
 
-    async def submit(self, kind: str, payload: dict[str, Any]) -> None:
+    async def submit(self, kind: str, payload: dict[str, Any], *, event: Event | None = None) -> None:
         if kind not in self._handlers:
             raise ValueError(f"no handler registered for {kind!r}")
         try:
-            self._queue.put_nowait((time.monotonic(), kind, payload))
+            self._queue.put_nowait((time.monotonic(), kind, payload, event))
         except asyncio.QueueFull:
             raise Unavailable("too many questions waiting; try again shortly", retry_after=5) from None
         QUEUE_DEPTH.set(self._queue.qsize())
-
-    def depth(self) -> int:
-        return self._queue.qsize() + self._busy
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work(), name=f"job-worker-{n}") for n in range(self._workers)]
 
     async def close(self, drain_sec: float = 10.0) -> None:
-        """Finish what is queued and in flight within ``drain_sec``, then stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), drain_sec)
         for task in self._tasks:
@@ -65,14 +100,189 @@ class MemoryQueue:
 
     async def _work(self) -> None:
         while True:
-            queued_at, kind, payload = await self._queue.get()
-            self._busy += 1
+            queued_at, kind, payload, event = await self._queue.get()
             QUEUE_DEPTH.set(self._queue.qsize())
             QUEUE_AGE.set(time.monotonic() - queued_at)
             try:
-                await self._handlers[kind](payload)
-            except Exception as exc:  # one bad job must not stop the worker
-                log.error("job failed", extra={"kind": kind, "exc": type(exc).__name__})
+                await _run(self._handlers[kind], kind, payload, event, self._ledger)
             finally:
-                self._busy -= 1
                 self._queue.task_done()
+
+
+class RedisQueue:
+    GROUP = "workers"
+    MAX_DELIVERIES = 5  # a job that failed this often is dropped, with a log line (a poison message)
+
+    def __init__(
+        self,
+        url: str,
+        ledger: EventLedger,
+        *,
+        workers: int = 16,
+        reclaim_after_sec: float = 30.0,
+        max_length: int = 100_000,
+    ) -> None:
+        import redis.asyncio as redis
+
+        # Blocking reads hold a connection each: a client of its own, with a socket timeout
+        # longer than the block, and a bounded pool that makes a burst of submits wait their
+        # turn for a connection instead of failing.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=5, socket_timeout=10, socket_connect_timeout=2, health_check_interval=15
+        )
+        self._redis = redis.Redis(connection_pool=pool)
+        self._ledger = ledger
+        self._handlers: dict[str, Handler] = {}
+        self._slots = asyncio.Semaphore(workers)
+        self._reclaim_after_ms = int(reclaim_after_sec * 1000)
+        self._max_length = max_length
+        self._consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self._running: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @staticmethod
+    def _key(kind: str) -> str:
+        return f"askhub:jobs:{kind}"
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    async def submit(self, kind: str, payload: dict[str, Any], *, event: Event | None = None) -> None:
+        fields = {"p": orjson.dumps(payload), "e": orjson.dumps(event) if event else b""}
+        try:
+            await self._redis.xadd(self._key(kind), fields, maxlen=self._max_length, approximate=True)
+        except Exception as exc:
+            log.warning("queue unavailable", extra={"kind": kind, "exc": type(exc).__name__})
+            raise Unavailable("cannot accept the event right now; the platform will retry", retry_after=5) from None
+
+    def start(self) -> None:
+        for kind in self._handlers:
+            self._loops.append(asyncio.create_task(self._read(kind), name=f"queue-read-{kind}"))
+        self._loops.append(asyncio.create_task(self._reclaim(), name="queue-reclaim"))
+
+    async def _ensure_group(self, kind: str) -> None:
+        try:
+            await self._redis.xgroup_create(self._key(kind), self.GROUP, id="0", mkstream=True)
+        except Exception as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _read(self, kind: str) -> None:
+        ready = False
+        while not self._stopping:
+            try:
+                if not ready:
+                    await self._ensure_group(kind)
+                    ready = True
+                await self._slots.acquire()
+                try:
+                    reply = await self._redis.xreadgroup(
+                        self.GROUP, self._consumer, {self._key(kind): ">"}, count=1, block=1000
+                    )
+                except BaseException:
+                    self._slots.release()
+                    raise
+                messages = reply[0][1] if reply else []
+                if not messages:
+                    self._slots.release()
+                    continue
+                for message_id, fields in messages:
+                    self._spawn(kind, message_id, fields)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis restarting: keep trying, gently
+                ready = False
+                log.warning("queue read failed", extra={"kind": kind, "exc": type(exc).__name__})
+                await asyncio.sleep(0.5)
+
+    def _spawn(self, kind: str, message_id: bytes, fields: dict[bytes, bytes]) -> None:
+        task = asyncio.create_task(self._handle(kind, message_id, fields))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _handle(self, kind: str, message_id: bytes, fields: dict[bytes, bytes]) -> None:
+        try:
+            payload = orjson.loads(fields[b"p"])
+            event = tuple(orjson.loads(fields[b"e"])) if fields.get(b"e") else None
+            if await _run(self._handlers[kind], kind, payload, event, self._ledger):  # type: ignore[arg-type]
+                await self._redis.xack(self._key(kind), self.GROUP, message_id)
+                await self._redis.xdel(self._key(kind), message_id)
+            # Not acknowledged: it stays pending and is delivered again after reclaim_after_sec.
+        except Exception as exc:
+            log.warning("queue ack failed", extra={"kind": kind, "exc": type(exc).__name__})
+        finally:
+            self._slots.release()
+
+    async def _reclaim(self) -> None:
+        """Take over events that another consumer (a crashed worker) held too long."""
+        interval = max(0.2, self._reclaim_after_ms / 4000)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            for kind in self._handlers:
+                try:
+                    await self._reclaim_kind(kind)
+                    await self._measure(kind)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("queue reclaim failed", extra={"kind": kind, "exc": type(exc).__name__})
+
+    async def _reclaim_kind(self, kind: str) -> None:
+        key = self._key(kind)
+        stale = await self._redis.xpending_range(
+            key, self.GROUP, min="-", max="+", count=20, idle=self._reclaim_after_ms
+        )
+        for entry in stale:
+            message_id = entry["message_id"]
+            if entry["times_delivered"] >= self.MAX_DELIVERIES:
+                log.error(
+                    "job dropped after repeated failures", extra={"kind": kind, "deliveries": entry["times_delivered"]}
+                )
+                await self._redis.xack(key, self.GROUP, message_id)
+                await self._redis.xdel(key, message_id)
+                continue
+            claimed = await self._redis.xclaim(key, self.GROUP, self._consumer, self._reclaim_after_ms, [message_id])
+            for claimed_id, fields in claimed:
+                if fields:
+                    await self._slots.acquire()
+                    self._spawn(kind, claimed_id, fields)
+
+    async def _measure(self, kind: str) -> None:
+        """Depth (waiting + in flight) and the oldest event's age, for the queue metrics."""
+        key = self._key(kind)
+        depth = await self._redis.xlen(key)
+        oldest = await self._redis.xrange(key, count=1)
+        QUEUE_DEPTH.set(depth)
+        if oldest:
+            QUEUE_AGE.set(max(0.0, time.time() - int(oldest[0][0].split(b"-")[0]) / 1000))
+        else:
+            QUEUE_AGE.set(0)
+
+    async def close(self, drain_sec: float = 10.0) -> None:
+        """Stop taking events, give in-flight ones ``drain_sec``, hand back the rest."""
+        self._stopping = True
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=drain_sec)
+            for task in pending:  # left unacknowledged: another worker reclaims them
+                task.cancel()
+        await self._redis.aclose(close_connection_pool=True)
+
+    async def idle(self) -> None:
+        """Wait until every stream of a registered kind is empty and nothing runs (tests)."""
+        while True:
+            lengths = [await self._redis.xlen(self._key(kind)) for kind in self._handlers]
+            if not any(lengths) and not self._running:
+                return
+            await asyncio.sleep(0.02)
+
+
+def make_queue(redis_url: str | None, ledger: EventLedger, *, workers: int, reclaim_after_sec: float) -> JobQueue:
+    if redis_url:
+        return RedisQueue(redis_url, ledger, workers=workers, reclaim_after_sec=reclaim_after_sec)
+    return MemoryQueue(ledger, workers=workers)

@@ -158,7 +158,7 @@ def free_port() -> int:
 class HubProcess:
     """``python -m core serve`` as a real separate process (for multi-process tests)."""
 
-    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+    def __init__(self, env: dict[str, str], tmp_path: Path, command: tuple[str, ...] = ("serve",)) -> None:
         import subprocess
         import sys
 
@@ -166,9 +166,23 @@ class HubProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KB_DIR": str(SAMPLE_KB), "LOG_FILE": ""}
         full = {**base, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
-        self._log = open(tmp_path / f"hub-{self.port}.out", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "core", "serve"], cwd=ROOT, env=full,
+        self.output = tmp_path / f"hub-{command[0]}-{self.port}.out"
+        self._log = open(self.output, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "core", *command], cwd=ROOT, env=full,
                                      stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def wait_output(self, text: str, timeout: float = 30) -> HubProcess:
+        """Wait for a line of the process's output (a worker has no HTTP to poll)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output.read_text(encoding="utf-8", errors="replace"):
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"process exited with {self.proc.returncode}: {self.output.read_text()[-2000:]}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{text!r} did not appear in the process output")
 
     def wait_ready(self, timeout: float = 30) -> HubProcess:
         import time
@@ -205,7 +219,9 @@ class RedisServer:
         self._dir = tmp_path
         self.proc: Any = None
 
-    def start(self) -> RedisServer:
+    def start(self, *, durable: bool = False) -> RedisServer:
+        """``durable``: an append-only file fsynced on every write, as production Redis should
+        run when it holds the event queue; a restart then loses nothing."""
         import shutil
         import subprocess
         import time
@@ -218,8 +234,8 @@ class RedisServer:
                 pytest.fail("redis-server is required under CI=true")
             pytest.skip("redis-server not installed")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self._dir)],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if durable else "no", "--appendfsync", "always", "--dir", str(self._dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis_sync.Redis(port=self.port, socket_connect_timeout=0.2)

@@ -243,7 +243,7 @@ class AskBot(discord.Client):
             "request_id": uuid.uuid4().hex,
         }
         try:
-            await self.hub.jobs.submit(JOB, job)
+            await self.hub.jobs.submit(JOB, job, event=(PLATFORM, event_id))
         except HubError as exc:
             await self.hub.events.release(PLATFORM, event_id)
             ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
@@ -375,7 +375,7 @@ class AskBot(discord.Client):
             "request_id": uuid.uuid4().hex,
         }
         try:
-            await self.hub.jobs.submit(transport.JOB, job)
+            await self.hub.jobs.submit(transport.JOB, job, event=(PLATFORM, event_id))
         except HubError as exc:
             await self.hub.events.release(PLATFORM, event_id)
             ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()

@@ -109,7 +109,7 @@ async def _command(hub: Hub, payload: dict[str, Any]) -> dict[str, Any]:
     request_id = uuid.uuid4().hex
     job = translate.command_job(hub.settings, payload, question, request_id)
     try:
-        await hub.jobs.submit(JOB, job)
+        await hub.jobs.submit(JOB, job, event=(PLATFORM, event_id))
     except HubError as exc:  # the queue is full: say so now, let the user ask again
         await hub.events.release(PLATFORM, event_id)
         ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()

@@ -165,7 +165,7 @@ class LineBot:
             ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
             return
         try:
-            await self.hub.jobs.submit(JOB, {"event": raw, "destination": destination})
+            await self.hub.jobs.submit(JOB, {"event": raw, "destination": destination}, event=(PLATFORM, event_id))
         except HubError:
             # Queue full: LINE gets a 503 and redelivers; later events of the batch were not claimed.
             await self.hub.events.release(PLATFORM, event_id)

@@ -169,7 +169,7 @@ class SlackTransport:
                 log.info("slack duplicate delivery skipped", extra={"event": key, "event_id": event_id,
                                                                     "retry": retry})  # fmt: skip
                 return None
-            await self.hub.jobs.submit(job, payload)
+            await self.hub.jobs.submit(job, payload, event=(PLATFORM, key))
         except Exception as exc:
             if claimed:
                 await _quietly(self.hub.events.release(PLATFORM, key))

@@ -41,21 +41,23 @@ class ModelGateway:
             PII_ROUTED.labels(tenant_label).inc()
         return self.router.route(question, pii=pii, tenant=tenant, platform=platform)
 
-    async def complete(self, route: Route, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
+    async def complete(
+        self, route: Route, prompt: Prompt, temperature: float, max_tokens: int, *, patient: bool = False
+    ) -> Completion:
         async def attempt(spec: ModelSpec) -> Completion:
             return await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
 
-        completion, _ = await self.resilience.call(route, attempt)
+        completion, _ = await self.resilience.call(route, attempt, patient=patient)
         _count_tokens(completion)
         return completion
 
     async def stream(
-        self, route: Route, prompt: Prompt, temperature: float, max_tokens: int
+        self, route: Route, prompt: Prompt, temperature: float, max_tokens: int, *, patient: bool = False
     ) -> AsyncIterator[str | Completion]:
         def open_stream(spec: ModelSpec) -> AsyncIterator[str | Completion]:
             return self._providers[spec.name].stream(prompt, temperature=temperature, max_tokens=max_tokens)
 
-        async for part, _ in self.resilience.stream(route, open_stream):
+        async for part, _ in self.resilience.stream(route, open_stream, patient=patient):
             if isinstance(part, Completion):
                 _count_tokens(part)
             yield part

@@ -28,6 +28,7 @@ from core.llm.routing import ModelSpec, Route
 from core.metrics import LLM_CALLS, LLM_FALLBACKS, LLM_RETRIES, LLM_SECONDS
 
 T = TypeVar("T")
+PATIENT_PAUSE_MAX = 5.0
 RETRYABLE = {"rate_limited", "server", "timeout", "connection", "bad_response"}
 SATURATED = "saturated"
 
@@ -53,9 +54,33 @@ class Resilience:
             slot = self._slots[spec.name] = asyncio.Semaphore(spec.max_concurrency)
         return slot
 
-    async def call(self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]]) -> tuple[T, ModelSpec]:
-        """The first successful attempt over the route's models, with its model."""
-        deadline = time.monotonic() + self._s.budget_sec
+    async def call(
+        self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]], *, patient: bool = False
+    ) -> tuple[T, ModelSpec]:
+        """The first successful attempt over the route's models, with its model.
+
+        A caller on the line (/ask, /v1) gets ``budget_sec`` and waits at most ``max_wait_sec``
+        for a busy model. A ``patient`` caller — an acknowledged chat event, whose answer may
+        come later — waits for a busy model as long as the budget lasts and, when every model
+        is down, tries the route again (every few seconds, breakers probing) for up to
+        ``patient_sec``: the event is answered after the outage instead of with an apology.
+        """
+        started = time.monotonic()
+        until = started + (self._s.patient_sec if patient else self._s.budget_sec)
+        pause = 1.0
+        while True:
+            try:
+                return await self._one_round(route, attempt, min(until, time.monotonic() + self._s.budget_sec), patient)
+            except HubError:
+                if not patient or time.monotonic() + pause >= until:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, PATIENT_PAUSE_MAX)
+
+    async def _one_round(
+        self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]], deadline: float, patient: bool
+    ) -> tuple[T, ModelSpec]:
+        wait_until = deadline if patient else time.monotonic() + self._s.max_wait_sec
         failures: list[ProviderError] = []
         for position, spec in enumerate(route.models):
             breaker = self.breaker(spec.name)
@@ -65,7 +90,7 @@ class Resilience:
                     break
                 started = time.monotonic()
                 try:
-                    async with self._bounded(spec, deadline):
+                    async with self._bounded(spec, min(deadline, wait_until)):
                         result = await attempt(spec)
                 except ProviderError as exc:
                     elapsed = time.monotonic() - started
@@ -86,7 +111,7 @@ class Resilience:
         raise self._all_failed(failures)
 
     async def stream(
-        self, route: Route, open_stream: Callable[[ModelSpec], AsyncIterator[T]]
+        self, route: Route, open_stream: Callable[[ModelSpec], AsyncIterator[T]], *, patient: bool = False
     ) -> AsyncIterator[tuple[T, ModelSpec]]:
         """Like ``call`` until the first piece arrives; after that the stream is committed
         to its model, and a failure ends it with the error (a half-sent answer cannot be
@@ -99,7 +124,7 @@ class Resilience:
             except StopAsyncIteration:
                 raise ProviderError("bad_response", f"{spec.name}: empty stream") from None
 
-        (head, parts), spec = await self.call(route, first)
+        (head, parts), spec = await self.call(route, first, patient=patient)
         yield head, spec
         try:
             async for part in parts:

@@ -135,13 +135,14 @@ return {w, '', 0, '0'}
 class RedisBackend:
     name = "redis"
 
-    def __init__(self, url: str, *, timeout: float = 1.0, connections: int = 64) -> None:
+    def __init__(self, url: str, *, timeout: float = 2.0, connections: int = 64) -> None:
         # A bounded pool that waits for a free connection: a burst of requests shares a few
-        # dozen connections instead of opening (and timing out on) one each.
+        # dozen connections instead of opening (and timing out on) one each. A Redis that is
+        # down refuses connections at once; the timeouts only bound a Redis that hangs.
         pool = redis.BlockingConnectionPool.from_url(
             url,
             max_connections=connections,
-            timeout=timeout,
+            timeout=2 * timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=15,

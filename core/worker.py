@@ -1,0 +1,43 @@
+"""``python -m core worker``: answers queued chat events, with no HTTP server.
+
+With REDIS_URL set, web processes accept and acknowledge platform events and any number of
+workers answer them; on SIGTERM a worker stops taking events, finishes what it holds within
+the queue's ``drain_sec`` and hands back the rest (it stays in Redis for another worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from fastapi import FastAPI
+
+from core import logs
+from core.adapters import installed
+from core.config import Settings
+from core.hub import Hub
+
+log = logging.getLogger("askhub.worker")
+
+
+async def run(settings: Settings) -> None:
+    logs.setup(settings)
+    hub = Hub(settings)
+    mounted = FastAPI()  # adapters register their job handlers while mounting; no routes are served
+    kinds = [m.__name__ for m in installed() if getattr(m, "mount", None) and m.mount(mounted, hub)]
+    if not settings.redis_url:
+        log.warning("no REDIS_URL: this worker can only answer events submitted in its own process")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await hub.start()
+    log.info("worker ready", extra={"adapters": kinds})
+    try:
+        await stop.wait()
+    finally:
+        log.info("worker stopping: draining in-flight events")
+        await hub.close()
