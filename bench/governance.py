@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.auth import digest  # noqa: E402
 from core.state import MemoryBackend, StateBackend  # noqa: E402
+from core.state.base import AdmitPlan  # noqa: E402
 from core.state.redis_backend import RedisBackend  # noqa: E402
 
 KEY = "ah_bench-key-0000000000000000"
@@ -42,7 +43,7 @@ async def limit_latency(backend: StateBackend, n: int = 5000) -> tuple[float, fl
     latencies = []
     for i in range(n):
         t = time.perf_counter()
-        await backend.window_hit(f"bench:user{i % 500}", 1_000_000, 60)
+        await backend.admit(AdmitPlan(window_key=f"bench:user{i % 500}", limit=1_000_000, window_sec=60))
         latencies.append((time.perf_counter() - t) * 1e6)
     latencies.sort()
     await backend.close()

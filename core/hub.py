@@ -25,7 +25,7 @@ from core.kb.holder import IndexHolder
 from core.kb.retriever import Retriever
 from core.limits import Governor
 from core.llm.gateway import ModelGateway
-from core.metrics import BACKEND_UP, INDEX_CHUNKS, INDEX_VERSION
+from core.metrics import BACKEND_UP
 from core.reload import ConfigWatcher
 from core.state import BackendUnavailable, make_backend
 from core.stats import Stats
@@ -71,6 +71,7 @@ class Hub:
         self.governor = Governor(settings, self.backend)
         self.cache = AnswerCache(settings.cache, self.backend)
         self.usage.configure(settings)
+        self.models.configure(settings)
         self.asker.use(settings, governor=self.governor, cache=self.cache, usage=self.usage)
         self.chat.use(settings, governor=self.governor, usage=self.usage)
 
@@ -86,9 +87,6 @@ class Hub:
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
         await self.index.start()
-        if self.index.current is not None:
-            INDEX_CHUNKS.set(self.index.current.size)
-            INDEX_VERSION.set(self.index.current.version)
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run ``hook`` at shutdown, after queued work is done (adapters close their clients)."""

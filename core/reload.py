@@ -1,4 +1,5 @@
-"""Config changes without a restart: clients, tenants, JWT keys, limits, prices, cache.
+"""Config changes without a restart: clients, tenants, JWT keys, limits, prices, cache,
+models, routes and resilience.
 
 The HUB_CONFIG file is watched (and SIGHUP re-reads it). A file that fails validation is
 reported and ignored — the running configuration stays. Settings that shape the process
@@ -16,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.config import ConfigError, Settings, load_settings
+from core.llm.routing import Router
 
 log = logging.getLogger("askhub.config")
-RELOADABLE = {"clients", "tenants", "jwt", "limits", "prices", "cache", "hub_api_keys",
-              "rate_limit_max_per_user", "rate_limit_window_sec"}  # fmt: skip
+RELOADABLE = {"clients", "tenants", "jwt", "limits", "prices", "cache", "hub_api_keys", "models", "routes",
+              "resilience", "rate_limit_max_per_user", "rate_limit_window_sec"}  # fmt: skip
 POLL_SEC = 2.0
 
 
@@ -81,6 +83,11 @@ class ConfigWatcher:
         if needs_restart:
             log.warning("config change needs a restart to apply: %s", ", ".join(needs_restart))
         merged = self._current.model_copy(update={name: getattr(fresh, name) for name in RELOADABLE})
+        try:
+            Router(merged)  # routes must name existing models before anything is swapped
+        except ConfigError as exc:
+            log.error("config change ignored: %s", exc)
+            return False
         self._current = merged
         self._apply(merged)
         log.info("config reloaded", extra={"clients": len(merged.clients), "tenants": len(merged.tenants)})

@@ -130,3 +130,19 @@ def test_metrics_count_requests_by_route_template(hub: HubServer) -> None:
     assert 'gateway_errors_total{route="unmatched",type="not_found"}' in text
     assert "gateway_request_duration_seconds_bucket" in text
     assert 'route="/metrics"' not in text
+
+
+def test_the_example_configuration_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.config import load_settings
+    from core.llm.routing import Router
+    from tests.conftest import ROOT
+
+    settings = load_settings(
+        {
+            "HUB_CONFIG": str(ROOT / "config" / "hub.example.yaml"),
+            "OPENAI_API_KEY": "sk",
+            "LOCAL_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        }
+    )
+    assert settings.auth_enabled and len(settings.clients) == 3 and settings.tenants["hr"].requests_per_day == 2000
+    assert [r.name for r in Router(settings).rules] == ["pii", "contracts", "long", "default"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -234,3 +235,34 @@ def test_ingest_command_reports_and_refuses_mismatch(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1
     assert "hash-v1-512" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_server_builds_on_first_start_and_picks_up_new_versions(tmp_path: Path) -> None:
+    import time
+
+    import httpx
+
+    from tests.conftest import HubServer, make_settings
+
+    kb = tmp_path / "kb"
+    shutil.copytree(SAMPLE_KB, kb)
+    config = tmp_path / "hub.yaml"
+    config.write_text("retrieval:\n  reload_interval_sec: 0.1\n", encoding="utf-8")
+    settings = make_settings(tmp_path, KB_DIR=str(kb), INDEX_DIR=str(tmp_path / "fresh-index"), HUB_CONFIG=str(config))
+    with HubServer(settings) as hub:
+        assert httpx.get(f"{hub.url}/readyz").json()["ready"] is True  # built on the first start
+        question = {"question": "Where is the espresso machine and who refills the beans?"}
+        assert httpx.post(f"{hub.url}/ask", json=question).json()["model"] == "none"
+        (kb / "coffee.md").write_text(
+            "# Coffee corner\n\nThe espresso machine is on 13F next to the pantry. Facilities refills the beans "
+            "every Monday and Thursday morning.\n",
+            encoding="utf-8",
+        )
+        asyncio.run(ingest(kb, settings.index_dir, HashEmbedder(), chunk_chars=600, exact_max=5000))
+        deadline, body = time.monotonic() + 10, {}
+        while time.monotonic() < deadline:
+            body = httpx.post(f"{hub.url}/ask", json=question).json()
+            if body["sources"]:
+                break
+            time.sleep(0.1)
+        assert body["sources"][0]["id"].startswith("coffee.md"), "answered from the new version, no restart"

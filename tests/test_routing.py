@@ -105,11 +105,13 @@ def test_yaml_rules_match_in_order(tmp_path: Path) -> None:
 def test_unknown_model_in_a_route_stops_the_start(tmp_path: Path) -> None:
     path = tmp_path / "hub.yaml"
     path.write_text(yaml.safe_dump({"routes": [{"name": "x", "models": ["nope"]}]}), encoding="utf-8")
-    with pytest.raises(ConfigError, match="routes.x: unknown model"):
+    with pytest.raises(ConfigError, match=r"routes\.x: unknown model"):
         Router(load_settings({"OPENAI_API_KEY": "sk", "HUB_CONFIG": str(path)}))
 
 
-def test_pii_never_reaches_a_cloud_model(tmp_path: Path, sample_index: Path, fake: FakeOpenAI, local: FakeOpenAI) -> None:
+def test_pii_never_reaches_a_cloud_model(
+    tmp_path: Path, sample_index: Path, fake: FakeOpenAI, local: FakeOpenAI
+) -> None:
     hub = start(tmp_path, sample_index, fake, LOCAL_LLM_BASE_URL=local.base_url, LOCAL_LLM_MODEL="local-llm")
     try:
         before = metric(hub.url, "hub_pii_routed_total", tenant="hr")
@@ -289,7 +291,9 @@ def test_v1_chat_with_the_official_sdk(v1: HubServer, fake: FakeOpenAI) -> None:
 
 
 def test_v1_kb_adds_the_knowledge_base(v1: HubServer, fake: FakeOpenAI) -> None:
-    reply = client(v1).chat.completions.create(model="kb", messages=[{"role": "user", "content": "How do I claim travel expenses?"}])
+    reply = client(v1).chat.completions.create(
+        model="kb", messages=[{"role": "user", "content": "How do I claim travel expenses?"}]
+    )
     assert reply.choices[0].message.content
     sent = fake.calls_for("gpt-4o-mini")[-1].json
     assert sent is not None and sent["messages"][0]["role"] == "system"
@@ -320,7 +324,9 @@ def test_v1_streaming_with_the_official_sdk(v1: HubServer) -> None:
 def test_v1_cut_stream_surfaces_as_an_error(v1: HubServer, fake: FakeOpenAI) -> None:
     fake.set_behavior("gpt-4o-mini", mode="cut_stream", cut_after=2)
     with pytest.raises(openai.APIError):
-        for _ in client(v1).chat.completions.create(model="small", stream=True, messages=[{"role": "user", "content": "hi"}]):
+        for _ in client(v1).chat.completions.create(
+            model="small", stream=True, messages=[{"role": "user", "content": "hi"}]
+        ):
             pass
 
 
@@ -372,11 +378,65 @@ def test_asyncio_is_not_blocked_by_a_stalled_model(tmp_path: Path, sample_index:
 
         async def both() -> tuple[int, int]:
             async with httpx.AsyncClient(timeout=20) as http:
-                slow = asyncio.create_task(http.post(f"{hub.url}/ask", json={"question": "VPN 怎麼設定?"}, headers={"X-API-Key": KEY}))
+                slow = asyncio.create_task(
+                    http.post(f"{hub.url}/ask", json={"question": "VPN 怎麼設定?"}, headers={"X-API-Key": KEY})
+                )
                 health = await http.get(f"{hub.url}/healthz")
                 return health.status_code, (await slow).status_code
 
         health, slow = asyncio.run(both())
         assert health == 200 and slow == 200  # the stalled small model timed out, the large one answered
+    finally:
+        hub.stop()
+
+
+def test_route_and_model_changes_apply_without_a_restart(
+    tmp_path: Path, sample_index: Path, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump({"routes": [{"name": "default", "models": ["small"]}]}), encoding="utf-8")
+    env = {"HUB_CONFIG": str(path), "INDEX_DIR": str(sample_index), "LOG_FILE": str(tmp_path / "gateway.log"),
+           "OPENAI_API_KEY": "sk-up", "OPENAI_BASE_URL": fake.base_url, "RATE_LIMIT_MAX_PER_USER": "1000"}  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with HubServer(make_settings(tmp_path, **env)) as hub:
+        assert httpx.post(f"{hub.url}/ask", json={"question": "VPN 怎麼設定?"}).json()["model"] == "gpt-4o-mini"
+        config = {"models": [{"name": "helpdesk", "model": "helpdesk-7b"}],
+                  "routes": [{"name": "default", "models": ["helpdesk", "small"]}]}  # fmt: skip
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        deadline, model = time.monotonic() + 10, ""
+        while time.monotonic() < deadline and model != "helpdesk-7b":
+            model = httpx.post(f"{hub.url}/ask", json={"question": f"印表機卡紙? {time.monotonic()}"}).json()["model"]
+            time.sleep(0.2)
+        assert model == "helpdesk-7b"
+        path.write_text(yaml.safe_dump({"routes": [{"name": "default", "models": ["nope"]}]}), encoding="utf-8")
+        time.sleep(2.5)  # a route to an unknown model is refused; the running routes stay
+        assert httpx.post(f"{hub.url}/ask", json={"question": "Wi-Fi 密碼?"}).json()["model"] == "helpdesk-7b"
+
+
+def test_a_saturated_model_gives_http_callers_a_bounded_wait(
+    tmp_path: Path, sample_index: Path, fake: FakeOpenAI
+) -> None:
+    config = {"models": [{"name": "small", "model": "gpt-4o-mini", "max_concurrency": 1}],
+              "routes": [{"name": "default", "models": ["small"]}],
+              "resilience": {"max_wait_sec": 0.3, "retries": 0}}  # fmt: skip
+    hub = start(tmp_path, sample_index, fake, config)
+    try:
+        fake.set_behavior("gpt-4o-mini", delay=1.5)
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=20) as http:
+                questions = ["VPN 怎麼設定?", "印表機卡紙怎麼辦?", "特休有幾天?", "How do I reset my password?"]
+                return list(await asyncio.gather(*(http.post(f"{hub.url}/ask", json={"question": q},
+                                                             headers={"X-API-Key": KEY}) for q in questions)))  # fmt: skip
+
+        responses = asyncio.run(burst())
+        codes = sorted(r.status_code for r in responses)
+        assert codes == [200, 503, 503, 503], codes
+        busy = next(r for r in responses if r.status_code == 503)
+        assert busy.json()["error"]["type"] == "unavailable" and int(busy.headers["retry-after"]) >= 1
+        assert len(fake.calls_for("gpt-4o-mini")) == 1, "never more in flight than the model's bound"
     finally:
         hub.stop()

@@ -156,8 +156,8 @@ def test_500_events_on_two_web_processes(tmp_path: Path, sample_index: Path, lin
         sent = subprocess.run([sys.executable, "-m", "tests.fakes.burst"], input=json.dumps(requests), cwd=ROOT,
                               capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
         results = json.loads(sent.stdout)
-        assert [status for status, _ in results] == [200] * len(events)
-        slowest = max(seconds for _, seconds in results)
+        assert [status for status, _, _ in results] == [200] * len(events)
+        slowest = max(seconds for _, seconds, _ in results)
         assert slowest < 3.0, f"an acknowledgement took {slowest:.2f} s (LINE and Slack wait about 3 s)"
         wait_answered(line_api, events, timeout=120)
         assert_once(line_api, events)
@@ -191,3 +191,37 @@ def test_events_wait_for_the_model_and_are_answered_after_recovery(
             assert text.startswith("[gpt-4o"), text  # a real answer, not an apology
     finally:
         hub.stop()
+
+
+def test_sigterm_hands_back_what_it_cannot_finish(tmp_path: Path, sample_index: Path, line_api: FakeLineAPI,
+                                                  model: FakeOpenAI) -> None:  # fmt: skip
+    redis = RedisServer(tmp_path).start()
+    model.set_behavior(None, delay=3.0)
+    base = {"line": {"reply_within_sec": 1}, "queue": {"reclaim_after_sec": 2, "drain_sec": 0.5}}
+    web_env = environment(tmp_path, sample_index, line_api, redis.url, "web", {**base, "queue": {"consume": False}},
+                          OPENAI_API_KEY="sk", OPENAI_BASE_URL=model.base_url)  # fmt: skip
+    worker_env = environment(tmp_path, sample_index, line_api, redis.url, "worker", base,
+                             OPENAI_API_KEY="sk", OPENAI_BASE_URL=model.base_url)  # fmt: skip
+    web = HubProcess(web_env, tmp_path).wait_ready()
+    first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+    second = None
+    try:
+        events = [text_event(line_api, f"How do I book a meeting room? ({n})", source(new_user())) for n in range(3)]
+        for event in events:
+            assert webhook(web.url, [event]).status_code == 200
+        deadline = time.monotonic() + 20
+        while len(model.calls) < len(events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stopping = time.monotonic()
+        first.proc.terminate()  # SIGTERM while every answer is still waiting for the model
+        first.proc.wait(10)
+        assert time.monotonic() - stopping < 5, "the drain is bounded"
+        assert "worker stopping" in first.output.read_text()
+        second = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+        wait_answered(line_api, events)
+        assert_once(line_api, events)
+    finally:
+        for proc in (web, first, second):
+            if proc is not None:
+                proc.stop()
+        redis.stop()

@@ -13,7 +13,7 @@ from typing import Any
 
 import jwt
 
-from core.config import JWTSettings
+from core.config import ConfigError, JWTSettings
 
 
 class TokenError(Exception):
@@ -39,11 +39,11 @@ class TokenVerifier:
             if key.algorithm.startswith("HS"):
                 secret = os.environ.get(key.secret_env or "", "")
                 if not secret:
-                    raise ValueError(f"jwt key {key.kid}: set secret_env to a variable holding the secret")
+                    raise ConfigError(f"jwt.keys.{key.kid}: the variable {key.secret_env} (secret_env) is not set")
                 material: Any = secret.encode()
             else:
                 if not key.public_key:
-                    raise ValueError(f"jwt key {key.kid}: an {key.algorithm} key needs public_key (PEM)")
+                    raise ConfigError(f"jwt.keys.{key.kid}: an {key.algorithm} key needs public_key (PEM)")
                 material = jwt.algorithms.get_default_algorithms()[key.algorithm].prepare_key(key.public_key)
             self._keys[key.kid] = (key.algorithm, material)
 

@@ -12,6 +12,7 @@ from core.config import Settings
 from core.kb import store
 from core.kb.embedders import Embedder
 from core.kb.ingest import IngestError, ingest
+from core.metrics import INDEX_CHUNKS, INDEX_VERSION
 
 log = logging.getLogger("askhub.index")
 
@@ -80,6 +81,8 @@ class IndexHolder:
             return False
         self.current = index
         self.error = None
+        INDEX_CHUNKS.set(index.size)
+        INDEX_VERSION.set(index.version)
         log.info("index version %s loaded: %s chunks", index.version, index.size)
         return True
 

@@ -35,6 +35,9 @@ class Breaker:
         self._probing = False
         BREAKER_STATE.labels(model).set(0)
 
+    def configure(self, settings: BreakerSettings) -> None:
+        self._s = settings
+
     def allow(self) -> bool:
         """May a call go to this model now? (In half-open state: one probe at a time.)"""
         if self.state == "closed":

@@ -30,10 +30,21 @@ class ModelGateway:
         self.router = Router(settings)
         self.resilience = Resilience(settings.resilience)
         self._providers: dict[str, Provider] = {name: make_provider(spec) for name, spec in self.router.specs.items()}
+        self._retired: list[Provider] = []
 
-    @property
-    def providers(self) -> dict[str, Provider]:
-        return dict(self._providers)
+    def configure(self, settings: Settings) -> None:
+        """Models, routes and resilience from a changed config, without a restart. Unchanged
+        models keep their clients (and breakers); replaced ones are closed at shutdown."""
+        router = Router(settings)
+        for name, spec in router.specs.items():
+            if self.router.specs.get(name) != spec:
+                if name in self._providers:
+                    self._retired.append(self._providers[name])
+                self._providers[name] = make_provider(spec)
+        for name in set(self._providers) - set(router.specs):
+            self._retired.append(self._providers.pop(name))
+        self.router = router
+        self.resilience.configure(settings.resilience)
 
     def route(self, question: str, *, tenant: str, platform: str, tenant_label: str) -> Route:
         pii = has_pii(question)
@@ -76,7 +87,7 @@ class ModelGateway:
         return {name: self.resilience.breaker(name).describe() for name in self._providers}
 
     async def aclose(self) -> None:
-        for provider in self._providers.values():
+        for provider in [*self._providers.values(), *self._retired]:
             await provider.aclose()
 
 

@@ -39,6 +39,11 @@ class Resilience:
         self._breakers: dict[str, Breaker] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
 
+    def configure(self, settings: ResilienceSettings) -> None:
+        self._s = settings
+        for breaker in self._breakers.values():
+            breaker.configure(settings.breaker)
+
     def breaker(self, model: str) -> Breaker:
         breaker = self._breakers.get(model)
         if breaker is None:

@@ -59,14 +59,6 @@ class StateBackend(Protocol):
         """Apply the plan's checks in order, stopping at the first that refuses."""
         ...
 
-    async def window_hit(self, key: str, limit: int, window_sec: float) -> Decision:
-        """Sliding-window log: admit and record one hit if fewer than ``limit`` in the window."""
-        ...
-
-    async def bucket_take(self, key: str, capacity: int, refill_per_sec: float) -> Decision:
-        """Token bucket: take one token if there is one."""
-        ...
-
     async def counter_take(self, key: str, amount: float, limit: float | None, ttl_sec: float) -> tuple[bool, float]:
         """Add ``amount`` unless that would pass ``limit``; returns (added, value after)."""
         ...

@@ -45,11 +45,11 @@ class MemoryBackend:
 
     async def admit(self, plan: AdmitPlan) -> Admit:
         # No await below suspends: the whole plan runs as one step of the event loop.
-        window = await self.window_hit(plan.window_key, plan.limit, plan.window_sec)
+        window = self._window_hit(plan.window_key, plan.limit, plan.window_sec)
         if not window.allowed:
             return Admit(window, "user_window", window)
         if plan.bucket_key:
-            bucket = await self.bucket_take(plan.bucket_key, plan.bucket_capacity, plan.bucket_rate)
+            bucket = self._bucket_take(plan.bucket_key, plan.bucket_capacity, plan.bucket_rate)
             if not bucket.allowed:
                 return Admit(window, "burst", bucket)
         if plan.tokens_key and await self.counter_get(plan.tokens_key) >= plan.tokens_budget:
@@ -60,7 +60,7 @@ class MemoryBackend:
                 return Admit(window, "tenant_requests", Decision(False, plan.requests_limit, 0, 0.0))
         return Admit(window)
 
-    async def window_hit(self, key: str, limit: int, window_sec: float) -> Decision:
+    def _window_hit(self, key: str, limit: int, window_sec: float) -> Decision:
         now = time.time()
         hits = self._windows.setdefault(key, (window_sec, deque()))[1]
         while hits and hits[0] <= now - window_sec:
@@ -80,7 +80,7 @@ class MemoryBackend:
         for key in stale:
             del self._windows[key]
 
-    async def bucket_take(self, key: str, capacity: int, refill_per_sec: float) -> Decision:
+    def _bucket_take(self, key: str, capacity: int, refill_per_sec: float) -> Decision:
         now = time.time()
         state = self._load(key)
         tokens, stamp = state if isinstance(state, tuple) else (float(capacity), now)

@@ -21,51 +21,6 @@ PREFIX = "askhub:"
 LOG_EVERY_SEC = 5.0
 log = logging.getLogger("askhub.state")
 
-# KEYS[1]: the window's sorted set. ARGV: limit, window in ms, a unique member.
-WINDOW = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
-  count = count + 1
-  allowed = 1
-end
-redis.call('PEXPIRE', KEYS[1], window)
-local reset = 0
-if count >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  reset = tonumber(oldest[2]) + window - now
-end
-return {allowed, limit - count, reset}
-"""
-
-# KEYS[1]: the bucket hash. ARGV: capacity, refill per second.
-BUCKET = """
-local t = redis.call('TIME')
-local now = t[1] + t[2] / 1000000
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
-local tokens = tonumber(state[1]) or capacity
-local stamp = tonumber(state[2]) or now
-tokens = math.min(capacity, tokens + (now - stamp) * rate)
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity / rate + 1) * 1000))
-local wait = 0
-if tokens < 1 then wait = (1 - tokens) / rate end
-return {allowed, math.floor(tokens), tostring(wait)}
-"""
-
 # KEYS[1]: the counter. ARGV: amount, limit ('' for none), ttl in ms.
 COUNTER = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -150,8 +105,6 @@ class RedisBackend:
         self._client = redis.Redis(connection_pool=pool)
         self._logged_at = -LOG_EVERY_SEC
         self._admit = self._client.register_script(ADMIT)
-        self._window = self._client.register_script(WINDOW)
-        self._bucket = self._client.register_script(BUCKET)
         self._counter = self._client.register_script(COUNTER)
 
     async def _run(self, coro):  # type: ignore[no-untyped-def]
@@ -190,16 +143,6 @@ class RedisBackend:
         if name == "user_window":
             return Admit(window, name, window)
         return Admit(window, name, Decision(False, int(refusal_limit), 0, max(0.0, float(wait))))
-
-    async def window_hit(self, key: str, limit: int, window_sec: float) -> Decision:
-        allowed, remaining, reset = await self._run(
-            self._window(keys=[PREFIX + key], args=[limit, int(window_sec * 1000), os.urandom(6).hex()])
-        )
-        return Decision(bool(allowed), limit, max(0, int(remaining)), max(0.0, int(reset) / 1000))
-
-    async def bucket_take(self, key: str, capacity: int, refill_per_sec: float) -> Decision:
-        allowed, remaining, wait = await self._run(self._bucket(keys=[PREFIX + key], args=[capacity, refill_per_sec]))
-        return Decision(bool(allowed), capacity, max(0, int(remaining)), max(0.0, float(wait)))
 
     async def counter_take(self, key: str, amount: float, limit: float | None, ttl_sec: float) -> tuple[bool, float]:
         args = [amount, "" if limit is None else limit, int(ttl_sec * 1000)]

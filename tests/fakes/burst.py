@@ -2,7 +2,8 @@
 
     python -m tests.fakes.burst < requests.json   ->   [[status, seconds], ...] on stdout
 
-Input: a JSON list of {"url", "body" (str), "headers" (dict)}. Run as its own process so the
+Input: a JSON list of {"url", "body" (str), "headers" (dict)}. Output per request: status,
+seconds to the response, and the monotonic clock at sending (shared by the machine's processes). Run as its own process so the
 load generator does not share a GIL (or CPU time slices) with the fakes in the test process.
 """
 
@@ -25,7 +26,7 @@ async def main() -> None:
             started = time.monotonic()
             async with session.post(request["url"], data=request["body"].encode(), headers=request["headers"]) as r:
                 await r.read()
-                return [r.status, time.monotonic() - started]
+                return [r.status, time.monotonic() - started, started]
 
         results = await asyncio.gather(*(one(r) for r in requests))
     json.dump(results, sys.stdout)
