@@ -4,15 +4,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test lint eval bench chromium
+.PHONY: run test lint eval bench system-deps
 
 ## make run: set everything up, build the sample index, start the hub on http://127.0.0.1:8000
 run: $(VENV)/.installed
 	$(PY) -m core ingest
 	$(PY) -m core serve
 
-## make test: set everything up (Chromium included) and run lint and the whole test suite
-test: $(VENV)/.installed chromium
+## make test: set everything up (Chromium and promtool included) and run lint and the whole test suite
+test: $(VENV)/.installed system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -28,9 +28,21 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# The portal test drives Debian's Chromium (Playwright's own browser download needs the internet).
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+# System packages the tests need, from Debian, installed only when missing:
+# - Chromium and CJK fonts: the portal and dashboard tests drive Debian's Chromium
+#   (Playwright's own browser download needs the internet);
+# - prometheus: ships promtool (checks ops/alerts.yml, ops/prometheus.yml and a live /metrics)
+#   and the server the observability test evaluates the rules and the Grafana queries with.
+system-deps:
+	@chromium=; prometheus=; \
+	command -v chromium >/dev/null 2>&1 || chromium=yes; \
+	command -v promtool >/dev/null 2>&1 || prometheus=yes; \
+	if [ -n "$$chromium$$prometheus" ]; then $(SUDO) apt-get update -qq; fi && \
+	if [ -n "$$chromium" ]; then \
 	  echo "installing Chromium and CJK fonts from Debian packages"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	fi && \
+	if [ -n "$$prometheus" ]; then \
+	  echo "installing Prometheus (promtool) from Debian packages"; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi

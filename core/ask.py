@@ -29,7 +29,7 @@ from core.llm.base import Completion, Message
 from core.llm.gateway import ModelGateway
 from core.llm.prompt import build_prompt, language_of
 from core.messages import NO_KNOWLEDGE
-from core.metrics import ASKS, COST, RETRIEVAL_SECONDS
+from core.metrics import ASKS, COST, RETRIEVAL_SECONDS, TENANT_TOKENS
 from core.pii import redact
 from core.schema import Admission, AskRequest, AskResult, Source, Usage
 from core.stats import Stats
@@ -111,7 +111,10 @@ class AskService:
         admission = None
         try:
             who = principal or Principal(request.client, request.tenant, request.user, frozenset({"ask"}))
-            admission = await self._governor.admit(who, request.platform)
+            # The audit's route: the chat platform, or the HTTP route the caller used.
+            admission = await self._governor.admit(
+                who, request.platform if request.platform in CHAT_PLATFORMS else "/ask"
+            )
             if on_admission is not None:
                 on_admission(admission)
             async for event in self._answer(request, started, streaming):
@@ -122,7 +125,7 @@ class AskService:
                 yield event
         except HubError as exc:
             outcome = exc.type
-            self._stats.failed(limited=exc.type == "rate_limited")
+            self._stats.failed(limited=exc.type == "rate_limited", error=exc.status >= 500)
             if admission is not None:  # limit headers go on every admitted request's response
                 for name, value in admission.headers().items():
                     exc.headers.setdefault(name, value)
@@ -230,7 +233,9 @@ class AskService:
     ) -> AskResult:
         model = data["model"]
         if model != "none":
-            COST.labels(self._governor.tenant_label(request.tenant), model).inc(usage.cost_usd)
+            tenant = self._governor.tenant_label(request.tenant)
+            COST.labels(tenant, model).inc(usage.cost_usd)
+            TENANT_TOKENS.labels(tenant, model).inc(usage.prompt_tokens + usage.completion_tokens)
             self._usage.record(
                 tenant=request.tenant,
                 client=request.client,

@@ -30,7 +30,7 @@ from core.llm.gateway import ModelGateway
 from core.llm.prompt import SYSTEM, build_prompt, context_block, language_of
 from core.llm.routing import ModelSpec, Route
 from core.messages import NO_KNOWLEDGE
-from core.metrics import COST, LLM_TOKENS, PII_ROUTED
+from core.metrics import COST, LLM_TOKENS, PII_ROUTED, TENANT_TOKENS
 from core.pii import has_pii
 from core.schema import Admission
 from core.stats import Stats
@@ -116,9 +116,9 @@ class ChatService:
 
     async def _admit(self, principal: Principal) -> Admission:
         try:
-            return await self._governor.admit(principal, "v1")
+            return await self._governor.admit(principal, "/v1/chat/completions")
         except HubError as exc:
-            self._stats.failed(limited=exc.type == "rate_limited")
+            self._stats.failed(limited=exc.type == "rate_limited", error=exc.status >= 500)
             raise
 
     async def _plan(self, chat: ChatRequest, principal: Principal) -> tuple[Route, dict[str, Any]]:
@@ -215,7 +215,9 @@ class ChatService:
                              cached=False)  # fmt: skip
         LLM_TOKENS.labels(model, "prompt").inc(prompt)
         LLM_TOKENS.labels(model, "completion").inc(completion)
-        COST.labels(self._governor.tenant_label(principal.tenant), model).inc(cost)
+        tenant = self._governor.tenant_label(principal.tenant)
+        COST.labels(tenant, model).inc(cost)
+        TENANT_TOKENS.labels(tenant, model).inc(prompt + completion)
         self._usage.record(
             tenant=principal.tenant,
             client=principal.client,

@@ -217,8 +217,9 @@ class ResilienceSettings(_Section):
     # How long an HTTP caller (/ask, /v1) waits for a busy model before a 503; answers to
     # already-acknowledged chat events wait up to the whole budget instead.
     max_wait_sec: float = Field(5.0, gt=0)
-    # How long an acknowledged chat event may wait for a model to come back (then: an apology).
-    patient_sec: float = Field(600.0, gt=0)
+    # How long an acknowledged chat event may wait for a model to come back (the user sees
+    # "thinking" meanwhile), then: a polite apology.
+    patient_sec: float = Field(120.0, gt=0)
     breaker: BreakerSettings = BreakerSettings()
 
 

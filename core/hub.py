@@ -8,6 +8,7 @@ share them with every other process).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -81,6 +82,10 @@ class Hub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        with contextlib.suppress(BackendUnavailable):
+            await self.backend.ping()  # sets hub_backend_up (the Redis backend keeps it current)
+        if self.backend.name == "memory":
+            BACKEND_UP.set(1)
         self.watcher.start()
         self.usage.start()
         self.stats.start()

@@ -126,6 +126,7 @@ BREAKER_STATE = Gauge(
     "Circuit breaker per model: 0 closed, 1 half-open, 2 open",
     ["model"],
     registry=REGISTRY,
+    multiprocess_mode="livemax",  # the worst state any live worker sees
 )
 PII_ROUTED = Counter(
     "hub_pii_routed_total",
@@ -144,4 +145,7 @@ LLM_FALLBACKS = Counter(
     "Answers that came from a later model of the route",
     ["route"],
     registry=REGISTRY,
+)
+TENANT_TOKENS = Counter(
+    "hub_tenant_tokens_total", "Model tokens by tenant and model", ["tenant", "model"], registry=REGISTRY
 )

@@ -60,8 +60,10 @@ class Stats:
             entry = {**entry, "question": redact(str(entry.get("question", ""))), "at": time.time()}
             self._recent.append(orjson.dumps(entry))
 
-    def failed(self, *, limited: bool) -> None:
-        self._add({"requests": 1, "errors": 0 if limited else 1, "limited": int(limited)})
+    def failed(self, *, limited: bool, error: bool) -> None:
+        """A question without an answer: refused by a limit, or failed on our side (5xx).
+        A caller's own mistake (400, 422) is neither: it does not move the error rate."""
+        self._add({"requests": 1, "errors": int(error), "limited": int(limited)})
 
     def pii(self) -> None:
         self._add({"pii": 1})

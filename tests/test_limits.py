@@ -80,7 +80,7 @@ def test_rejections_are_audited_without_the_question(limited: HubServer) -> None
     for field in (
         '"tenant":"hr"',
         '"client":"alice"',
-        '"route":"api"',
+        '"route":"/ask"',
         '"limit":"user_window"',
         '"user_hash":',
     ):

@@ -376,10 +376,12 @@ def test_a_rate_limited_user_is_told_so_privately(tmp_path: Path, sample_index: 
 
 def test_the_model_down_is_a_polite_message_in_the_thread(tmp_path: Path, sample_index: Path, slack: FakeSlack) -> None:
     slack.streaming = False
+    config = tmp_path / "hub.yaml"  # the event waits for the model this long, then apologises
+    config.write_text("resilience:\n  patient_sec: 1\n  retries: 0\n", encoding="utf-8")
     with FakeOpenAI(api_key="sk-test") as upstream:
         upstream.set_behavior(mode="error", status=503)
         with hub_for(tmp_path, sample_index, slack, OPENAI_API_KEY="sk-test",
-                     OPENAI_BASE_URL=upstream.base_url) as server:  # fmt: skip
+                     OPENAI_BASE_URL=upstream.base_url, HUB_CONFIG=str(config)) as server:  # fmt: skip
             send_event(server, mention("1700000850.000100"))
             idle(server)
     # As the progress message's final text, or (when the failure came within the first moments,

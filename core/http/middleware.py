@@ -24,6 +24,7 @@ log = logging.getLogger("askhub.http")
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _UNTRACKED = {"/metrics"}
 WEBHOOK_PREFIXES = ("/slack/", "/line/", "/discord/")
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})  # anything else: "other"
 
 
 def request_id_from(scope: Scope) -> str:
@@ -77,7 +78,7 @@ class HubMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             if template not in _UNTRACKED:
-                method = scope["method"]
+                method = scope["method"] if scope["method"] in METHODS else "other"
                 REQUESTS.labels(template, method, str(status)).inc()
                 REQUEST_SECONDS.labels(template, method).observe(time.perf_counter() - started)
                 if status >= 400:

@@ -15,6 +15,7 @@ import time
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from core.metrics import BACKEND_UP
 from core.state.base import Admit, AdmitPlan, BackendUnavailable, Decision
 
 PREFIX = "askhub:"
@@ -109,13 +110,16 @@ class RedisBackend:
 
     async def _run(self, coro):  # type: ignore[no-untyped-def]
         try:
-            return await coro
+            result = await coro
         except (RedisError, OSError) as exc:
+            BACKEND_UP.set(0)
             now = time.monotonic()
             if now - self._logged_at > LOG_EVERY_SEC:  # one line, not one per request, while it is down
                 self._logged_at = now
                 log.warning("redis unavailable: %s", type(exc).__name__, extra={"detail": str(exc)[:200]})
             raise BackendUnavailable(f"redis: {type(exc).__name__}") from None
+        BACKEND_UP.set(1)
+        return result
 
     async def ping(self) -> None:
         await self._run(self._client.ping())
