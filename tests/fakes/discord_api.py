@@ -23,19 +23,19 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from .server import LoopbackServer
 
 __all__ = ["Call", "FakeDiscord"]
 
@@ -71,7 +71,7 @@ def _error(status: int, message: str, code: int = 0) -> web.Response:
     return _json({"message": message, "code": code}, status=status)
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     """Fake Discord REST + gateway on 127.0.0.1:<random port>, in its own thread."""
 
     def __init__(
@@ -81,6 +81,7 @@ class FakeDiscord:
         bot_id: int = 1_300_000_000_000_000_001,
         application_id: int = 1_300_000_000_000_000_002,
     ) -> None:
+        super().__init__()
         self.token = token
         self.bot_id = bot_id
         self.application_id = application_id
@@ -124,68 +125,25 @@ class FakeDiscord:
         self._ready = threading.Event()
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
 
     # ------------------------------------------------------------------ life
     @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeDiscord is not started")
-        return self._port
-
-    @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+        return f"{self.url}{API_PREFIX}"
 
     @property
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/gateway"
 
-    def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="FakeDiscord", daemon=True)
-        thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(sock), loop).result(10)
-        self._loop, self._thread = loop, thread
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
-            self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _serve(self, sock: socket.socket) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        return app
 
-    async def _shutdown(self) -> None:
+    async def before_shutdown(self) -> None:
         for ws in list(self._sockets):
             await ws.close(code=1001)
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ------------------------------------------------------------- test API
     def next_id(self) -> int:
@@ -246,8 +204,7 @@ class FakeDiscord:
 
     def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send a DISPATCH (op 0) to every connected bot."""
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._broadcast(event, data), self._loop).result(10)
+        self.call(self._broadcast(event, data))
 
     def send_message(
         self,

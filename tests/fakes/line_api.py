@@ -15,17 +15,17 @@ a chat is in ``delivered``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from .server import LoopbackServer
 
 __all__ = ["Delivery", "FakeLineAPI", "LineCall"]
 
@@ -66,8 +66,9 @@ def utf16_units(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-class FakeLineAPI:
+class FakeLineAPI(LoopbackServer):
     def __init__(self, *, access_token: str = "line-test-token", bot_user_id: str = BOT_USER_ID) -> None:
+        super().__init__()
         self.access_token = access_token
         self.bot_user_id = bot_user_id
         self.calls: list[LineCall] = []
@@ -77,18 +78,8 @@ class FakeLineAPI:
         self._retry_keys: dict[str, str] = {}  # accepted X-Line-Retry-Key -> request id
         self._failures: dict[str, _Failure] = {}
         self._lock = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
 
     # -- scripting ---------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeLineAPI is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     def issue_token(self) -> str:
         """A fresh reply token, as LINE puts one in each replyable webhook event."""
@@ -141,46 +132,10 @@ class FakeLineAPI:
             if not self._lock.wait_for(lambda: predicate(self), timeout):
                 raise TimeoutError("the expected LINE API calls did not arrive")
 
-    # -- lifecycle -----------------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="FakeLineAPI", daemon=True)
-        thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(sock), loop).result(10)
-        self._port = sock.getsockname()[1]
-        self._loop, self._thread = loop, thread
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-        self._loop = self._thread = None
-        self._port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _serve(self, sock: socket.socket) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
-
-    async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return app
 
     # -- the API ---------------------------------------------------------------------------------------
 

@@ -1,10 +1,8 @@
 """A real-HTTP fake of the OpenAI API so gateway tests exercise actual sockets.
 
-The server runs on its own event loop in a daemon thread, so it serves sync
-tests, async tests on any loop, and subprocesses of the hub alike. Failure
-behaviours (errors, 429s, stalls, malformed bodies, cut streams) are
-scriptable per model so retry, fallback and timeout logic can be tested
-deterministically.
+It serves from its own thread (``LoopbackServer``). Failure behaviours
+(errors, 429s, stalls, malformed bodies, cut streams) are scriptable per
+model so retry, fallback and timeout logic can be tested deterministically.
 
 Example::
 
@@ -23,16 +21,17 @@ import json
 import math
 import random
 import re
-import socket
 import struct
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import web
+
+from .server import LoopbackServer
 
 __all__ = ["MODES", "Behavior", "Call", "FakeOpenAI", "MalformedKind"]
 
@@ -176,104 +175,39 @@ def _sse(payload: dict[str, Any] | str) -> bytes:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Fake OpenAI-compatible upstream on 127.0.0.1:<random port>, own thread."""
 
     #: How long ``stall`` sleeps; far beyond any sane client timeout.
     stall_seconds: float = 30.0
+    # A client that hangs up mid-stall frees the task.
+    handler_cancellation = True
 
     def __init__(self, *, api_key: str | None = None) -> None:
+        super().__init__()
         self.api_key = api_key
         self.calls: list[Call] = []
         self._behaviors: dict[str | None, Behavior] = {}
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._port: int | None = None
 
     # ------------------------------------------------------------------ life
     @property
-    def port(self) -> int:
-        """TCP port chosen by the OS; only valid while started."""
-        if self._port is None:
-            raise RuntimeError("FakeOpenAI is not started")
-        return self._port
-
-    @property
     def base_url(self) -> str:
         """What to pass as ``base_url`` to an OpenAI client."""
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.url}/v1"
 
-    def start(self) -> Self:
-        """Bind, start serving in a daemon thread, return once listening."""
-        if self._thread is not None:
-            raise RuntimeError("FakeOpenAI already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=self._run_loop, args=(loop,), name="FakeOpenAI", daemon=True)
-        thread.start()
-        try:
-            # Bubbles up any bind/setup error from the server thread.
-            asyncio.run_coroutine_threadsafe(self._serve(sock), loop).result(10)
-        except BaseException:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(5)
-            sock.close()
-            raise
-        self._port = sock.getsockname()[1]
-        self._loop, self._thread = loop, thread
-        return self
-
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    def stop(self) -> None:
-        """Abort in-flight requests (stalls included), close, join the thread."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        try:
-            fut = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
-            fut.result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            self._thread = None
-            self._loop = None
-            self._port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _serve(self, sock: socket.socket) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._track_middleware], client_max_size=64 * 1024**2)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        # handler_cancellation: a client that hangs up mid-stall frees the task.
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
-        self._runner = runner
+        return app
 
-    async def _shutdown(self) -> None:
+    async def before_shutdown(self) -> None:
+        """Abort in-flight requests, stalls included, so stop() is quick."""
         for task in list(self._inflight):
             task.cancel()
         if self._inflight:
             await asyncio.wait(list(self._inflight), timeout=2)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @web.middleware
     async def _track_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

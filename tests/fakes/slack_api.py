@@ -1,6 +1,6 @@
 """A real-HTTP fake of the Slack Web API (and of Socket Mode's websocket) for adapter tests.
 
-The server runs on 127.0.0.1 in its own thread with its own event loop (like FakeOpenAI), so the
+The server runs on 127.0.0.1 in its own thread (``LoopbackServer``), so the
 real slack_sdk / slack-bolt clients talk to it over sockets. Every call is recorded with its
 method, headers and decoded body (JSON, form or query), and answered in Slack's shapes:
 HTTP 200 with ``{"ok": true, ...}``, or ``{"ok": false, "error": "..."}``.
@@ -18,18 +18,18 @@ client, and every frame the client sends back (the ``{"envelope_id": ...}`` acks
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+
+from .server import LoopbackServer
 
 STREAM_METHODS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
 
@@ -49,7 +49,7 @@ class SlackCall:
         return self.body.get(key, default)
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     def __init__(
         self,
         *,
@@ -59,6 +59,7 @@ class FakeSlack:
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
     ) -> None:
+        super().__init__()
         self.bot_token, self.app_token = bot_token, app_token
         self.team_id, self.bot_user_id, self.bot_id = team_id, bot_user_id, bot_id
         self.calls: list[SlackCall] = []
@@ -70,20 +71,10 @@ class FakeSlack:
         self._failures: dict[str, list[str | int | None]] = {}
         self._ts = 0
         self._cond = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._sockets: list[web.WebSocketResponse] = []
         self._tickets: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeSlack is not started")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def api_url(self) -> str:
@@ -93,55 +84,16 @@ class FakeSlack:
     def response_url(self, name: str = "r") -> str:
         return f"{self.url}/respond/{name}"
 
-    def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=self._run_loop, args=(loop,), name="FakeSlack", daemon=True)
-        thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(sock), loop).result(10)
-        self._port = sock.getsockname()[1]
-        self._loop, self._thread = loop, thread
-        return self
-
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _serve(self, sock: socket.socket) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/link", self._websocket)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{name}", self._respond)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        return app
 
-    async def _shutdown(self) -> None:
+    async def before_shutdown(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # -- scripting ---------------------------------------------------------------------------------
 
@@ -220,13 +172,12 @@ class FakeSlack:
 
     def send_envelope(self, envelope: dict[str, Any]) -> None:
         """Deliver one Socket Mode envelope to every connected client."""
-        assert self._loop is not None
 
         async def send() -> None:
             for ws in list(self._sockets):
                 await ws.send_str(json.dumps(envelope))
 
-        asyncio.run_coroutine_threadsafe(send(), self._loop).result(5)
+        self.call(send(), timeout=5)
 
     # -- handlers ----------------------------------------------------------------------------------
 
@@ -330,7 +281,7 @@ class FakeSlack:
     def _m_apps_connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
         ticket = uuid.uuid4().hex
         self._tickets.add(ticket)
-        return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/link?ticket={ticket}&app_id=A0001"}
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link?ticket={ticket}&app_id=A0001"}
 
     async def _respond(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
