@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from core.auth import digest  # noqa: E402
 
 KEY = "ah_overhead-bench-key-00000000"
+LITELLM_KEY = "sk-litellm-bench-0123456789abcdef0123456789abcdef"
 LITELLM_VENV = ROOT / "var" / "bench" / "litellm-venv"
 LITELLM_VERSION = "1.108.7"  # the version PERFORMANCE.md measured; 1.110 needs a proxy package not on PyPI
 BODY = '{"model":"%s","messages":[{"role":"user","content":"Say hello to the team, please."}]}'
@@ -142,15 +143,17 @@ def main() -> None:
         ]  # fmt: skip
         if not args.skip_litellm:
             litellm_cfg = tmp / "litellm.yaml"
-            litellm_cfg.write_text(yaml.safe_dump({"model_list": [{"model_name": "gpt-4o-mini", "litellm_params": {
-                "model": "openai/gpt-4o-mini", "api_base": upstream_url, "api_key": "sk-bench"}}]}), encoding="utf-8")  # fmt: skip
+            # Authentication on, as in the hub: LiteLLM checks its master key.
+            litellm_cfg.write_text(yaml.safe_dump({"general_settings": {"master_key": LITELLM_KEY}, "model_list": [
+                {"model_name": "gpt-4o-mini", "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": upstream_url,
+                                                                 "api_key": "sk-bench"}}]}), encoding="utf-8")  # fmt: skip
             lite = subprocess.Popen([str(ensure_litellm()), "--config", str(litellm_cfg), "--port", str(litellm_port),
                                      "--num_workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     env={**os.environ, "LITELLM_LOG": "ERROR"})  # fmt: skip
             procs.append(lite)
             wait_http(f"http://127.0.0.1:{litellm_port}/health/liveliness", lite, timeout=300)
             targets.append(("litellm", f"http://127.0.0.1:{litellm_port}/v1/chat/completions",
-                            script(tmp / "litellm.lua", "gpt-4o-mini", "sk-anything"), lite.pid))  # fmt: skip
+                            script(tmp / "litellm.lua", "gpt-4o-mini", LITELLM_KEY), lite.pid))  # fmt: skip
 
         results: dict[tuple[str, int], dict[str, float]] = {}
         for name, url, lua, pid in targets:

@@ -33,7 +33,7 @@ class Stats:
     def __init__(self, backend: StateBackend) -> None:
         self._backend = backend
         self._pending: dict[int, dict[str, float]] = {}
-        self._recent: list[bytes] = []
+        self._recent: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
 
     def _add(self, fields: dict[str, float]) -> None:
@@ -57,8 +57,8 @@ class Stats:
                    f"tenant\t{tenant}\trequests": 1, f"tenant\t{tenant}\ttokens": tokens,
                    f"tenant\t{tenant}\tcost_usd": cost})  # fmt: skip
         if entry is not None:
-            entry = {**entry, "question": redact(str(entry.get("question", ""))), "at": time.time()}
-            self._recent.append(orjson.dumps(entry))
+            entry["at"] = time.time()
+            self._recent.append(entry)  # redacted and serialised at flush, for the newest only
 
     def failed(self, *, limited: bool, error: bool) -> None:
         """A question without an answer: refused by a limit, or failed on our side (5xx).
@@ -92,8 +92,9 @@ class Stats:
         try:
             for minute, fields in pending.items():
                 await self._backend.hash_incr(f"stats:{minute}", fields, KEEP_SEC)
-            for entry in recent:
-                await self._backend.list_push("stats:recent", entry, RECENT, KEEP_SEC)
+            if recent:  # only the newest matter, and they go in one call
+                rows = [orjson.dumps({**e, "question": redact(str(e.get("question", "")))}) for e in recent[-RECENT:]]
+                await self._backend.list_extend("stats:recent", rows, RECENT, KEEP_SEC)
         except BackendUnavailable:
             BACKEND_ERRORS.labels("stats").inc()  # a dashboard gap, never a failed request
 

@@ -1,8 +1,7 @@
 """BM25 over hashed terms, as flat numpy arrays (memory-mapped by the server).
 
-Two views of the same counts: postings (term -> chunks, BM25 weight precomputed) find
-candidates with one ``np.bincount``; the forward rows (chunk -> terms, the ingest's
-TermRows) score those candidates exactly. Neither needs a Python loop over chunks or terms.
+Postings (term -> chunks) carry the BM25 weight precomputed, so scoring a question is one
+``np.bincount`` over the postings of its terms: no Python loop over chunks or terms.
 """
 
 from __future__ import annotations
@@ -32,8 +31,6 @@ class LexicalIndex:
     post_docs: np.ndarray | DiskArray  # int32, ascending within each term
     post_weights: np.ndarray | DiskArray  # float16 BM25 weight (idf included): enough to rank
     lengths: np.ndarray  # float32 chunk lengths in terms
-    forward: TermRows  # chunk -> (term id, count), sorted by id within a chunk (on disk when served)
-    avgdl: float
 
     ARRAYS = ("vocab", "idf", "post_offsets", "post_docs", "post_weights", "lengths")
 
@@ -64,17 +61,14 @@ class LexicalIndex:
             post_docs=docs,
             post_weights=weights.astype(np.float16),
             lengths=lengths,
-            forward=rows,
-            avgdl=avgdl,
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in self.ARRAYS}
 
     @staticmethod
-    def from_arrays(arrays: dict[str, np.ndarray], forward: TermRows) -> LexicalIndex:
-        lengths = arrays["lengths"]
-        return LexicalIndex(**arrays, forward=forward, avgdl=float(lengths.mean()) if len(lengths) else 1.0)
+    def from_arrays(arrays: dict[str, np.ndarray]) -> LexicalIndex:
+        return LexicalIndex(**arrays)
 
     def query(self, terms: Counter[int], expansion: Counter[int] | None = None) -> LexicalQuery:
         """A question's terms looked up once, for candidate search and exact scoring.
@@ -107,7 +101,7 @@ class LexicalIndex:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class LexicalQuery:
     index: LexicalIndex
     keys: np.ndarray  # the question's terms found in the index, sorted
@@ -115,14 +109,15 @@ class LexicalQuery:
     factors: np.ndarray  # the question's weight of each term
     post: np.ndarray  # vocab position of each term
     best: float
+    _scores: np.ndarray | None = None
 
     def candidates(self, k: int) -> np.ndarray:
-        """Up to k chunks with the highest BM25 over the question's rarer terms.
+        """Up to k chunks with the highest BM25, and the scores of every chunk (``score``).
 
-        Terms in over a third of the chunks, and the commonest past the postings budget,
-        are left out here: they carry little idf but most of the postings (a common
-        character sits in tens of thousands of chunks of a big index). ``score`` then counts
-        every term exactly.
+        Terms in over a third of the chunks, and the commonest past the postings budget, are
+        left out: they carry little idf but most of the postings (a common character sits in
+        tens of thousands of chunks of a big index), so the scores are BM25 over the terms
+        that tell chunks apart.
         """
         index = self.index
         n = index.n_docs
@@ -137,25 +132,14 @@ class LexicalQuery:
         weights = gather(index.post_weights, starts, lengths).astype(np.float32) * np.repeat(
             self.factors[usable], lengths
         )
-        raw = np.bincount(gather(index.post_docs, starts, lengths), weights=weights, minlength=n).astype(np.float32)
+        raw = np.bincount(gather(index.post_docs, starts, lengths), weights=weights, minlength=n)
+        self._scores = raw / self.best
         top = np.flatnonzero(raw) if n <= k else np.argpartition(-raw, k)[:k]
         return top[raw[top] > 0]
 
     def score(self, docs: np.ndarray) -> np.ndarray:
-        """Exact scores of the given chunks, from their forward rows."""
-        if not len(docs) or not len(self.keys):
-            return np.zeros(len(docs))
-        fwd = self.index.forward
-        starts = fwd.offsets[docs]
-        lengths = fwd.offsets[docs + 1] - starts
-        row = np.repeat(np.arange(len(docs)), lengths)
-        terms = gather(fwd.hashes, starts, lengths)
-        at = np.minimum(np.searchsorted(self.keys, terms), len(self.keys) - 1)
-        hit = self.keys[at] == terms
-        at, row = at[hit], row[hit]
-        tf = gather(fwd.counts, starts, lengths)[hit].astype(np.float32)
-        weights = self.idf[at] * self.factors[at] * _saturation(tf, self.index.lengths[docs[row]], self.index.avgdl)
-        return np.bincount(row, weights=weights, minlength=len(docs)) / self.best
+        """The scores of the given chunks (``candidates`` computed them for every chunk)."""
+        return self._scores[docs] if self._scores is not None else np.zeros(len(docs))
 
 
 def _saturation(tf: np.ndarray, length: np.ndarray, avgdl: float) -> np.ndarray:

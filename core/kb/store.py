@@ -8,7 +8,7 @@ A new version is written to a temporary directory, fsynced, renamed, and only th
 in CURRENT (os.replace), so a crash at any point leaves the previous version live.
 
 A server keeps the small lookup arrays in memory. Chunk texts, and for a big index also the
-postings and term rows, are read by range when a question needs them (diskarray.py),
+postings, are read by range when a question needs them (diskarray.py),
 through the page cache that every worker process of the machine shares.
 """
 
@@ -159,17 +159,16 @@ def load(index_dir: Path) -> KnowledgeIndex | None:
     manifest = read_manifest(index_dir)
     assert manifest is not None
     try:
-        # Postings and term rows of a big index stay on disk, read by range (diskarray.py);
-        # a small one is simply loaded, which is faster per question.
-        big = ("lexical.post_docs", "lexical.post_weights", "terms.hashes", "terms.counts")
+        # The postings of a big index stay on disk, read by range (diskarray.py); a small
+        # index's are simply loaded, which is faster per question.
+        big = ("lexical.post_docs", "lexical.post_weights")
         on_disk = sum((path / f"{name}.npy").stat().st_size for name in big) > IN_MEMORY_MAX_BYTES
 
         def array(name: str) -> Any:
             return DiskArray(path / f"{name}.npy") if on_disk and name in big else np.load(path / f"{name}.npy")
 
         arrays = {n: array(f"lexical.{n}") for n in LexicalIndex.ARRAYS}
-        forward = TermRows(array("terms.hashes"), array("terms.counts"), array("terms.offsets"))
-        lexical = LexicalIndex.from_arrays(arrays, forward)
+        lexical = LexicalIndex.from_arrays(arrays)
         dense_index = dense.load(str(path / "dense.faiss"))
         texts = ChunkTexts.open(path)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:

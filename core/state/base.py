@@ -85,6 +85,10 @@ class StateBackend(Protocol):
         """Append, keep only the newest ``max_len`` entries, refresh the expiry."""
         ...
 
+    async def list_extend(self, key: str, values: list[bytes], max_len: int, ttl_sec: float) -> None:
+        """``list_push`` of several values in one step."""
+        ...
+
     async def list_range(self, key: str, count: int) -> list[bytes]:
         """The newest ``count`` entries, oldest first."""
         ...

@@ -134,11 +134,14 @@ class MemoryBackend:
         return [await self.hash_get_all(key) for key in keys]
 
     async def list_push(self, key: str, value: bytes, max_len: int, ttl_sec: float) -> None:
+        await self.list_extend(key, [value], max_len, ttl_sec)
+
+    async def list_extend(self, key: str, values: list[bytes], max_len: int, ttl_sec: float) -> None:
         current = self._load(key)
         items: deque[bytes] = current if isinstance(current, deque) else deque(maxlen=max_len)
         if items.maxlen != max_len:
             items = deque(items, maxlen=max_len)
-        items.append(value)
+        items.extend(values)
         self._store(key, items, ttl_sec)
 
     async def list_range(self, key: str, count: int) -> list[bytes]:

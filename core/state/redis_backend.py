@@ -186,8 +186,11 @@ class RedisBackend:
         return [{k.decode(): float(v) for k, v in table.items()} for table in tables]
 
     async def list_push(self, key: str, value: bytes, max_len: int, ttl_sec: float) -> None:
+        await self.list_extend(key, [value], max_len, ttl_sec)
+
+    async def list_extend(self, key: str, values: list[bytes], max_len: int, ttl_sec: float) -> None:
         pipe = self._client.pipeline(transaction=True)
-        pipe.rpush(PREFIX + key, value)
+        pipe.rpush(PREFIX + key, *values)
         pipe.ltrim(PREFIX + key, -max_len, -1)
         pipe.pexpire(PREFIX + key, int(ttl_sec * 1000))
         await self._run(pipe.execute())
