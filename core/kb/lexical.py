@@ -19,7 +19,7 @@ K1 = 1.2
 B = 0.75
 EXPANSION_WEIGHT = 0.5  # a synonym counts half as much as the question's own word
 MIN_QUERY_INFO = 1.5  # the score's bar is at least this many rare terms' worth of idf
-POSTINGS_BUDGET = 20_000  # candidate search reads at most this many postings (rarest terms first)
+POSTINGS_BUDGET = 10_000  # candidate search reads at most this many postings (rarest terms first)
 COMMON_SHARE = 0.35  # terms in more than this share of the chunks never pick candidates
 
 
