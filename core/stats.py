@@ -7,13 +7,12 @@ as a small histogram per minute, enough for p50/p95 on a chart.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from typing import Any
 
 import orjson
 
+from core.lifecycle import Flusher
 from core.metrics import BACKEND_ERRORS
 from core.pii import redact
 from core.state import BackendUnavailable, StateBackend
@@ -21,7 +20,6 @@ from core.state import BackendUnavailable, StateBackend
 LATENCY_MS = (25, 50, 100, 250, 500, 1000, 2000, 3000, 5000, 10000, 30000)
 KEEP_SEC = 26 * 3600
 RECENT = 200
-FLUSH_SEC = 1.0
 COUNTERS = ("requests", "errors", "cached", "limited", "pii", "tokens", "cost_usd", "feedback_up", "feedback_down")
 
 
@@ -29,12 +27,12 @@ def _minute(ts: float) -> int:
     return int(ts // 60) * 60
 
 
-class Stats:
+class Stats(Flusher):
     def __init__(self, backend: StateBackend) -> None:
+        super().__init__()
         self._backend = backend
         self._pending: dict[int, dict[str, float]] = {}
         self._recent: list[dict[str, Any]] = []
-        self._task: asyncio.Task[None] | None = None
 
     def _add(self, fields: dict[str, float]) -> None:
         bucket = self._pending.setdefault(_minute(time.time()), {})
@@ -70,21 +68,6 @@ class Stats:
 
     def feedback(self, rating: str) -> None:
         self._add({f"feedback_{rating}": 1})
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._flush_every(), name="stats-flush")
-
-    async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
-
-    async def _flush_every(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SEC)
-            await self.flush()
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, {}

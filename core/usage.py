@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.config import Price, Settings
+from core.lifecycle import Flusher
 from core.metrics import BACKEND_ERRORS
 from core.state import BackendUnavailable, StateBackend
 
-FLUSH_SEC = 1.0
 KEEP_DAYS = 400
 SEP = "\t"
 # Public list prices (US$ per million tokens); the config's `prices` table overrides them.
@@ -23,36 +21,21 @@ DEFAULT_PRICES = {
 METRICS = ("requests", "cached", "prompt_tokens", "completion_tokens", "cost_usd")
 
 
-class UsageLedger:
+class UsageLedger(Flusher):
     """Counts are summed in memory and written to the backend once a second (and at
     shutdown): one backend call per second instead of one per request. A process killed
     outright loses at most its last second of usage counts, never a limit decision."""
 
     def __init__(self, settings: Settings, backend: StateBackend) -> None:
+        super().__init__()
         self._backend = backend
         self._pending: dict[str, dict[str, float]] = {}
-        self._task: asyncio.Task[None] | None = None
         self.configure(settings)
 
     def configure(self, settings: Settings) -> None:
         self._prices = {**DEFAULT_PRICES, **settings.prices}
         self._zone = ZoneInfo(settings.limits.quota_timezone)
         self._today = (-10.0, "")
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._flush_every(FLUSH_SEC), name="usage-flush")
-
-    async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
-
-    async def _flush_every(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            await self.flush()
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, {}

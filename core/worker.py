@@ -7,10 +7,7 @@ the queue's ``drain_sec`` and hands back the rest (it stays in Redis for another
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 
 from fastapi import FastAPI
 
@@ -18,6 +15,7 @@ from core import logs
 from core.adapters import installed
 from core.config import Settings
 from core.hub import Hub
+from core.lifecycle import stop_on_signals
 
 log = logging.getLogger("askhub.worker")
 
@@ -29,11 +27,7 @@ async def run(settings: Settings) -> None:
     kinds = [m.__name__ for m in installed() if getattr(m, "mount", None) and m.mount(mounted, hub)]
     if not settings.redis_url:
         log.warning("no REDIS_URL: this worker can only answer events submitted in its own process")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await hub.start()
     log.info("worker ready", extra={"adapters": kinds})
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 
 from adapters.slack import socket_configured
@@ -29,14 +28,11 @@ async def _run() -> int:
     from adapters.slack import runners
     from core import logs
     from core.hub import Hub
+    from core.lifecycle import stop_on_signals
 
     logs.setup(settings)
     hub = Hub(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await hub.start()
     clients = [asyncio.create_task(client(), name="slack-socket-mode") for client in runners(hub)]
     stopper = asyncio.create_task(stop.wait())
