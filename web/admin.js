@@ -3,8 +3,9 @@
 // JWT kept in sessionStorage. Charts are SVG drawn here. Server text (questions are user text)
 // is only ever placed with textContent / setAttribute, never parsed as HTML.
 
-const TOKEN_KEY = "askhub.admin-token"; // sessionStorage only: forgotten when the tab closes
-const LANG_KEY = "askhub.lang"; // shared with the portal: a preference, never a secret
+import { $, applyLabels, attempt, el, keyStore, language, t, useLabels, wireLanguageToggle } from "/static/common.js";
+
+const token = keyStore("askhub.admin-token"); // sessionStorage only: forgotten when the tab closes
 const WINDOW_KEY = "askhub.admin-window";
 const REFRESH_MS = 15_000;
 const USAGE_REFRESH_MS = 60_000; // today's cost moves slowly; every read is an audit line
@@ -203,8 +204,8 @@ const LABELS = {
     fbNone: "沒有回饋",
   },
 };
+useLabels(LABELS); // the language is shared with the portal
 
-const $ = (selector) => document.querySelector(selector);
 const ui = {
   main: $("#main"),
   auth: $("#auth"),
@@ -223,7 +224,6 @@ const ui = {
 };
 
 const state = {
-  lang: pickLanguage(),
   window: attempt(() => localStorage.getItem(WINDOW_KEY)) === "day" ? "day" : "hour",
   data: null, // the last /admin/stats answer; null while locked
   usage: null, // { cost, tokens } of today, from /admin/usage?days=1
@@ -236,38 +236,6 @@ const state = {
 
 // ---- small helpers ----
 
-function attempt(fn, fallback = null) {
-  try {
-    return fn();
-  } catch {
-    return fallback; // storage can be blocked by browser privacy settings
-  }
-}
-
-const token = {
-  get: () => attempt(() => sessionStorage.getItem(TOKEN_KEY)),
-  set: (value) => attempt(() => sessionStorage.setItem(TOKEN_KEY, value)),
-  clear: () => attempt(() => sessionStorage.removeItem(TOKEN_KEY)),
-};
-
-function t(key, params = {}) {
-  const text = LABELS[state.lang][key] ?? LABELS.en[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (value == null || value === false) continue;
-    if (name === "text") node.textContent = value;
-    else if (name === "class") node.className = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children.filter((child) => child != null));
-  return node;
-}
-
 function svg(tag, attrs = {}, text = null) {
   const node = document.createElementNS(SVG_NS, tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -278,7 +246,7 @@ function svg(tag, attrs = {}, text = null) {
 }
 
 const num = (value) => (Number.isFinite(Number(value)) ? Number(value) : 0);
-const locale = () => (state.lang === "zh-TW" ? "zh-TW" : "en-US");
+const locale = () => (language() === "zh-TW" ? "zh-TW" : "en-US");
 
 function fmtCount(value) {
   const v = num(value);
@@ -319,37 +287,10 @@ function fmtTime(epochSec, withSeconds = false) {
   return new Intl.DateTimeFormat(locale(), options).format(new Date(epochSec * 1000));
 }
 
-// ---- language ----
-
-function pickLanguage() {
-  const saved = attempt(() => localStorage.getItem(LANG_KEY));
-  if (Object.hasOwn(LABELS, saved ?? "")) return saved;
-  return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh-TW" : "en";
-}
-
-function applyLabels() {
-  document.documentElement.lang = state.lang;
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-  for (const node of document.querySelectorAll("[data-i18n-aria]")) {
-    node.setAttribute("aria-label", t(node.dataset.i18nAria));
-  }
-  $("#lang-toggle").lang = state.lang === "en" ? "zh-TW" : "en";
-}
-
-function toggleLanguage() {
-  state.lang = state.lang === "en" ? "zh-TW" : "en";
-  attempt(() => localStorage.setItem(LANG_KEY, state.lang));
-  applyLabels();
-  if (state.locked) showLocked(state.lockedStatus);
-  renderAll();
-}
-
 // ---- talking to the hub ----
 
 async function getJson(path, signal) {
-  const headers = { Accept: "application/json" };
-  const key = token.get();
-  if (key) headers.Authorization = `Bearer ${key}`;
+  const headers = token.authorize({ Accept: "application/json" });
   const response = await fetch(path, { headers, signal, cache: "no-store", credentials: "omit" });
   const body = response.ok ? await response.json() : null;
   return { status: response.status, ok: response.ok, body };
@@ -464,10 +405,7 @@ function unlock() {
 
 function saveKey(event) {
   event.preventDefault();
-  const value = ui.authKey.value.trim().replace(/^Bearer\s+/i, "");
-  if (!value) return;
-  token.set(value);
-  ui.authKey.value = "";
+  if (!token.takeFrom(ui.authKey)) return;
   state.usageAt = 0;
   load();
 }
@@ -957,7 +895,10 @@ function init() {
   });
   ui.authForm.addEventListener("submit", saveKey);
   ui.forgetKey.addEventListener("click", forgetKey);
-  $("#lang-toggle").addEventListener("click", toggleLanguage);
+  wireLanguageToggle(() => {
+    if (state.locked) showLocked(state.lockedStatus);
+    renderAll();
+  });
   document.addEventListener("visibilitychange", () => {
     if (document.hidden) clearTimeout(state.timer);
     else if (!state.locked) load();

@@ -1,8 +1,9 @@
 // Ask Hub portal: plain browser JavaScript, no build step.
 // Server text is only ever placed with textContent / text nodes, never as HTML.
 
-const TOKEN_KEY = "askhub.token"; // sessionStorage only: forgotten when the tab closes
-const LANG_KEY = "askhub.lang";
+import { $, applyLabels, attempt, el, keyStore, setLabel, t, useLabels, wireLanguageToggle } from "/static/common.js";
+
+const token = keyStore("askhub.token"); // sessionStorage only: forgotten when the tab closes
 
 const LABELS = {
   en: {
@@ -116,8 +117,8 @@ const LABELS = {
     errUnexpected: "發生錯誤，請再試一次。",
   },
 };
+useLabels(LABELS);
 
-const $ = (selector) => document.querySelector(selector);
 const ui = {
   main: $("#main"),
   thread: $("#thread"),
@@ -132,7 +133,6 @@ const ui = {
 };
 
 const state = {
-  lang: pickLanguage(),
   conversationId: newId(),
   busy: false,
   controller: null,
@@ -141,50 +141,6 @@ const state = {
 };
 
 // ---- small helpers ----
-
-function attempt(fn, fallback = null) {
-  try {
-    return fn();
-  } catch {
-    return fallback; // storage can be blocked by browser privacy settings
-  }
-}
-
-const token = {
-  get: () => attempt(() => sessionStorage.getItem(TOKEN_KEY)),
-  set: (value) => attempt(() => sessionStorage.setItem(TOKEN_KEY, value)),
-  clear: () => attempt(() => sessionStorage.removeItem(TOKEN_KEY)),
-};
-
-function t(key, params = {}) {
-  const text = LABELS[state.lang][key] ?? LABELS.en[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (value == null || value === false) continue;
-    if (name === "text") node.textContent = value;
-    else if (name === "i18n") setLabel(node, value);
-    else if (name === "i18nAria") setAriaLabel(node, value);
-    else if (name === "class") node.className = value;
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children.filter((child) => child != null));
-  return node;
-}
-
-function setLabel(node, key) {
-  node.dataset.i18n = key; // applyLabels() re-translates it when the language changes
-  node.textContent = t(key);
-}
-
-function setAriaLabel(node, key) {
-  node.dataset.i18nAria = key;
-  node.setAttribute("aria-label", t(key));
-}
 
 function newId() {
   if (crypto.randomUUID) return crypto.randomUUID(); // needs a secure context (https or localhost)
@@ -206,43 +162,14 @@ function retryAfterSeconds(value) {
   return Number.isNaN(when) ? null : Math.max(1, Math.ceil((when - Date.now()) / 1000));
 }
 
-// ---- language ----
-
-function pickLanguage() {
-  const saved = attempt(() => localStorage.getItem(LANG_KEY)); // a preference, never a secret
-  if (Object.hasOwn(LABELS, saved ?? "")) return saved;
-  return (navigator.language || "").toLowerCase().startsWith("zh") ? "zh-TW" : "en";
-}
-
-function applyLabels() {
-  document.documentElement.lang = state.lang;
-  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-  for (const node of document.querySelectorAll("[data-i18n-aria]")) {
-    node.setAttribute("aria-label", t(node.dataset.i18nAria));
-  }
-  for (const node of document.querySelectorAll("[data-i18n-title]")) node.title = t(node.dataset.i18nTitle);
-  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
-    node.placeholder = t(node.dataset.i18nPlaceholder);
-  }
-  $("#lang-toggle").lang = state.lang === "en" ? "zh-TW" : "en";
-}
-
-function toggleLanguage() {
-  state.lang = state.lang === "en" ? "zh-TW" : "en";
-  attempt(() => localStorage.setItem(LANG_KEY, state.lang));
-  applyLabels();
-}
-
 // ---- talking to the hub ----
 
 function postJson(path, body, signal) {
-  const headers = {
+  const headers = token.authorize({
     "Content-Type": "application/json",
     Accept: "text/event-stream, application/json",
     "X-AskHub-Client": "portal",
-  };
-  const key = token.get();
-  if (key) headers.Authorization = `Bearer ${key}`;
+  });
   return fetch(path, { method: "POST", headers, body: JSON.stringify(body), signal, cache: "no-store" });
 }
 
@@ -581,10 +508,7 @@ function showAuth(question) {
 
 function saveKey(event) {
   event.preventDefault();
-  const value = ui.authKey.value.trim().replace(/^Bearer\s+/i, "");
-  if (!value) return;
-  token.set(value);
-  ui.authKey.value = "";
+  if (!token.takeFrom(ui.authKey)) return;
   ui.authForm.hidden = true;
   ui.forgetKey.hidden = false;
   ui.status.textContent = "";
@@ -635,7 +559,7 @@ function init() {
   $("#auth-cancel").addEventListener("click", () => (ui.authForm.hidden = true));
   ui.forgetKey.addEventListener("click", forgetKey);
   $("#new-chat").addEventListener("click", newConversation);
-  $("#lang-toggle").addEventListener("click", toggleLanguage);
+  wireLanguageToggle();
   for (const button of document.querySelectorAll(".example")) {
     button.addEventListener("click", () => ask(button.textContent));
   }
