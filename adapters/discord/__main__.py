@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 
 from core import logs
 from core.config import ConfigError, load_settings
 from core.hub import Hub
+from core.lifecycle import stop_on_signals
 
 
 async def main() -> int:
@@ -31,14 +31,15 @@ async def main() -> int:
 
     logs.setup(settings)
     hub = Hub(settings)
+    stop = stop_on_signals()
     await hub.start()
-    task = asyncio.create_task(run(hub), name="discord-gateway")
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
+    bot = asyncio.create_task(run(hub), name="discord-gateway")
+    stopper = asyncio.create_task(stop.wait())
     try:
-        await task
-    except asyncio.CancelledError:
+        await asyncio.wait([stopper, bot], return_when=asyncio.FIRST_COMPLETED)
+        if bot.done():  # the bot stopped by itself: say why
+            bot.result()
+            return 1
         return 0
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
@@ -47,12 +48,13 @@ async def main() -> int:
         print(f"discord gateway bot stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)
+        for task in (stopper, bot):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await bot
         await hub.close()  # drains the queued answers first
         await transport.replies_for(hub).aclose()
-    return 0
+        logs.flush()
 
 
 if __name__ == "__main__":

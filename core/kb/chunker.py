@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.kb.text import split_sentences
+from core.kb.text import joiner, split_sentences
 
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
@@ -83,11 +83,6 @@ def _pieces(paragraph: str, limit: int) -> list[str]:
     return pieces
 
 
-def _joiner(left: str, right: str) -> str:
-    # CJK sentences join without a space; everything else with one.
-    return "" if left and right and ord(left[-1]) > 0x2E80 and ord(right[0]) > 0x2E80 else " "
-
-
 def chunk_document(text: str, title: str, max_chars: int) -> list[ChunkText]:
     """Pack paragraphs of each section into chunks of at most ``max_chars`` characters."""
     chunks: list[ChunkText] = []
@@ -100,7 +95,7 @@ def chunk_document(text: str, title: str, max_chars: int) -> list[ChunkText]:
                     current = piece
                 elif len(current) + 2 + len(piece) <= max_chars:
                     # Paragraphs stay on their own lines; sentences of one paragraph rejoin.
-                    sep = "\n\n" if piece is paragraph else _joiner(current, piece)
+                    sep = "\n\n" if piece is paragraph else joiner(current, piece)
                     current = f"{current}{sep}{piece}"
                 else:
                     chunks.append(ChunkText(heading, current))

@@ -23,10 +23,11 @@ from tqdm import tqdm
 from core.kb import store
 from core.kb.chunker import chunk_document, document_title
 from core.kb.embedders import Embedder, HashEmbedder
+from core.kb.pdf import PdfTextError, pdf_to_markdown
 from core.kb.synonyms import SynonymsError, read_groups
 from core.kb.terms import TermRows, analyse
 
-SUFFIXES = (".md", ".markdown", ".txt")
+SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
 EMBED_BATCH = 256
 PARALLEL_FROM = 4096  # chunks; below this, starting worker processes costs more than it saves
 
@@ -44,6 +45,7 @@ class IngestReport:
     reused: int
     removed: int
     seconds: float
+    skipped: tuple[str, ...] = ()  # "path: why" of each PDF that gave no text
 
     @property
     def changed(self) -> bool:
@@ -56,38 +58,47 @@ class IngestReport:
             f"{state}: {self.documents} documents, {self.chunks} chunks "
             f"({self.embedded} embedded, {self.reused} reused, {self.removed} documents removed) "
             f"in {self.seconds:.2f}s ({rate:.0f} chunks/s)"
-        )
+        ) + "".join(f"\nskipped {why}" for why in self.skipped)
 
 
 @dataclass(frozen=True)
 class _Doc:
     id: str
     path: Path
-    text: str
+    text: str | None  # None: a PDF already indexed with these bytes, not parsed again
     content_hash: str
 
 
-def _read_documents(kb_dir: Path) -> list[_Doc]:
+def _read_documents(kb_dir: Path, indexed: dict[str, str]) -> tuple[list[_Doc], list[str]]:
+    """The documents, and "path: why" for each PDF that gave no text (skipped, not fatal:
+    a scanned or locked PDF in a shared folder should not stop the rest being indexed)."""
     if not kb_dir.is_dir():
         raise IngestError(f"knowledge-base folder not found: {kb_dir}")
     docs: list[_Doc] = []
+    skipped: list[str] = []
     for path in sorted(kb_dir.rglob("*")):
         if path.suffix.lower() not in SUFFIXES or not path.is_file() or path.name.startswith("."):
             continue
         raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise IngestError(f"{path}: not UTF-8 text") from None
-        docs.append(
-            _Doc(
-                path.relative_to(kb_dir).as_posix(),
-                path,
-                text,
-                hashlib.sha256(raw).hexdigest(),
-            )
-        )
-    return docs
+        doc_id = path.relative_to(kb_dir).as_posix()
+        content_hash = hashlib.sha256(raw).hexdigest()
+        text: str | None = None
+        if path.suffix.lower() == ".pdf":
+            if indexed.get(doc_id) == content_hash:
+                docs.append(_Doc(doc_id, path, None, content_hash))
+                continue
+            try:
+                text = pdf_to_markdown(raw, path.stem)
+            except PdfTextError as exc:
+                skipped.append(f"{doc_id}: {exc}")
+                continue
+        else:
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise IngestError(f"{path}: not UTF-8 text") from None
+        docs.append(_Doc(doc_id, path, text, content_hash))
+    return docs, skipped
 
 
 def _embed_input(title: str, section: str, text: str) -> str:
@@ -105,13 +116,16 @@ async def ingest(
     progress: bool = False,
 ) -> IngestReport:
     started = time.perf_counter()
-    docs = _read_documents(kb_dir)
+    chunker = {"max_chars": chunk_chars}
+    old = None if rebuild else _previous(index_dir)
+    indexed = {d["id"]: d["content_hash"] for d in old.manifest["documents"]} if old else {}
+    docs, skipped = await asyncio.to_thread(
+        _read_documents, kb_dir, indexed if old and old.manifest["chunker"] == chunker else {}
+    )
     try:
         synonyms = read_groups(kb_dir)
     except SynonymsError as exc:
         raise IngestError(str(exc)) from None
-    chunker = {"max_chars": chunk_chars}
-    old = None if rebuild else _previous(index_dir)
     if old is not None:
         built_by = old.manifest["embedder"]["name"]
         if built_by != embedder.name:
@@ -124,7 +138,7 @@ async def ingest(
     removed = len({d["id"] for d in old.manifest["documents"]} - {d.id for d in docs}) if old else 0
     if old is not None and len(reusable) == len(docs) and not removed and old.manifest.get("synonyms") == synonyms:
         size = old.manifest["chunk_count"]
-        return IngestReport(None, len(docs), size, 0, size, 0, time.perf_counter() - started)
+        return IngestReport(None, len(docs), size, 0, size, 0, time.perf_counter() - started, tuple(skipped))
 
     # Lay out the new version: unchanged documents keep their rows, the rest are chunked now.
     entries: list[store.DocumentEntry] = []
@@ -132,14 +146,15 @@ async def ingest(
     origin: list[tuple[bool, int]] = []  # (fresh?, row in the old index or in the fresh batch)
     fresh: list[str] = []
     for doc in docs:
-        title = document_title(doc.text, doc.path.stem)
         first = len(chunks)
         if doc.id in reusable and old is not None:
-            start, count = reusable[doc.id]
+            start, count, title = reusable[doc.id]
             for i in range(start, start + count):
                 chunks.append(old.texts[i])
                 origin.append((False, i))
         else:
+            assert doc.text is not None  # only unchanged PDFs go unparsed, and those are reusable
+            title = document_title(doc.text, doc.path.stem)
             for n, piece in enumerate(chunk_document(doc.text, title, chunk_chars)):
                 chunks.append((f"{doc.id}#{n}", piece.section, piece.text))
                 origin.append((True, len(fresh)))
@@ -187,6 +202,7 @@ async def ingest(
         len(chunks) - len(fresh),
         removed,
         seconds,
+        tuple(skipped),
     )
 
 
@@ -197,13 +213,13 @@ def _previous(index_dir: Path) -> store.IngestState | None:
         return None  # unreadable or an older format: rebuild from scratch
 
 
-def _reusable(manifest: dict[str, Any], docs: list[_Doc], chunker: dict[str, Any]) -> dict[str, tuple[int, int]]:
-    """Documents whose bytes and chunking are unchanged: id -> (first row, row count)."""
+def _reusable(manifest: dict[str, Any], docs: list[_Doc], chunker: dict[str, Any]) -> dict[str, tuple[int, int, str]]:
+    """Documents whose bytes and chunking are unchanged: id -> (first row, row count, title)."""
     if manifest["chunker"] != chunker:
         return {}
     current = {doc.id: doc.content_hash for doc in docs}
     return {
-        d["id"]: (d["first_chunk"], d["chunk_count"])
+        d["id"]: (d["first_chunk"], d["chunk_count"], d["title"])
         for d in manifest["documents"]
         if current.get(d["id"]) == d["content_hash"]
     }

@@ -147,3 +147,8 @@ def lexical_terms(text: str, *, drop_stopwords: bool = True) -> list[str]:
 
 def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_RE.split(text) if s and s.strip()]
+
+
+def joiner(left: str, right: str) -> str:
+    """What goes between two pieces of running text: nothing between CJK characters, else a space."""
+    return "" if left and right and ord(left[-1]) > 0x2E80 and ord(right[0]) > 0x2E80 else " "
