@@ -23,12 +23,12 @@ from core.errors import BadRequest, Forbidden, HubError, InvalidType, NotFound
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Retriever
 from core.limits import Governor
-from core.llm.base import estimate_tokens
 from core.llm.extractive import answer as extractive_answer
 from core.llm.forwarder import Forwarded, Forwarder
 from core.llm.gateway import ModelGateway
 from core.llm.prompt import SYSTEM, build_prompt, context_block, language_of
 from core.llm.routing import ModelSpec, Route
+from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
 from core.metrics import COST, LLM_TOKENS, PII_ROUTED, TENANT_TOKENS
 from core.pii import has_pii
@@ -157,10 +157,12 @@ class ChatService:
             return await self._forwarder.complete(spec, {**body, "model": spec.upstream, "stream": False})
 
         reply, _ = await self._models.resilience.call(route, attempt)
-        usage = reply.data.get("usage") or {}
+        usage = reply.data.get("usage")
         model = str(reply.data.get("model") or route.models[0].upstream)
-        prompt = usage.get("prompt_tokens") or estimate_tokens(chat.text)
-        completion = usage.get("completion_tokens") or 0
+        if isinstance(usage, dict):
+            prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+        else:  # the upstream did not say: count what went up and what came back
+            prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_reply_text(reply.data))
         await self._account(principal, model, prompt, completion, started)
         return ChatReply(reply.body, admission)
 
@@ -180,22 +182,24 @@ class ChatService:
 
         lines = self._models.resilience.stream(route, open_stream)
         first = await anext(lines)
-        return admission, self._relay(first, lines, principal, chat, wants_usage, started)
+        return admission, self._relay(first, lines, principal, body, wants_usage, started)
 
     async def _relay(
         self,
         first: tuple[bytes, ModelSpec],
         lines: AsyncIterator[tuple[bytes, ModelSpec]],
         principal: Principal,
-        chat: ChatRequest,
+        body: dict[str, Any],
         wants_usage: bool,
         started: float,
     ) -> AsyncIterator[bytes]:
-        usage: dict[str, Any] = {}
+        usage: dict[str, Any] | None = None
         model = first[1].upstream
+        sent: list[bytes] = []  # parsed only if the upstream never reports usage
         item: tuple[bytes, ModelSpec] | None = first
         while item is not None:
             line = item[0]
+            sent.append(line)
             if _has_usage(line):  # only the usage chunk is parsed: accounting needs nothing else
                 data = orjson.loads(line[5:])
                 usage = data.get("usage") or usage
@@ -205,8 +209,11 @@ class ChatService:
                     continue
             yield line + b"\n\n"
             item = await anext(lines, None)
-        prompt = usage.get("prompt_tokens") or estimate_tokens(chat.text)
-        await self._account(principal, model, prompt, usage.get("completion_tokens") or 0, started)
+        if usage is not None:
+            prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+        else:
+            prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_streamed_text(sent))
+        await self._account(principal, model, prompt, completion, started)
 
     async def _account(self, principal: Principal, model: str, prompt: int, completion: int, started: float) -> None:
         cost = self._usage.cost(model, prompt, completion)
@@ -269,3 +276,31 @@ class ChatService:
 
 def _has_usage(line: bytes) -> bool:
     return b'"usage"' in line and b'"usage":null' not in line and b'"usage": null' not in line
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    return "\n".join(_text(m.get("content")) or "" for m in body["messages"] if isinstance(m, dict))
+
+
+def _reply_text(data: dict[str, Any]) -> str:
+    choices = data.get("choices")
+    message = (
+        choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    )
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
+def _streamed_text(lines: list[bytes]) -> str:
+    parts: list[str] = []
+    for line in lines:
+        try:
+            data = orjson.loads(line[5:]) if line.startswith(b"data:") else None
+        except orjson.JSONDecodeError:
+            continue  # [DONE], or an error line
+        for choice in data.get("choices") or () if isinstance(data, dict) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str):
+                parts.append(content)
+    return "".join(parts)

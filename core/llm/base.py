@@ -66,10 +66,3 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-def estimate_tokens(text: str) -> int:
-    """Token count when the upstream gives none: ~4 characters per token for Latin text,
-    ~1 per CJK character (tiktoken's tables cannot be fetched offline)."""
-    cjk = sum(1 for ch in text if ord(ch) >= 0x2E80)
-    return max(1, cjk + (len(text) - cjk + 3) // 4) if text else 0

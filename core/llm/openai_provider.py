@@ -12,7 +12,8 @@ from typing import Any
 
 import openai
 
-from core.llm.base import Completion, Prompt, ProviderError, estimate_tokens
+from core.llm.base import Completion, Prompt, ProviderError
+from core.llm.tokens import count_tokens
 
 PING_TTL = 5.0
 PING_TIMEOUT = 2.0
@@ -52,8 +53,8 @@ class OpenAIProvider:
         return Completion(
             text=content.strip(),
             model=response.model or self._model,
-            prompt_tokens=usage.prompt_tokens if usage else estimate_tokens(_prompt_text(prompt)),
-            completion_tokens=usage.completion_tokens if usage else estimate_tokens(content),
+            prompt_tokens=usage.prompt_tokens if usage else await count_tokens(_prompt_text(prompt)),
+            completion_tokens=usage.completion_tokens if usage else await count_tokens(content),
         )
 
     async def stream(self, prompt: Prompt, *, temperature: float, max_tokens: int) -> AsyncIterator[str | Completion]:
@@ -88,8 +89,8 @@ class OpenAIProvider:
         yield Completion(
             text=text,
             model=model,
-            prompt_tokens=usage.prompt_tokens if usage else estimate_tokens(_prompt_text(prompt)),
-            completion_tokens=usage.completion_tokens if usage else estimate_tokens(text),
+            prompt_tokens=usage.prompt_tokens if usage else await count_tokens(_prompt_text(prompt)),
+            completion_tokens=usage.completion_tokens if usage else await count_tokens(text),
         )
 
     async def ping(self) -> str | None:

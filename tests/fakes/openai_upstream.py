@@ -78,6 +78,7 @@ class Behavior:
     reply: str | None = None
     cut_after: int = 3
     malformed: MalformedKind = "shape"
+    usage: bool = True  # False: no usage in replies, as some OpenAI-compatible servers do
 
 
 def openai_error(
@@ -232,6 +233,7 @@ class FakeOpenAI(LoopbackServer):
         reply: str | None = None,
         cut_after: int = 3,
         malformed: MalformedKind = "shape",
+        usage: bool = True,
     ) -> None:
         """Script how requests for ``model`` (None = every other model) are answered.
 
@@ -239,7 +241,8 @@ class FakeOpenAI(LoopbackServer):
         behaviour to the next N matching requests, then that model is ``ok``.
         ``malformed`` picks the ``malformed`` body: ``"shape"`` sends valid
         JSON of the wrong shape (``{"nope": true}``), ``"truncated"`` sends a
-        real completion cut off mid-JSON.
+        real completion cut off mid-JSON. ``usage=False`` leaves usage out of
+        replies and streams, as some OpenAI-compatible servers do.
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
@@ -256,6 +259,7 @@ class FakeOpenAI(LoopbackServer):
             reply=reply,
             cut_after=cut_after,
             malformed=malformed,
+            usage=usage,
         )
         with self._lock:
             self._behaviors[model] = behavior
@@ -410,7 +414,7 @@ class FakeOpenAI(LoopbackServer):
                 created=created,
                 model=model,
                 content=content,
-                usage=usage if include_usage else None,
+                usage=usage if include_usage and behavior.usage else None,
                 cut_after=behavior.cut_after if behavior.mode == "cut_stream" else None,
             )
         return web.json_response(
@@ -431,7 +435,7 @@ class FakeOpenAI(LoopbackServer):
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": usage,
+                **({"usage": usage} if behavior.usage else {}),
                 "system_fingerprint": "fp_fake",
             }
         )
