@@ -47,6 +47,23 @@ def environment(tmp_path: Path, sample_index: Path, line: FakeLineAPI, redis_url
             "HUB_API_KEYS": f"tester:cs:{KEY}", "RATE_LIMIT_MAX_PER_USER": "1000", **extra}  # fmt: skip
 
 
+def web_and_worker_env(tmp_path: Path, sample_index: Path, line: FakeLineAPI, model: FakeOpenAI, redis_url: str,
+                       base: dict[str, Any]) -> tuple[HubProcess, dict[str, str]]:  # fmt: skip
+    """A started web process that only accepts, and the environment of the workers that answer."""
+    web_env = environment(tmp_path, sample_index, line, redis_url, "web", {**base, "queue": {"consume": False}},
+                          OPENAI_API_KEY="sk", OPENAI_BASE_URL=model.base_url)  # fmt: skip
+    worker_env = environment(tmp_path, sample_index, line, redis_url, "worker", base,
+                             OPENAI_API_KEY="sk", OPENAI_BASE_URL=model.base_url)  # fmt: skip
+    return HubProcess(web_env, tmp_path).wait_ready(), worker_env
+
+
+def wait_taken(model: FakeOpenAI, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while len(model.calls) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(model.calls) == count, "the worker took every event"
+
+
 def webhook(url: str, events: list[dict[str, Any]], timeout: float = 10) -> httpx.Response:
     body = json.dumps({"destination": BOT_USER_ID, "events": events}, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json", "X-Line-Signature": sign(body)}
@@ -79,21 +96,14 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path, sample_index: Path, line_
     redis = RedisServer(tmp_path).start()
     model.set_behavior(None, delay=2.0)  # every answer takes a while: the worker dies holding them
     base = {"line": {"reply_within_sec": 1}, "queue": {"reclaim_after_sec": 2}}
-    web_env = environment(tmp_path, sample_index, line_api, redis.url, "web", {**base, "queue": {"consume": False}},
-                          OPENAI_API_KEY="sk", OPENAI_BASE_URL=model.base_url)  # fmt: skip
-    worker_env = environment(tmp_path, sample_index, line_api, redis.url, "worker", base,
-                             OPENAI_API_KEY="sk", OPENAI_BASE_URL=model.base_url)  # fmt: skip
-    web = HubProcess(web_env, tmp_path).wait_ready()
+    web, worker_env = web_and_worker_env(tmp_path, sample_index, line_api, model, redis.url, base)
     first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
     second = None
     try:
         events = [text_event(line_api, f"How do I set up the VPN? ({n})", source(new_user())) for n in range(6)]
         for event in events:
             assert webhook(web.url, [event]).status_code == 200
-        deadline = time.monotonic() + 20
-        while len(model.calls) < len(events) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(model.calls) == len(events), "the worker took every event"
+        wait_taken(model, len(events))
         first.proc.kill()  # kill -9 mid-answer
         first.proc.wait(5)
         assert not line_api.deliveries(), "nothing was answered before the crash"
@@ -198,20 +208,14 @@ def test_sigterm_hands_back_what_it_cannot_finish(tmp_path: Path, sample_index: 
     redis = RedisServer(tmp_path).start()
     model.set_behavior(None, delay=3.0)
     base = {"line": {"reply_within_sec": 1}, "queue": {"reclaim_after_sec": 2, "drain_sec": 0.5}}
-    web_env = environment(tmp_path, sample_index, line_api, redis.url, "web", {**base, "queue": {"consume": False}},
-                          OPENAI_API_KEY="sk", OPENAI_BASE_URL=model.base_url)  # fmt: skip
-    worker_env = environment(tmp_path, sample_index, line_api, redis.url, "worker", base,
-                             OPENAI_API_KEY="sk", OPENAI_BASE_URL=model.base_url)  # fmt: skip
-    web = HubProcess(web_env, tmp_path).wait_ready()
+    web, worker_env = web_and_worker_env(tmp_path, sample_index, line_api, model, redis.url, base)
     first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
     second = None
     try:
         events = [text_event(line_api, f"How do I book a meeting room? ({n})", source(new_user())) for n in range(3)]
         for event in events:
             assert webhook(web.url, [event]).status_code == 200
-        deadline = time.monotonic() + 20
-        while len(model.calls) < len(events) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_taken(model, len(events))
         stopping = time.monotonic()
         first.proc.terminate()  # SIGTERM while every answer is still waiting for the model
         first.proc.wait(10)
