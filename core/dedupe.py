@@ -11,11 +11,15 @@ hold across every process of a deployment.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from core.errors import Unavailable
 from core.state import BackendUnavailable, StateBackend
 
 LEASE_SEC = 120.0
 DONE_SEC = 7 * 86400.0
+DONE_RETRY_SEC = 60.0  # how long an answered event keeps trying to record it through a Redis outage
 
 
 class EventLedger:
@@ -36,8 +40,20 @@ class EventLedger:
         except BackendUnavailable:
             raise Unavailable("cannot record the event right now; the platform will retry", retry_after=5) from None
 
-    async def done(self, platform: str, event_id: str) -> None:
-        await self._backend.set(self._key(platform, event_id), b"done", DONE_SEC)
+    async def done(self, platform: str, event_id: str, *, retry_sec: float = DONE_RETRY_SEC) -> None:
+        """Record the answer. It is already posted, so a failed write would let the queue's
+        redelivery answer again: a Redis blip is waited out (backing off) rather than given up."""
+        deadline = time.monotonic() + retry_sec
+        pause = 0.1
+        while True:
+            try:
+                await self._backend.set(self._key(platform, event_id), b"done", DONE_SEC)
+                return
+            except BackendUnavailable:
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     async def release(self, platform: str, event_id: str) -> None:
         await self._backend.delete(self._key(platform, event_id))

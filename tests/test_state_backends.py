@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from core.state import Decision, MemoryBackend, StateBackend
+from core.dedupe import EventLedger
+from core.state import BackendUnavailable, Decision, MemoryBackend, StateBackend
 from core.state.base import AdmitPlan
 from core.state.redis_backend import RedisBackend
+from tests.conftest import RedisServer
 
 
 async def window_hit(backend: StateBackend, key: str, limit: int, window_sec: float) -> Decision:
@@ -120,3 +123,27 @@ async def test_admit_checks_every_limit_in_one_step(backend: StateBackend) -> No
     assert (await backend.admit(narrow)).refused_by is None
     refused = await backend.admit(narrow)
     assert refused.refused_by == "user_window" and refused.window.remaining == 0
+
+
+async def test_an_answered_event_is_recorded_through_a_redis_restart(tmp_path: Path) -> None:
+    """The answer is already posted when ``done`` runs: losing that record to a Redis blip
+    would let the queue's redelivery answer a second time, so ``done`` waits the blip out."""
+    redis = RedisServer(tmp_path).start(durable=True)
+    backend = RedisBackend(redis.url)
+    ledger = EventLedger(backend)
+    try:
+        assert await ledger.claim("line", "ev-1")
+        redis.stop()
+        recording = asyncio.create_task(ledger.done("line", "ev-1"))
+        await asyncio.sleep(0.5)
+        assert not recording.done(), "still trying while Redis is away"
+        await asyncio.to_thread(redis.start, durable=True)
+        await asyncio.wait_for(recording, 10)
+        assert await ledger.state("line", "ev-1") == "done"
+        assert not await ledger.claim("line", "ev-1"), "a redelivery is skipped"
+        redis.stop()
+        with pytest.raises(BackendUnavailable):
+            await ledger.done("line", "ev-2", retry_sec=0.3)  # bounded: an outage that lasts is reported
+    finally:
+        await backend.close()
+        redis.stop()
