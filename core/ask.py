@@ -149,10 +149,11 @@ class AskService:
             raise Unavailable(self._index.error or "the knowledge base is not loaded yet", retry_after=5)
         top_k = request.top_k or settings.retrieval.top_k
         history = await self._conversations.history(request.conversation_id)
-        # Earlier turns go into the prompt: personal data in any of them routes locally too.
-        routed_text = " ".join([question, *(f"{t.question} {t.answer}" for t in history)])
+        # Rules look at the question; earlier turns go into the prompt, so personal data in
+        # any of them routes locally too.
         route = self._models.route(
-            routed_text,
+            question,
+            earlier=" ".join(f"{t.question} {t.answer}" for t in history),
             tenant=request.tenant,
             platform=request.platform,
             tenant_label=self._governor.tenant_label(request.tenant),

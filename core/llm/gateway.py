@@ -46,8 +46,10 @@ class ModelGateway:
         self.router = router
         self.resilience.configure(settings.resilience)
 
-    def route(self, question: str, *, tenant: str, platform: str, tenant_label: str) -> Route:
-        pii = has_pii(question)
+    def route(self, question: str, *, earlier: str = "", tenant: str, platform: str, tenant_label: str) -> Route:
+        """The rules match the question; personal data in it or in ``earlier`` turns of its
+        conversation (which go into the prompt too) sends it to the local route."""
+        pii = has_pii(question) or (bool(earlier) and has_pii(earlier))
         if pii:
             PII_ROUTED.labels(tenant_label).inc()
         return self.router.route(question, pii=pii, tenant=tenant, platform=platform)
