@@ -1,8 +1,9 @@
 """Hybrid retrieval: BM25 and dense (FAISS) candidates, fused into one score in [0, 1].
 
 BM25 carries exact terms (product names, 特休, VPN); the dense side adds fuzzy matches
-(typos, word forms, character trigrams). The fused score is a weighted sum of two scores
-that are both about 1 for a full match, so one threshold says "nothing relevant".
+(typos, word forms, character trigrams). The fused score is a weighted sum of scores that
+are all about 1 for a full match, so one threshold says "nothing relevant": BM25, dense
+similarity, and how much of the question the document's title holds.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.kb import dense
+from core.kb.diskarray import gather
 from core.kb.embedders import Embedder, HashEmbedder
-from core.kb.lexical import EXPANSION_WEIGHT
+from core.kb.lexical import EXPANSION_WEIGHT, K1, LexicalQuery
 from core.kb.store import Chunk, KnowledgeIndex
 from core.kb.terms import count_terms
 
 CANDIDATES = 24
 CONTEXT_SHARE = 0.4  # how much an earlier question of the conversation may weigh, at most
 PER_DOCUMENT = 2
+TITLE_WEIGHT = 0.15  # share of the score that says "the question names this document's subject"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class Retriever:
         dense_scores = np.clip(dense.similarities(index.dense, qvec, ids), 0.0, 1.0)
         lex_scores = np.clip(lexical.score(ids), 0.0, 1.0)
         fused = self._w * lex_scores + (1 - self._w) * dense_scores
+        fused = (1 - TITLE_WEIGHT) * fused + TITLE_WEIGHT * _title_match(index, lexical, ids)
         hits: list[Hit] = []
         per_doc: dict[str, int] = {}
         for j in np.argsort(-fused, kind="stable"):
@@ -77,6 +81,25 @@ class Retriever:
             if len(hits) == top_k:
                 break
         return hits
+
+
+def _title_match(index: KnowledgeIndex, lexical: LexicalQuery, ids: np.ndarray) -> np.ndarray:
+    """How much of the question's information each chunk's document title holds, in [0, 1].
+
+    A short chunk that mentions the question's words in passing ("as described in the Travel
+    Expense Claims guide") can outscore the document those words name; the title says which
+    document is about them."""
+    if not len(lexical.keys):
+        return np.zeros(len(ids))
+    docs, owner = np.unique(index.documents_of(ids), return_inverse=True)
+    starts = index.titles.offsets[docs]
+    lengths = index.titles.offsets[docs + 1] - starts
+    terms = gather(index.titles.terms, starts, lengths)
+    pos = np.minimum(np.searchsorted(lexical.keys, terms), len(lexical.keys) - 1)
+    weights = np.where(lexical.keys[pos] == terms, (lexical.idf * lexical.factors)[pos], 0.0)
+    held = np.bincount(np.repeat(np.arange(len(docs)), lengths), weights=weights, minlength=len(docs))
+    total = lexical.best / (K1 + 1)  # the question's whole idf, words the index lacks included
+    return np.minimum(held / total, 1.0)[owner]
 
 
 def _blend(question: np.ndarray, context: np.ndarray, share: float) -> np.ndarray:

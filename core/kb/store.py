@@ -32,7 +32,7 @@ from core.kb import dense
 from core.kb.diskarray import DiskArray
 from core.kb.lexical import LexicalIndex
 from core.kb.synonyms import Synonyms
-from core.kb.terms import TermRows
+from core.kb.terms import TermRows, count_terms
 
 FORMAT = 2
 IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024
@@ -93,6 +93,22 @@ class ChunkTexts:
 
 
 @dataclass(frozen=True)
+class TitleTerms:
+    """Each document's title as term ids (``terms[offsets[d]:offsets[d + 1]]``), analysed
+    once when the index loads: compact arrays, read for a whole candidate list at once."""
+
+    terms: np.ndarray  # uint32
+    offsets: np.ndarray  # int64, one more than there are documents
+
+    @staticmethod
+    def build(titles: list[str]) -> TitleTerms:
+        ids = [np.fromiter(count_terms(title)[0], dtype=np.uint32) for title in titles]
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum([len(t) for t in ids], out=offsets[1:])
+        return TitleTerms(np.concatenate(ids) if ids else np.zeros(0, np.uint32), offsets)
+
+
+@dataclass(frozen=True)
 class KnowledgeIndex:
     """One loaded index version: what retrieval needs, never mutated."""
 
@@ -105,26 +121,32 @@ class KnowledgeIndex:
     dense: faiss.Index
     lexical: LexicalIndex
     synonyms: Synonyms
+    titles: TitleTerms
 
     @property
     def size(self) -> int:
         return len(self.texts)
 
     def chunk(self, i: int) -> Chunk:
-        doc = self.documents[bisect.bisect_right(self._firsts, i) - 1]
+        doc = self.documents[bisect.bisect_right(self._starts, i) - 1]
         chunk_id, section, text = self.texts[i]
         return Chunk(chunk_id, doc.id, doc.title, section, text, doc.path)
 
     def chunks(self) -> Iterator[Chunk]:
         return (self.chunk(i) for i in range(self.size))
 
+    def documents_of(self, ids: np.ndarray) -> np.ndarray:
+        """The position in ``documents`` of each chunk id."""
+        return np.searchsorted(self._starts, ids, side="right") - 1
+
     @property
-    def _firsts(self) -> list[int]:
-        firsts = self.__dict__.get("_firsts_cache")
-        if firsts is None:
-            firsts = [d.first_chunk for d in self.documents]
-            object.__setattr__(self, "_firsts_cache", firsts)
-        return firsts
+    def _starts(self) -> np.ndarray:
+        """Each document's first chunk id, ascending."""
+        starts = self.__dict__.get("_starts_cache")
+        if starts is None:
+            starts = np.fromiter((d.first_chunk for d in self.documents), dtype=np.int64, count=len(self.documents))
+            object.__setattr__(self, "_starts_cache", starts)
+        return starts
 
 
 def current_name(index_dir: Path) -> str | None:
@@ -173,16 +195,18 @@ def load(index_dir: Path) -> KnowledgeIndex | None:
         texts = ChunkTexts.open(path)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise IndexLoadError(f"index {path} is unreadable: {exc}") from None
+    documents = [DocumentEntry(**d) for d in manifest["documents"]]
     return KnowledgeIndex(
         version=manifest["index_version"],
         name=name,
         embedder=manifest["embedder"]["name"],
         dim=manifest["embedder"]["dim"],
-        documents=[DocumentEntry(**d) for d in manifest["documents"]],
+        documents=documents,
         texts=texts,
         dense=dense_index,
         lexical=lexical,
         synonyms=Synonyms(manifest.get("synonyms", [])),
+        titles=TitleTerms.build([d.title for d in documents]),
     )
 
 

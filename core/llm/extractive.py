@@ -28,6 +28,9 @@ LEAD_OTHER_LANGUAGE = {
 }
 
 
+HEADING_SHARE = 0.5  # a question word found only in the passage's title or heading counts half
+
+
 @dataclass(frozen=True, slots=True)
 class _Line:
     passage: int
@@ -35,6 +38,7 @@ class _Line:
     text: str
     terms: frozenset[str]
     is_item: bool
+    heading: frozenset[str]  # terms of the document title and section the line sits under
 
 
 def _weight(term: str) -> float:
@@ -67,12 +71,13 @@ def _lines(prompt: Prompt) -> list[_Line]:
     lines: list[_Line] = []
     for rank, hit in enumerate(prompt.hits[:PASSAGES]):
         position = 0
+        heading = frozenset(lexical_terms(f"{hit.chunk.title} {hit.chunk.section}"))
         for raw in hit.chunk.text.splitlines():
             is_item = bool(LIST_ITEM.match(raw))
             for sentence in [raw.strip()] if is_item else split_sentences(raw):
                 text = LIST_ITEM.sub("", sentence).strip()
                 if len(text) >= 4:
-                    lines.append(_Line(rank, position, text, frozenset(lexical_terms(text)), is_item))
+                    lines.append(_Line(rank, position, text, frozenset(lexical_terms(text)), is_item, heading))
                     position += 1
     return lines
 
@@ -83,16 +88,17 @@ def answer(prompt: Prompt) -> str:
     if not lines or not query:
         return ""
     # Local idf over the candidate lines: a term in every line discriminates nothing.
-    df = Counter(t for line in lines for t in line.terms if t in query)
+    df = Counter(t for line in lines for t in line.terms | line.heading if t in query)
     n = len(lines)
     weights = {t: _weight(t) * math.log(1 + n / df[t]) for t in df}
     total = sum(_weight(t) * math.log(1 + n) for t in query) or 1.0
-    scores = {
-        (line.passage, line.position): sum(w for t, w in weights.items() if t in line.terms)
-        / total
-        * (1.0 - 0.2 * line.passage)
-        for line in lines
-    }
+
+    def matched(line: _Line) -> float:
+        return sum(
+            w if t in line.terms else HEADING_SHARE * w if t in line.heading else 0.0 for t, w in weights.items()
+        )
+
+    scores = {(line.passage, line.position): matched(line) / total * (1.0 - 0.2 * line.passage) for line in lines}
 
     def score(line: _Line) -> float:
         return scores[(line.passage, line.position)]
