@@ -282,8 +282,9 @@ def test_redelivery_of_an_answered_event_is_skipped(hub: HubServer, line: FakeLi
 
 
 def test_redelivery_of_an_unanswered_event_is_answered(hub: HubServer, line: FakeLineAPI) -> None:
-    # LINE is down for the first delivery: reply fails (500), push is refused (monthly limit).
-    line.fail("/v2/bot/message/reply", status=500)
+    # LINE is down for the first delivery: reply fails (500, and again when retried), push is
+    # refused (monthly limit).
+    line.fail("/v2/bot/message/reply", status=500, times=2)
     line.fail("/v2/bot/message/push", status=429)
     first = text_event(line, VPN_QUESTION, source(new_user()))
     deliver(hub, [first])
@@ -296,6 +297,30 @@ def test_redelivery_of_an_unanswered_event_is_answered(hub: HubServer, line: Fak
     [delivery] = line.deliveries()
     assert delivery.via == "reply" and delivery.to == again["replyToken"]
     assert state(hub, first["webhookEventId"]) == "done"
+
+
+def test_a_reply_whose_answer_was_lost_is_not_said_twice(hub: HubServer, line: FakeLineAPI) -> None:
+    # LINE delivers the reply but answers 500: the retry with the same token is refused as used,
+    # which proves the first went out, so no push repeats the answer.
+    line.fail("/v2/bot/message/reply", status=500, deliver=True)
+    ev = text_event(line, VPN_QUESTION, source(new_user()))
+
+    deliver(hub, [ev])
+
+    assert [r.status for r in line.replies()] == [500, 400]
+    assert line.pushes() == []
+    assert [d.via for d in line.deliveries()] == ["reply"]
+    assert state(hub, ev["webhookEventId"]) == "done"
+
+
+def test_a_reply_that_failed_is_retried_with_its_token(hub: HubServer, line: FakeLineAPI) -> None:
+    line.fail("/v2/bot/message/reply", status=502)
+    ev = text_event(line, VPN_QUESTION, source(new_user()))
+
+    deliver(hub, [ev])
+
+    assert [r.status for r in line.replies()] == [502, 200]
+    assert line.pushes() == [] and [d.via for d in line.deliveries()] == ["reply"]
 
 
 def test_expired_reply_token_falls_back_to_push(hub: HubServer, line: FakeLineAPI) -> None:

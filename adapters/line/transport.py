@@ -8,7 +8,8 @@ job per event and answers 200 at once. The answer follows from the job.
 Out: the answer goes by reply token while the token is fresh (``line.reply_within_sec`` after the
 event's timestamp); later, or when LINE refuses the token ("Invalid reply token": expired or
 used), by push with an ``X-Line-Retry-Key`` derived from the event id, so that a push retried
-after a lost response is delivered once. Courtesy messages (greeting, "text only", thanks) go by
+after a lost response is delivered once. A reply answered with a 5xx (or not at all) may have
+gone out: it is retried with the same token, and "used" then means it had. Courtesy messages (greeting, "text only", thanks) go by
 reply only: they are not worth the monthly push quota.
 """
 
@@ -19,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from fastapi import Request
@@ -51,6 +52,8 @@ JOB = "line.event"
 # The loading animation ends by itself when the answer arrives; this only bounds it if nothing does.
 LOADING_SECONDS = 60
 API_TIMEOUT_SEC = 10.0
+REPLY_RETRY_PAUSE_SEC = 0.3
+ReplyOutcome = Literal["sent", "refused", "failed", "unknown"]  # refused: token expired or used
 PUSH_ATTEMPTS = 3
 _RETRY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "askhub:line:push")
 
@@ -216,7 +219,7 @@ class LineBot:
             messages = render.greeting(settings.group_prefixes)
         else:
             messages = render.text_only()
-        sent = await self._reply_only(incoming, messages)
+        sent = await self._try_reply(incoming, messages)
         ADAPTER_EVENTS.labels(PLATFORM, "answered" if sent else "failed").inc()
         return True  # a courtesy message is not worth a redelivery
 
@@ -252,31 +255,48 @@ class LineBot:
     # -- out -------------------------------------------------------------------------------------
 
     async def _deliver(self, incoming: Incoming, chat: Chat, messages: list[Message]) -> bool:
-        deadline = incoming.timestamp_ms / 1000 + self.hub.settings.line.reply_within_sec
-        fresh = incoming.reply_token is not None and time.time() < deadline
-        if fresh and await self._try_reply(incoming, messages):
+        if await self._try_reply(incoming, messages):
             return True
         if await self.api.push(chat.id, messages, retry_key(incoming.event_id)):
             DELIVERIES.labels("push").inc()
             return True
         return False
 
-    async def _reply_only(self, incoming: Incoming, messages: list[Message]) -> bool:
-        return bool(incoming.reply_token) and await self._try_reply(incoming, messages)
+    def _fresh(self, incoming: Incoming) -> bool:
+        deadline = incoming.timestamp_ms / 1000 + self.hub.settings.line.reply_within_sec
+        return incoming.reply_token is not None and time.time() < deadline
 
     async def _try_reply(self, incoming: Incoming, messages: list[Message]) -> bool:
-        assert incoming.reply_token is not None
-        try:
-            await self.api.reply(incoming.reply_token, messages)
-        except ApiException as exc:
-            if _invalid_token(exc):
-                DELIVERIES.labels("expired_token").inc()
-                log.info("reply token refused", extra={"event_id": incoming.event_id})
-            else:
-                log.warning("reply failed", extra={"event_id": incoming.event_id, "status": exc.status})
+        """True when the reply went out. A LINE 5xx or a lost answer leaves that unknown, and a
+        reply has no retry key, so the token is tried once more while fresh: refused then as
+        used, the first attempt had gone out, and no push follows to say it twice."""
+        if not self._fresh(incoming):
             return False
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("reply failed", extra={"event_id": incoming.event_id, "exc": type(exc).__name__})
+        outcome = await self._reply_once(incoming, messages)
+        if outcome == "unknown" and self._fresh(incoming):
+            await asyncio.sleep(REPLY_RETRY_PAUSE_SEC)
+            outcome = await self._reply_once(incoming, messages)
+            if outcome == "refused":
+                log.info("the first reply had gone out", extra={"event_id": incoming.event_id})
+                outcome = "sent"
+        elif outcome == "refused":
+            DELIVERIES.labels("expired_token").inc()
+        if outcome != "sent":
             return False
         DELIVERIES.labels("reply").inc()
         return True
+
+    async def _reply_once(self, incoming: Incoming, messages: list[Message]) -> ReplyOutcome:
+        assert incoming.reply_token is not None
+        try:
+            await self.api.reply(incoming.reply_token, messages)
+            return "sent"
+        except ApiException as exc:
+            if _invalid_token(exc):
+                log.info("reply token refused", extra={"event_id": incoming.event_id})
+                return "refused"
+            log.warning("reply failed", extra={"event_id": incoming.event_id, "status": exc.status})
+            return "unknown" if exc.status is None or exc.status >= 500 else "failed"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("reply failed", extra={"event_id": incoming.event_id, "exc": type(exc).__name__})
+            return "unknown"
