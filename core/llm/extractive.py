@@ -20,6 +20,7 @@ MAX_LINES = 6
 MAX_CHARS = 700
 PASSAGES = 3
 LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+STEP = re.compile(r"^\s*\d+[.)]\s+")
 
 LEAD = {"zh-TW": "根據知識庫：", "en": "From the knowledge base:"}
 LEAD_OTHER_LANGUAGE = {
@@ -39,6 +40,7 @@ class _Line:
     terms: frozenset[str]
     is_item: bool
     heading: frozenset[str]  # terms of the document title and section the line sits under
+    is_step: bool  # an item of a numbered list: a procedure, answered whole
 
 
 def _weight(term: str) -> float:
@@ -77,7 +79,17 @@ def _lines(prompt: Prompt) -> list[_Line]:
             for sentence in [raw.strip()] if is_item else split_sentences(raw):
                 text = LIST_ITEM.sub("", sentence).strip()
                 if len(text) >= 4:
-                    lines.append(_Line(rank, position, text, frozenset(lexical_terms(text)), is_item, heading))
+                    lines.append(
+                        _Line(
+                            rank,
+                            position,
+                            text,
+                            frozenset(lexical_terms(text)),
+                            is_item,
+                            heading,
+                            bool(STEP.match(raw)),
+                        )
+                    )
                     position += 1
     return lines
 
@@ -110,7 +122,7 @@ def answer(prompt: Prompt) -> str:
     for line in ranked:
         if len(chosen) >= MAX_LINES or (chosen and score(line) < 0.5 * best):
             break
-        for item in [line, *_list_after(lines, line)]:
+        for item in [*_steps_around(lines, line), *_list_after(lines, line)] or [line]:
             key = (item.passage, item.position)
             if key not in chosen and (not chosen or used + len(item.text) <= MAX_CHARS):
                 chosen[key] = item
@@ -132,3 +144,17 @@ def _list_after(lines: list[_Line], line: _Line) -> list[_Line]:
                 break
             items.append(other)
     return items
+
+
+def _steps_around(lines: list[_Line], line: _Line) -> list[_Line]:
+    """One step of a numbered procedure brings the whole procedure; any other line, itself."""
+    if not line.is_step:
+        return [line]
+    same = [other for other in lines if other.passage == line.passage]
+    at = same.index(line)
+    first, last = at, at
+    while first > 0 and same[first - 1].is_step:
+        first -= 1
+    while last + 1 < len(same) and same[last + 1].is_step:
+        last += 1
+    return same[first : last + 1][:MAX_LINES]
