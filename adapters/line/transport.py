@@ -9,8 +9,8 @@ Out: the answer goes by reply token while the token is fresh (``line.reply_withi
 event's timestamp); later, or when LINE refuses the token ("Invalid reply token": expired or
 used), by push with an ``X-Line-Retry-Key`` derived from the event id, so that a push retried
 after a lost response is delivered once. A reply answered with a 5xx (or not at all) may have
-gone out: it is retried with the same token, and "used" then means it had. Courtesy messages (greeting, "text only", thanks) go by
-reply only: they are not worth the monthly push quota.
+gone out: it is retried with the same token, and "used" then means it had. Courtesy messages
+(greeting, "text only", thanks) go by reply only: they are not worth the monthly push quota.
 """
 
 from __future__ import annotations
