@@ -16,16 +16,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from playwright.sync_api import Browser, Page, expect
 
 from core.auth import digest
+from tests.browser import Pages, browser, needs_browser  # noqa: F401 - the browser fixture
 from tests.conftest import HubServer, make_settings
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.test_portal import CHROMIUM, CHROMIUM_ARGS, MISSING, pytestmark  # noqa: F401 - same skip rule
 
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-except ImportError:  # reported by the browser fixture (fails under CI, skips locally)
-    sync_playwright = None
+pytestmark = needs_browser
 
 ADMIN = "ah_admin-dashboard-key-0000000000"
 HR = "ah_hr-dashboard-key-00000000000000"
@@ -81,43 +79,15 @@ def send_traffic(hub: HubServer) -> dict[str, str]:
     return ids
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if MISSING is not None:
-        pytest.fail(f"dashboard browser tests cannot run: {MISSING}")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 OpenDashboard = Callable[..., "Page"]
 
 
 @pytest.fixture
-def open_dashboard(browser: Browser, dashboard_hub: HubServer) -> Iterator[OpenDashboard]:
+def open_dashboard(browser: Browser, dashboard_hub: HubServer) -> Iterator[OpenDashboard]:  # noqa: F811
     """Opens /admin in a fresh browser context; fails on any page error or dialog."""
-    contexts: list[BrowserContext] = []
-    page_errors: list[str] = []
-
-    def open_(locale: str = "en-US", width: int = 1280, height: int = 900, clock: bool = False) -> Page:
-        context = browser.new_context(base_url=dashboard_hub.url, locale=locale,
-                                      viewport={"width": width, "height": height})  # fmt: skip
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-        page.on("dialog", lambda dialog: page_errors.append(f"unexpected dialog: {dialog.message}"))
-        if clock:
-            page.clock.install()
-        page.goto("/admin")
-        expect(page.locator("body.ready")).to_have_count(1)
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
-    assert page_errors == [], "the page raised errors"
+    pages = Pages(browser, dashboard_hub.url, "/admin")
+    yield pages.open
+    pages.close()
 
 
 def sign_in(page: Page, key: str) -> None:

@@ -1,93 +1,31 @@
-"""The web portal in a real headless Chromium (Debian's `chromium`), against the real app.
-
-Playwright drives the system browser; it never downloads one (`playwright install` fails
-offline). Without Chromium the file skips locally, but under CI=true it fails instead.
-"""
+"""The web portal in a real headless Chromium (Debian's `chromium`), against the real app."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, Request, Route, expect
 
+from tests.browser import Pages, browser, needs_browser  # noqa: F401 - the browser fixture
 from tests.conftest import HubServer
 
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, expect, sync_playwright
-except ImportError:  # reported by the browser fixture (fails under CI, skips locally)
-    sync_playwright = None
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",  # loopback only: a developer's proxy settings must not reroute the page
-]
-IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def _missing_browser() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright Python package is not installed"
-    if not Path(CHROMIUM).exists():
-        return f"no Chromium at {CHROMIUM} (install it: apt-get install -y chromium)"
-    return None
-
-
-MISSING = _missing_browser()
-# Never skipped under CI: there the browser fixture fails loudly instead.
-pytestmark = pytest.mark.skipif(
-    MISSING is not None and not IN_CI, reason=f"portal browser tests need Chromium: {MISSING}"
-)
+pytestmark = needs_browser
 
 CJK = re.compile(r"[\u3400-\u9fff]")
 OpenPortal = Callable[..., "Page"]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if MISSING is not None:
-        pytest.fail(f"portal browser tests cannot run: {MISSING}")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def open_portal(browser: Browser, hub: HubServer) -> Iterator[OpenPortal]:
+def open_portal(browser: Browser, hub: HubServer) -> Iterator[OpenPortal]:  # noqa: F811 - the browser fixture
     """Opens the portal of a fresh hub in a fresh browser context; fails on any page error or dialog."""
-    contexts: list[BrowserContext] = []
-    page_errors: list[str] = []
-
-    def open_(locale: str = "en-US", width: int = 1280, height: int = 900) -> Page:
-        context = browser.new_context(base_url=hub.url, locale=locale, viewport={"width": width, "height": height})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-        page.on("dialog", lambda dialog: page_errors.append(f"unexpected dialog: {dialog.message}"))
-        page.goto("/")
-        expect(page.locator("body.ready")).to_have_count(1)
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
-    assert page_errors == [], "the page raised errors"
+    pages = Pages(browser, hub.url, "/")
+    yield pages.open
+    pages.close()
 
 
 def ask(page: Page, question: str) -> Any:
