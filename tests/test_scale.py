@@ -70,6 +70,14 @@ def webhook(url: str, events: list[dict[str, Any]], timeout: float = 10) -> http
     return httpx.post(f"{url}/line/webhook", content=body, headers=headers, timeout=timeout)
 
 
+def send_questions(url: str, line: FakeLineAPI, question: str, count: int) -> list[dict[str, Any]]:
+    """``count`` one-event webhooks from new users, each accepted (200); the events sent."""
+    events = [text_event(line, f"{question} ({n})", source(new_user())) for n in range(count)]
+    for event in events:
+        assert webhook(url, [event]).status_code == 200
+    return events
+
+
 def answers(line: FakeLineAPI, event: dict[str, Any]) -> list[Any]:
     """Deliveries that reached this event's chat: by its reply token or pushed to its user."""
     user = event["source"]["userId"]
@@ -100,9 +108,7 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path, sample_index: Path, line_
     first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
     second = None
     try:
-        events = [text_event(line_api, f"How do I set up the VPN? ({n})", source(new_user())) for n in range(6)]
-        for event in events:
-            assert webhook(web.url, [event]).status_code == 200
+        events = send_questions(web.url, line_api, "How do I set up the VPN?", 6)
         wait_taken(model, len(events))
         first.proc.kill()  # kill -9 mid-answer
         first.proc.wait(5)
@@ -126,9 +132,7 @@ def test_redis_restart_loses_no_accepted_event(tmp_path: Path, sample_index: Pat
                       OPENAI_API_KEY="sk", OPENAI_BASE_URL=model.base_url)  # fmt: skip
     hub = HubProcess(env, tmp_path).wait_ready()
     try:
-        accepted = [text_event(line_api, f"印表機卡紙怎麼辦? ({n})", source(new_user())) for n in range(4)]
-        for event in accepted:
-            assert webhook(hub.url, [event]).status_code == 200
+        accepted = send_questions(hub.url, line_api, "印表機卡紙怎麼辦?", 4)
         redis.stop()
         refused = text_event(line_api, "Wi-Fi 密碼是多少?", source(new_user()))
         down = webhook(hub.url, [refused])
@@ -186,9 +190,7 @@ def test_events_wait_for_the_model_and_are_answered_after_recovery(
     hub = HubProcess(env, tmp_path).wait_ready()
     try:
         model.set_behavior(None, mode="error", status=503)
-        events = [text_event(line_api, f"How do I claim travel expenses? ({n})", source(new_user())) for n in range(3)]
-        for event in events:
-            assert webhook(hub.url, [event]).status_code == 200
+        events = send_questions(hub.url, line_api, "How do I claim travel expenses?", 3)
         deadline = time.monotonic() + 10
         while len(model.calls) < 6 and time.monotonic() < deadline:  # the model is being tried, and failing
             time.sleep(0.05)
@@ -212,9 +214,7 @@ def test_sigterm_hands_back_what_it_cannot_finish(tmp_path: Path, sample_index: 
     first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
     second = None
     try:
-        events = [text_event(line_api, f"How do I book a meeting room? ({n})", source(new_user())) for n in range(3)]
-        for event in events:
-            assert webhook(web.url, [event]).status_code == 200
+        events = send_questions(web.url, line_api, "How do I book a meeting room?", 3)
         wait_taken(model, len(events))
         stopping = time.monotonic()
         first.proc.terminate()  # SIGTERM while every answer is still waiting for the model
