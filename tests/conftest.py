@@ -19,6 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_KB = ROOT / "data" / "kb"
 
 
+def write_yaml(path: Path, data: Any) -> Path:
+    """A YAML file (a hub config, a Prometheus config) written for a test; returns its path."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
 def make_settings(tmp_path: Path, **env: str) -> Settings:
     """Settings as the hub would read them from this environment (nothing else leaks in)."""
     base = {

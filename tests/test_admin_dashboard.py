@@ -15,12 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from playwright.sync_api import Browser, Page, expect
 
 from core.auth import digest
 from tests.browser import Pages, browser, needs_browser  # noqa: F401 - the browser fixture
-from tests.conftest import HubServer, make_settings
+from tests.conftest import HubServer, make_settings, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 pytestmark = needs_browser
@@ -45,8 +44,7 @@ def dashboard_hub(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) 
         "tenants": {"cs": {"rate_limit": {"max_per_user": 2, "window_sec": 60}}},
         "prices": {"gpt-4o-mini": {"input_per_1m": 150.0, "output_per_1m": 600.0}},
     }
-    path = tmp_path / "hub.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = write_yaml(tmp_path / "hub.yaml", config)
     with FakeOpenAI() as upstream:
         settings = make_settings(tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(path),
                                  OPENAI_API_KEY="sk-fake", OPENAI_BASE_URL=upstream.base_url)  # fmt: skip

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core.auth import digest
-from tests.conftest import HubServer, make_settings
+from tests.conftest import HubServer, make_settings, write_yaml
 
 PORTAL_KEY = "ah_portal-secret-key-0123456789"
 ADMIN_KEY = "ah_admin-secret-key-0123456789"
@@ -61,8 +61,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> Ite
             ],
         },
     }
-    path = tmp_path / "hub.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = write_yaml(tmp_path / "hub.yaml", config)
     settings = make_settings(
         tmp_path,
         INDEX_DIR=str(sample_index),
@@ -213,8 +212,7 @@ def test_keys_create_command_prints_a_working_entry(tmp_path: Path, sample_index
     ).stdout  # fmt: skip
     key = next(line.strip() for line in out.splitlines() if line.strip().startswith("ah_"))
     entry = yaml.safe_load(out[out.index("clients:") :])
-    path = tmp_path / "hub.yaml"
-    path.write_text(yaml.safe_dump(entry), encoding="utf-8")
+    path = write_yaml(tmp_path / "hub.yaml", entry)
     assert key not in path.read_text()
     settings = make_settings(tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(path))
     with HubServer(settings) as hub:

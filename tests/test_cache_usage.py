@@ -9,19 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 import tiktoken
-import yaml
 
 from core.auth import digest
 from core.schema import AskRequest
-from tests.conftest import HubServer, make_settings
+from tests.conftest import HubServer, make_settings, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 HR, CS, ADMIN = "ah_hr-key-00000000000000", "ah_cs-key-00000000000000", "ah_admin-key-000000000000"
-
-
-def write_config(path: Path, config: dict) -> Path:  # type: ignore[type-arg]
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
 
 
 def base_config(**extra: object) -> dict:  # type: ignore[type-arg]
@@ -45,7 +39,7 @@ def ask(hub: HubServer, key: str, question: str, **headers: str) -> dict:  # typ
 
 @pytest.fixture
 def cached_hub(tmp_path: Path, sample_index: Path) -> Iterator[HubServer]:
-    config = write_config(tmp_path / "hub.yaml", base_config(cache={"semantic": {"enabled": True}}))
+    config = write_yaml(tmp_path / "hub.yaml", base_config(cache={"semantic": {"enabled": True}}))
     with HubServer(make_settings(tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config))) as hub:
         yield hub
 
@@ -79,7 +73,7 @@ def test_semantic_cache_never_shares_an_answer_between_different_questions(cache
 
 
 def test_usage_and_cost_per_tenant_client_and_model(tmp_path: Path, sample_index: Path) -> None:
-    config = write_config(
+    config = write_yaml(
         tmp_path / "hub.yaml",
         base_config(prices={"gpt-4o-mini": {"input_per_1m": 1.0, "output_per_1m": 2.0}}),
     )
@@ -116,7 +110,7 @@ def test_tokens_are_counted_when_the_upstream_reports_none(tmp_path: Path, sampl
     def count_tokens(text: str) -> int:
         return len(table.encode_ordinary(text))
 
-    config = write_config(tmp_path / "hub.yaml", base_config())
+    config = write_yaml(tmp_path / "hub.yaml", base_config())
     with FakeOpenAI() as fake:
         fake.set_behavior(None, reply=reply, usage=False)
         settings = make_settings(tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config),
@@ -146,7 +140,7 @@ def test_tokens_are_counted_when_the_upstream_reports_none(tmp_path: Path, sampl
 def test_client_changes_apply_without_a_restart(
     tmp_path: Path, sample_index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write_config(tmp_path / "hub.yaml", base_config())
+    path = write_yaml(tmp_path / "hub.yaml", base_config())
     env = {"HUB_CONFIG": str(path), "INDEX_DIR": str(sample_index), "LOG_FILE": str(tmp_path / "gateway.log")}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -156,7 +150,7 @@ def test_client_changes_apply_without_a_restart(
         config = base_config()
         config["clients"] = [c for c in config["clients"] if c["name"] != "cs-service"]
         config["clients"].append({"name": "newcomer", "tenant": "cs", "key_sha256": [digest(new_key)]})
-        write_config(path, config)
+        write_yaml(path, config)
         deadline = time.monotonic() + 10
         status = 0
         while time.monotonic() < deadline:
@@ -166,6 +160,6 @@ def test_client_changes_apply_without_a_restart(
             time.sleep(0.2)
         assert status == 200
         assert httpx.post(f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": CS}).status_code == 401
-        write_config(path, {"clients": "not a list"})  # a broken file is ignored, the old config stays
+        write_yaml(path, {"clients": "not a list"})  # a broken file is ignored, the old config stays
         time.sleep(2.5)
         assert httpx.post(f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": new_key}).status_code == 200

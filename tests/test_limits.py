@@ -9,10 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from core import logs
-from tests.conftest import HubProcess, HubServer, RedisServer, make_settings, metric
+from tests.conftest import HubProcess, HubServer, RedisServer, make_settings, metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 KEY_A, KEY_B, KEY_CS = (
@@ -26,8 +25,7 @@ KEYS = f"alice:hr:{KEY_A},bob:hr:{KEY_B},cs-bot:cs:{KEY_CS}"
 def hub_with(tmp_path: Path, sample_index: Path, config: dict | None = None, **env: str) -> HubServer:  # type: ignore[type-arg]
     extra = {}
     if config is not None:
-        path = tmp_path / "hub.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        path = write_yaml(tmp_path / "hub.yaml", config)
         extra["HUB_CONFIG"] = str(path)
     settings = make_settings(tmp_path, INDEX_DIR=str(sample_index), HUB_API_KEYS=KEYS, **extra, **env)
     return HubServer(settings).start()

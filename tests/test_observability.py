@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core import logs
 from core.auth import digest
-from tests.conftest import ROOT, SAMPLE_KB, HubServer, free_port, make_settings
+from tests.conftest import ROOT, SAMPLE_KB, HubServer, free_port, make_settings, write_yaml
 
 OPS = ROOT / "ops"
 IN_CI = os.environ.get("CI") == "true"
@@ -89,8 +89,7 @@ def obs_hub(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> Ite
         ],
         "tenants": {"sales": {"rate_limit": {"max_per_user": 1, "window_sec": 60}}},
     }
-    path = tmp_path / "hub.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = write_yaml(tmp_path / "hub.yaml", config)
     settings = make_settings(
         tmp_path,
         INDEX_DIR=str(sample_index),
@@ -577,7 +576,7 @@ def test_prometheus_evaluates_the_rules_and_every_dashboard_query(obs_hub: HubSe
         "rule_files": [str(OPS / "alerts.yml")],
         "scrape_configs": [{"job_name": "askhub", "static_configs": [{"targets": [target]}]}],
     }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    write_yaml(tmp_path / "prometheus.yml", config)
     out = open(tmp_path / "prometheus.out", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",

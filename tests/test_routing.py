@@ -10,14 +10,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import yaml
 
 from core import logs
 from core.config import ConfigError, ResilienceSettings, load_settings
 from core.llm.base import ProviderError
 from core.llm.resilience import Resilience
 from core.llm.routing import Router
-from tests.conftest import HubServer, make_settings, metric
+from tests.conftest import HubServer, make_settings, metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 KEY = "ah_router-test-key-000000000"
@@ -46,8 +45,7 @@ def _reset(fake: FakeOpenAI, local: FakeOpenAI) -> None:
 def start(tmp_path: Path, sample_index: Path, fake: FakeOpenAI, config: dict | None = None, **env: str) -> HubServer:  # type: ignore[type-arg]
     base = {"resilience": {"retries": 1, "backoff_base_sec": 0.01, "backoff_max_sec": 0.05}}
     base.update(config or {})
-    path = tmp_path / "hub.yaml"
-    path.write_text(yaml.safe_dump(base), encoding="utf-8")
+    path = write_yaml(tmp_path / "hub.yaml", base)
     settings = make_settings(
         tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(path), HUB_API_KEYS=f"tester:hr:{KEY}",
         OPENAI_API_KEY="sk-up", OPENAI_BASE_URL=fake.base_url, RATE_LIMIT_MAX_PER_USER="1000", **env,
@@ -88,8 +86,7 @@ def test_yaml_rules_match_in_order(tmp_path: Path) -> None:
             {"name": "default", "models": ["large"]},
         ],
     }
-    path = tmp_path / "hub.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = write_yaml(tmp_path / "hub.yaml", config)
     router = Router(load_settings({"OPENAI_API_KEY": "sk", "HUB_CONFIG": str(path)}))
     r = lambda q, tenant="cs", platform="api": router.route(q, pii=False, tenant=tenant, platform=platform).name  # noqa: E731
     assert r("a question about our contract with a supplier", tenant="hr", platform="slack") == "hr-slack"
@@ -103,8 +100,7 @@ def test_yaml_rules_match_in_order(tmp_path: Path) -> None:
 
 
 def test_unknown_model_in_a_route_stops_the_start(tmp_path: Path) -> None:
-    path = tmp_path / "hub.yaml"
-    path.write_text(yaml.safe_dump({"routes": [{"name": "x", "models": ["nope"]}]}), encoding="utf-8")
+    path = write_yaml(tmp_path / "hub.yaml", {"routes": [{"name": "x", "models": ["nope"]}]})
     with pytest.raises(ConfigError, match=r"routes\.x: unknown model"):
         Router(load_settings({"OPENAI_API_KEY": "sk", "HUB_CONFIG": str(path)}))
 
@@ -395,8 +391,7 @@ def test_route_and_model_changes_apply_without_a_restart(
 ) -> None:
     import time
 
-    path = tmp_path / "hub.yaml"
-    path.write_text(yaml.safe_dump({"routes": [{"name": "default", "models": ["small"]}]}), encoding="utf-8")
+    path = write_yaml(tmp_path / "hub.yaml", {"routes": [{"name": "default", "models": ["small"]}]})
     env = {"HUB_CONFIG": str(path), "INDEX_DIR": str(sample_index), "LOG_FILE": str(tmp_path / "gateway.log"),
            "OPENAI_API_KEY": "sk-up", "OPENAI_BASE_URL": fake.base_url, "RATE_LIMIT_MAX_PER_USER": "1000"}  # fmt: skip
     for name, value in env.items():
@@ -405,13 +400,13 @@ def test_route_and_model_changes_apply_without_a_restart(
         assert httpx.post(f"{hub.url}/ask", json={"question": "VPN 怎麼設定?"}).json()["model"] == "gpt-4o-mini"
         config = {"models": [{"name": "helpdesk", "model": "helpdesk-7b"}],
                   "routes": [{"name": "default", "models": ["helpdesk", "small"]}]}  # fmt: skip
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        write_yaml(path, config)
         deadline, model = time.monotonic() + 10, ""
         while time.monotonic() < deadline and model != "helpdesk-7b":
             model = httpx.post(f"{hub.url}/ask", json={"question": f"印表機卡紙? {time.monotonic()}"}).json()["model"]
             time.sleep(0.2)
         assert model == "helpdesk-7b"
-        path.write_text(yaml.safe_dump({"routes": [{"name": "default", "models": ["nope"]}]}), encoding="utf-8")
+        write_yaml(path, {"routes": [{"name": "default", "models": ["nope"]}]})
         time.sleep(2.5)  # a route to an unknown model is refused; the running routes stay
         assert httpx.post(f"{hub.url}/ask", json={"question": "Wi-Fi 密碼?"}).json()["model"] == "helpdesk-7b"
 

@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from tests.conftest import ROOT, HubProcess, RedisServer
+from tests.conftest import ROOT, HubProcess, RedisServer, write_yaml
 from tests.fakes.line_api import BOT_USER_ID, FakeLineAPI
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.test_line_adapter import SECRET, TOKEN, new_user, sign, source, text_event
@@ -40,8 +39,7 @@ def model() -> Iterator[FakeOpenAI]:
 
 def environment(tmp_path: Path, sample_index: Path, line: FakeLineAPI, redis_url: str, name: str,
                 config: dict[str, Any], **extra: str) -> dict[str, str]:  # fmt: skip
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = write_yaml(tmp_path / f"{name}.yaml", config)
     return {"INDEX_DIR": str(sample_index), "REDIS_URL": redis_url, "HUB_CONFIG": str(path),
             "LINE_CHANNEL_SECRET": SECRET, "LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_URL": line.url,
             "HUB_API_KEYS": f"tester:cs:{KEY}", "RATE_LIMIT_MAX_PER_USER": "1000", **extra}  # fmt: skip
