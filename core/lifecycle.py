@@ -1,5 +1,5 @@
-"""Small pieces every long-running part of the hub shares: periodic flushes and stopping
-on SIGTERM/SIGINT."""
+"""Small pieces every long-running part of the hub shares: periodic flushes, stopping on
+SIGTERM/SIGINT, and running a bot process until it is asked to stop."""
 
 from __future__ import annotations
 
@@ -7,6 +7,15 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from core import logs
+from core.config import ConfigError
+
+if TYPE_CHECKING:
+    from core.hub import Hub
 
 log = logging.getLogger("askhub.lifecycle")
 
@@ -19,6 +28,37 @@ def stop_on_signals() -> asyncio.Event:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+async def run_until_stopped(hub: Hub, runners: list[Callable[[], Awaitable[None]]], name: str) -> int:
+    """Start the hub and run ``runners`` until SIGTERM/SIGINT or until one ends by itself;
+    then stop them, close the hub (queued answers finish first) and flush the logs.
+
+    The exit code: 0 when asked to stop, 2 for a configuration the platform refused, 1 when
+    a runner gave up (why goes to stderr)."""
+    stop = stop_on_signals()
+    await hub.start()
+    tasks = [asyncio.create_task(runner(), name=name) for runner in runners]
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        ended = next((task for task in tasks if task.done()), None)
+        if ended is None:
+            return 0
+        exc = None if ended.cancelled() else ended.exception()
+        if isinstance(exc, ConfigError):
+            print(f"config error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{name} stopped: {type(exc).__name__}: {exc}" if exc else f"{name} stopped", file=sys.stderr)
+        return 1
+    finally:
+        for task in [stopper, *tasks]:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await hub.close()
+        logs.flush()
 
 
 class Flusher:

@@ -397,5 +397,3 @@ async def run(hub: Hub) -> None:
     finally:
         if not bot.is_closed():
             await bot.close()
-        if not settings.discord_public_key:  # else the app closes it, after draining the queue
-            await transport.replies_for(hub).aclose()

@@ -16,8 +16,6 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -66,8 +64,7 @@ def _json(data: dict[str, Any]) -> Response:
 def mount(app: FastAPI, hub: Hub) -> None:
     assert hub.settings.discord_public_key is not None
     key = verify_key(hub.settings.discord_public_key)
-    replies = register_jobs(hub)
-    _close_after_lifespan(app, replies.aclose)
+    register_jobs(hub)
 
     async def interactions(request: Request) -> Response:
         started = time.perf_counter()
@@ -134,7 +131,7 @@ async def _component(hub: Hub, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class Replies:
-    """One HTTP client for every interaction reply of this process (closed with the app or the bot)."""
+    """One HTTP client for every interaction reply of this process (closed with the hub)."""
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
@@ -155,7 +152,11 @@ _REPLIES: weakref.WeakKeyDictionary[Hub, Replies] = weakref.WeakKeyDictionary()
 
 
 def replies_for(hub: Hub) -> Replies:
-    return _REPLIES.setdefault(hub, Replies())
+    replies = _REPLIES.get(hub)
+    if replies is None:
+        replies = _REPLIES[hub] = Replies()
+        hub.on_close(replies.aclose)  # after the job queue has drained
+    return replies
 
 
 def register_jobs(hub: Hub) -> Replies:
@@ -240,18 +241,3 @@ async def answer_interaction(hub: Hub, job: dict[str, Any], client: httpx.AsyncC
     await hub.events.done(PLATFORM, event_id)
     ADAPTER_EVENTS.labels(PLATFORM, "answered").inc()
     log.info("interaction answered", extra={"event": event_id, "request_id": request.request_id})
-
-
-def _close_after_lifespan(app: FastAPI, close: Callable[[], Awaitable[None]]) -> None:
-    """Close the reply client after the app's own shutdown (which drains the job queue first)."""
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: Any) -> AsyncIterator[Any]:
-        try:
-            async with inner(app_) as state:
-                yield state
-        finally:
-            await close()
-
-    app.router.lifespan_context = lifespan

@@ -8,7 +8,6 @@ finishing the answers in flight.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 
 from adapters.slack import socket_configured
@@ -28,27 +27,11 @@ async def _run() -> int:
     from adapters.slack import runners
     from core import logs
     from core.hub import Hub
-    from core.lifecycle import stop_on_signals
+    from core.lifecycle import run_until_stopped
 
     logs.setup(settings)
     hub = Hub(settings)
-    stop = stop_on_signals()
-    await hub.start()
-    clients = [asyncio.create_task(client(), name="slack-socket-mode") for client in runners(hub)]
-    stopper = asyncio.create_task(stop.wait())
-    failed = False
-    try:
-        await asyncio.wait([stopper, *clients], return_when=asyncio.FIRST_COMPLETED)
-        failed = any(task.done() for task in clients)  # a client stopped by itself: an error
-    finally:
-        for task in [stopper, *clients]:
-            task.cancel()
-        for task in clients:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await hub.close()
-        logs.flush()
-    return 1 if failed else 0
+    return await run_until_stopped(hub, runners(hub), "slack socket mode")
 
 
 def main() -> int:
