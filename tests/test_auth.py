@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -109,42 +111,27 @@ def test_valid_jwts_from_both_rotation_keys(secured: HubServer) -> None:
         assert response.status_code == 200, response.text
 
 
-def _none_token() -> str:
-    def part(data: dict) -> str:  # type: ignore[type-arg]
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-    now = int(time.time())
-    claims = {
-        "iss": "https://sso.lumen.example",
-        "aud": "ask-hub",
-        "sub": "x",
-        "exp": now + 60,
-        "scope": "ask",
-    }
-    return f"{part({'alg': 'none', 'typ': 'JWT', 'kid': '2026-11'})}.{part(claims)}."
+
+def _hand_made(alg: str) -> str:
+    """A token's header and claims, valid but for the algorithm, encoded by hand (PyJWT refuses to)."""
+    claims = {"iss": "https://sso.lumen.example", "aud": "ask-hub", "sub": "x", "exp": int(time.time()) + 60,
+              "scope": "ask"}  # fmt: skip
+    header = {"alg": alg, "typ": "JWT", "kid": "2026-11"}
+    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+
+
+def _none_token() -> str:
+    return _hand_made("none") + "."
 
 
 def _confused_token() -> str:
     """HS256 'signed' with the RSA public key as the HMAC secret: algorithm confusion."""
-    now = int(time.time())
-    claims = {
-        "iss": "https://sso.lumen.example",
-        "aud": "ask-hub",
-        "sub": "x",
-        "exp": now + 60,
-        "scope": "ask",
-    }
-    header = {"alg": "HS256", "typ": "JWT", "kid": "2026-11"}
-    signing_input = (
-        base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
-        + "."
-        + base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    )
-    import hashlib
-    import hmac
-
+    signing_input = _hand_made("HS256")
     sig = hmac.new(NEW_PUBLIC.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+    return f"{signing_input}.{_b64(sig)}"
 
 
 @pytest.mark.parametrize(
