@@ -7,6 +7,7 @@ line naming the setting, so an operator never has to read a traceback to fix a t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 
@@ -78,6 +80,7 @@ class ClientSettings(_Section):
     scopes: list[Scope] = ["ask", "chat"]
     key_sha256: list[str] = []
     models: list[str] | None = None  # logical models it may name on /v1 (None: all)
+    collections: list[str] | None = None  # narrows its tenant's collections (None: the tenant's)
     rate_limit: RateLimitOverride | None = None
     burst: BurstSettings | None = None
     # Allowed through when the shared backend is down and limits fail closed.
@@ -92,13 +95,24 @@ class ClientSettings(_Section):
         return [d.lower() for d in value]
 
 
+_NAME = r"^[A-Za-z0-9_.-]+$"
+DEFAULT_COLLECTION = "default"
+
+
+class CollectionSettings(_Section):
+    """A named part of the knowledge base: a folder, relative to KB_DIR or absolute."""
+
+    path: Path
+
+
 class TenantSettings(_Section):
-    """A department: its daily quotas (off unless set) and limit overrides."""
+    """A department: its daily quotas (off unless set), limit overrides and readable collections."""
 
     requests_per_day: int | None = Field(None, ge=1)
     tokens_per_day: int | None = Field(None, ge=1)
     rate_limit: RateLimitOverride | None = None
     burst: BurstSettings | None = None
+    collections: list[str] | None = None  # None: every collection
 
 
 class JWTKey(_Section):
@@ -123,6 +137,8 @@ class JWTSettings(_Section):
     tenant_claim: str = "tenant"
     default_tenant: str = "default"
     client: str = "jwt"  # the client name that JWT users count under
+    # A claim (a list of names) that narrows the tenant's collections further for this token.
+    collections_claim: str | None = None
 
 
 class LimitSettings(_Section):
@@ -286,6 +302,7 @@ class Settings(_Section):
     discord_gateway_url: str | None = None  # tests and proxies; unset: the URL Discord gives
     public_url: str | None = None  # where users reach the portal, for links in chat answers
 
+    collections: dict[str, CollectionSettings] = {}
     clients: list[ClientSettings] = []
     tenants: dict[str, TenantSettings] = {}
     jwt: JWTSettings | None = None
@@ -308,6 +325,31 @@ class Settings(_Section):
     def auth_enabled(self) -> bool:
         """Any configured client turns authentication on everywhere (else: local demo mode)."""
         return bool(self.hub_api_keys or self.clients or self.jwt)
+
+    def collection_dirs(self) -> dict[str, Path]:
+        """Each collection's folder; without a ``collections`` section all of KB_DIR is ``default``."""
+        if not self.collections:
+            return {DEFAULT_COLLECTION: self.kb_dir}
+        return {name: c.path if c.path.is_absolute() else self.kb_dir / c.path for name, c in self.collections.items()}
+
+    @field_validator("collections")
+    @classmethod
+    def _collection_names(cls, value: dict[str, CollectionSettings]) -> dict[str, CollectionSettings]:
+        for name in value:
+            if not re.fullmatch(_NAME, name):
+                raise ValueError(f"collection name {name!r} may hold only letters, digits, '_', '.' and '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _known_collections(self) -> Settings:
+        known = set(self.collection_dirs())
+        named = [(f"tenants.{t}", s.collections) for t, s in self.tenants.items()]
+        named += [(f"clients.{c.name}", c.collections) for c in self.clients]
+        for where, names in named:
+            unknown = sorted(set(names or ()) - known)
+            if unknown:
+                raise ValueError(f"{where}.collections: unknown collection {unknown[0]!r} (known: {sorted(known)})")
+        return self
 
     @field_validator("embeddings")
     @classmethod
@@ -341,8 +383,8 @@ class Settings(_Section):
 
 # YAML-only settings: structured sections, not environment variables.
 _YAML_ONLY = {
-    "clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm", "slack", "line",
-    "discord", "models", "routes", "resilience", "conversation", "queue",
+    "collections", "clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm", "slack",
+    "line", "discord", "models", "routes", "resilience", "conversation", "queue",
 }  # fmt: skip
 
 
@@ -393,6 +435,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _first_error(exc: ValidationError, sources: dict[str, str]) -> str:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
+    if not loc:  # a rule across sections names its own place
+        return str(err["msg"]).removeprefix("Value error, ")
     top = loc[0] if loc else "?"
     where = sources.get(top, top.upper())
     if len(loc) > 1:
