@@ -39,11 +39,23 @@ class Retriever:
         self._embedder = embedder
         self._w = lexical_weight
 
-    async def search(self, index: KnowledgeIndex, query: str, top_k: int, *, context: str = "") -> list[Hit]:
+    async def search(
+        self,
+        index: KnowledgeIndex,
+        query: str,
+        top_k: int,
+        *,
+        context: str = "",
+        collections: frozenset[str] | None = None,
+    ) -> list[Hit]:
         """The best chunks, at most PER_DOCUMENT from one document, best first. ``context``
         (the conversation's earlier question) adds its words at half weight, so a follow-up
-        like "那請假呢?" or "what's the deadline?" finds what the conversation is about."""
-        if index.size == 0 or not query.strip():
+        like "那請假呢?" or "what's the deadline?" finds what the conversation is about.
+
+        ``collections`` (None: all) limits the candidates inside both searches, so an asker
+        gets its top_k from its own collections and never sees another's chunk."""
+        subset = index.subset(collections)
+        if index.size == 0 or not query.strip() or (subset is not None and subset.share == 0.0):
             return []
         terms, trigrams = count_terms(query, trigrams=True)
         extra = index.synonyms.expand(query)
@@ -64,19 +76,20 @@ class Retriever:
         for term, count in background.items():
             expansion[term] += count * min(1.0, scale) / EXPANSION_WEIGHT
         lexical = index.lexical.query(terms, expansion)
-        dense_ids, _ = dense.search(index.dense, qvec, CANDIDATES)
-        ids = np.union1d(dense_ids, lexical.candidates(CANDIDATES))
+        dense_ids, _ = dense.search(index.dense, qvec, CANDIDATES, subset)
+        ids = np.union1d(dense_ids, lexical.candidates(CANDIDATES, subset.mask if subset else None))
         dense_scores = np.clip(dense.similarities(index.dense, qvec, ids), 0.0, 1.0)
         lex_scores = np.clip(lexical.score(ids), 0.0, 1.0)
         fused = self._w * lex_scores + (1 - self._w) * dense_scores
         fused = (1 - TITLE_WEIGHT) * fused + TITLE_WEIGHT * _title_match(index, lexical, ids)
         hits: list[Hit] = []
-        per_doc: dict[str, int] = {}
+        per_doc: dict[tuple[str, str], int] = {}
         for j in np.argsort(-fused, kind="stable"):
             chunk = index.chunk(int(ids[j]))
-            if per_doc.get(chunk.doc_id, 0) >= PER_DOCUMENT:
+            doc = (chunk.collection, chunk.doc_id)
+            if per_doc.get(doc, 0) >= PER_DOCUMENT:
                 continue
-            per_doc[chunk.doc_id] = per_doc.get(chunk.doc_id, 0) + 1
+            per_doc[doc] = per_doc.get(doc, 0) + 1
             hits.append(Hit(chunk, float(fused[j]), float(lex_scores[j]), float(dense_scores[j])))
             if len(hits) == top_k:
                 break

@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 import orjson
 
+from core.config import DEFAULT_COLLECTION
 from core.kb import dense
 from core.kb.diskarray import DiskArray
 from core.kb.lexical import LexicalIndex
@@ -52,16 +53,18 @@ class Chunk:
     section: str
     text: str
     source: str
+    collection: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True, slots=True)
 class DocumentEntry:
-    id: str
+    id: str  # the path inside its collection's folder
     path: str
     title: str
     content_hash: str
     first_chunk: int
     chunk_count: int
+    collection: str = DEFAULT_COLLECTION  # absent from indexes built before collections: default
 
 
 class ChunkTexts:
@@ -130,7 +133,31 @@ class KnowledgeIndex:
     def chunk(self, i: int) -> Chunk:
         doc = self.documents[bisect.bisect_right(self._starts, i) - 1]
         chunk_id, section, text = self.texts[i]
-        return Chunk(chunk_id, doc.id, doc.title, section, text, doc.path)
+        return Chunk(chunk_id, doc.id, doc.title, section, text, doc.path, doc.collection)
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """The collections this index holds, in the order of their chunk ranges."""
+        return tuple(dict.fromkeys(d.collection for d in self.documents))
+
+    def subset(self, collections: frozenset[str] | None) -> dense.Subset | None:
+        """The chunks of the given collections (None: every chunk may be a candidate).
+
+        Chunks are laid out collection by collection, so the mask is a few ranges; it is kept
+        per collection set (an index sees only the handful of sets its askers have)."""
+        if collections is None or set(self.collections) <= collections:
+            return None
+        cache: dict[frozenset[str], dense.Subset] = self.__dict__.setdefault("_subsets", {})
+        subset = cache.get(collections)
+        if subset is None:
+            mask = np.zeros(self.size, dtype=bool)
+            for d in self.documents:
+                if d.collection in collections:
+                    mask[d.first_chunk : d.first_chunk + d.chunk_count] = True
+            subset = dense.Subset(mask)
+            if len(cache) < 64:
+                cache[collections] = subset
+        return subset
 
     def chunks(self) -> Iterator[Chunk]:
         return (self.chunk(i) for i in range(self.size))
