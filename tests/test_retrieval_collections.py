@@ -60,10 +60,9 @@ async def test_a_public_search_never_returns_an_internal_chunk_and_still_fills_t
     folders = {"internal": kb / "internal", "public": kb / "public"}
     # Many internal memos match the question better than any public text, more than both
     # searches' candidate lists hold: dropping internal hits afterwards would leave nothing.
-    write(
-        kb / "internal",
-        {f"memo{i}.md": f"# 年終獎金備忘 {i}\n\n年終獎金怎麼算：第 {i} 則內部備忘。\n" for i in range(300)},
-    )
+    # (Under a third of all chunks, or BM25 would treat the question's words as too common.)
+    memos = {f"memo{i}.md": f"# 年終獎金備忘 {i}\n\n年終獎金怎麼算：第 {i} 則內部備忘。\n" for i in range(60)}
+    write(kb / "internal", memos | {f"desk{i}.md": f"# 座位 {i}\n\n第 {i} 號座位在三樓。\n" for i in range(200)})
     write(kb / "public", {f"notice{i}.md": f"# 公告 {i}\n\n第 {i} 則公告，與發放無關的內容。\n" for i in range(300)})
     await ingest(folders, tmp_path / "index", HashEmbedder(), chunk_chars=300, exact_max=exact_max)
     index = store.load(tmp_path / "index")
@@ -74,6 +73,7 @@ async def test_a_public_search_never_returns_an_internal_chunk_and_still_fills_t
 
     public = await RETRIEVER.search(index, question, 3, collections=frozenset({"public"}))
     assert len(public) == 3
+    assert public[0].lexical > 0 and public[0].chunk.doc_id == "points.md"  # BM25 found public text too
     assert {h.chunk.collection for h in public} == {"public"}
     assert all("績效" not in h.chunk.text for h in public)
 
