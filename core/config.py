@@ -286,6 +286,7 @@ class Settings(_Section):
     rate_limit_window_sec: float = Field(60.0, gt=0)
     redis_url: str | None = None
     hub_allowed_origins: list[str] = []
+    hub_allowed_hosts: list[str] = []  # Host names the app answers (with PUBLIC_URL's); empty: any
     log_file: str | None = "gateway.log"
     log_format: Literal["json", "text"] = "json"
     slack_bot_token: SecretStr | None = None
@@ -393,7 +394,7 @@ def _env_names() -> dict[str, str]:
     return {field.upper(): field for field in Settings.model_fields if field not in _YAML_ONLY}
 
 
-_LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins"}
+_LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins", "hub_allowed_hosts"}
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

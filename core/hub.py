@@ -46,18 +46,19 @@ class Hub:
         self.models = ModelGateway(settings)
         self.conversations = Conversations(settings.conversation, self.backend)
         self.stats = Stats(self.backend)
+        self.feedback = FeedbackStore(self.backend, self.stats)
         self.asker = AskService(
             settings,
             index=self.index,
             retriever=self.retriever,
             models=self.models,
             conversations=self.conversations,
+            feedback=self.feedback,
             stats=self.stats,
         )
         self.chat = ChatService(index=self.index, retriever=self.retriever, models=self.models, stats=self.stats)
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
-        self.feedback = FeedbackStore(self.backend, self.stats)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
                                reclaim_after_sec=settings.queue.reclaim_after_sec)  # fmt: skip
         self._on_close: list[Callable[[], Awaitable[None]]] = []
@@ -73,7 +74,9 @@ class Hub:
         self.cache = AnswerCache(settings.cache, self.backend)
         self.usage.configure(settings)
         self.models.configure(settings)
-        self.asker.use(settings, governor=self.governor, cache=self.cache, usage=self.usage)
+        self.asker.use(
+            settings, governor=self.governor, cache=self.cache, usage=self.usage, collections=self.auth.collections
+        )
         self.chat.use(settings, governor=self.governor, usage=self.usage)
 
     def _apply_from_thread(self, settings: Settings) -> None:

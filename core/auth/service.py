@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from core.auth.collections import CollectionPolicy
 from core.auth.keys import ClientRegistry
 from core.auth.principal import Principal
 from core.auth.tokens import TokenError, TokenVerifier, looks_like_jwt
@@ -24,6 +25,7 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.demo = not settings.auth_enabled
         self.clients = ClientRegistry(settings)
+        self.collections = CollectionPolicy(settings)
         self.tokens = TokenVerifier(settings.jwt) if settings.jwt else None
         self._jwt_client = settings.jwt.client if settings.jwt else "jwt"
 
@@ -31,7 +33,7 @@ class Authenticator:
         """``credential`` is the bearer value or X-API-Key; ``peer`` the client address."""
         if self.demo:
             # Local demo mode: loopback only (enforced at start-up), everyone is the local user.
-            return Principal("local", "default", f"local:{peer}", ALL_SCOPES)
+            return Principal("local", "default", f"local:{peer}", ALL_SCOPES, collections=self.collections.all)
         if not credential:
             self._fail("missing_credentials", route, peer)
             raise Unauthorized("send a client key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
@@ -51,13 +53,19 @@ class Authenticator:
             except TokenError as exc:
                 self._fail(f"jwt: {exc}", route, peer)
                 raise Unauthorized(str(exc)) from None
-            return Principal(self._jwt_client, claims.tenant, claims.subject, claims.scopes)
+            readable = self.collections.readable(claims.tenant, self._jwt_client, claims.collections)
+            return Principal(self._jwt_client, claims.tenant, claims.subject, claims.scopes, collections=readable)
         client = self.clients.by_key(credential)
         if client is None:
             self._fail("unknown_key", route, peer)
             raise Unauthorized("invalid credentials")
         return Principal(
-            client.name, client.tenant, client.name, client.scopes, client.settings.exempt_when_backend_down
+            client.name,
+            client.tenant,
+            client.name,
+            client.scopes,
+            client.settings.exempt_when_backend_down,
+            collections=self.collections.readable(client.tenant, client.name),
         )
 
     @staticmethod

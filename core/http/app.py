@@ -23,6 +23,7 @@ from core.adapters import installed
 from core.config import Settings
 from core.http import admin_routes, ask_routes, errors, feedback_routes, openai_routes, ops_routes
 from core.http.fastlane import FastLane, LaneRoute
+from core.http.hosts import HostGuard
 from core.http.middleware import HubMiddleware
 from core.hub import Hub
 from core.metrics import MULTIPROCESS
@@ -77,6 +78,9 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.max_body_bytes = settings.requests.max_body_bytes
     app.webhook_max_body_bytes = settings.requests.webhook_max_body_bytes
     app.allowed_origins = settings.hub_allowed_origins
+    app.guard = HostGuard(lambda: hub.auth.demo, settings.public_url, settings.hub_allowed_hosts)
+    # No redirect is built from the request's Host: a trailing slash is simply not found.
+    app.router.redirect_slashes = False
     app.state.hub = hub
     errors.install(app)
     app.include_router(ops_routes.router)
@@ -102,10 +106,16 @@ class HubApp(FastAPI):
     max_body_bytes: int
     webhook_max_body_bytes: int
     allowed_origins: list[str]
+    guard: HostGuard
 
     def build_middleware_stack(self) -> ASGIApp:
         app: ASGIApp = FastLane(super().build_middleware_stack(), self.lane_routes)
-        app = HubMiddleware(app, max_body_bytes=self.max_body_bytes, webhook_max_body_bytes=self.webhook_max_body_bytes)
+        app = HubMiddleware(
+            app,
+            guard=self.guard,
+            max_body_bytes=self.max_body_bytes,
+            webhook_max_body_bytes=self.webhook_max_body_bytes,
+        )
         if self.allowed_origins:
             app = CORSMiddleware(
                 app,

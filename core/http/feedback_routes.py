@@ -41,6 +41,7 @@ async def feedback(request: Request) -> Response:
         platform=platform,
         user=who.user,
         tenant=who.tenant,
+        client=who.client,
         comment=body.comment,
     )
     return Response(status_code=204)
