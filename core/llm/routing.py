@@ -12,12 +12,12 @@ never a cloud fallback.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
 from core.config import ConfigError, ModelSettings, RouteMatch, RouteSettings, Settings
 from core.errors import Unavailable
+from core.secrets import secret
 
 # Words that ask for reasoning rather than a lookup: such questions go to the large model.
 REASONING = ["why", "compare", "explain", "difference", "analy", "step by step", "pros and cons", "evaluate",
@@ -60,7 +60,7 @@ def model_specs(settings: Settings) -> dict[str, ModelSpec]:
 
 
 def _from_settings(m: ModelSettings, settings: Settings) -> ModelSpec:
-    key = os.environ.get(m.api_key_env) if m.api_key_env else None
+    key = secret(m.api_key_env) if m.api_key_env else None
     if key is None and m.api_key_env == "OPENAI_API_KEY" and settings.openai_api_key:
         key = settings.openai_api_key.get_secret_value()
     base_url = m.base_url or settings.openai_base_url
