@@ -1,4 +1,4 @@
-"""Command line: ``python -m core serve | ingest | eval``."""
+"""Command line: ``python -m core serve | worker | ingest | eval | keys create | keys rotate``."""
 
 from __future__ import annotations
 
@@ -36,11 +36,21 @@ def main(argv: list[str] | None = None) -> int:
     p_create.add_argument("--client", required=True, help="client name, e.g. portal or slack")
     p_create.add_argument("--tenant", required=True, help="tenant (department) the client belongs to")
     p_create.add_argument("--scopes", default="ask,chat", help="comma-separated: ask, chat, admin")
+    p_rotate = keys_sub.add_parser(
+        "rotate", help="print a new key once, and the config entry that keeps the old one for an overlap"
+    )
+    p_rotate.add_argument("--client", required=True, help="a configured client (HUB_CONFIG or HUB_API_KEYS)")
+    p_rotate.add_argument("--overlap-days", type=int, default=14, help="days the old key keeps working (default 14)")
+    p_rotate.add_argument("--valid-days", type=int, default=90, help="the new key's lifetime (default 90; 0: no end)")
     args = parser.parse_args(argv)
-    if args.command == "keys":
+    if args.command == "keys" and args.keys_command == "create":
         return _create_key(args.client, args.tenant, args.scopes)
     try:
         settings = load_settings()
+        if args.command == "keys":
+            from core.keyrotation import rotate
+
+            return rotate(settings, args.client, overlap_days=args.overlap_days, valid_days=args.valid_days)
         if args.command == "serve":
             from core.serve import serve
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -72,13 +74,28 @@ class BurstSettings(_Section):
     refill_per_sec: float = Field(gt=0)
 
 
+class KeyDigest(_Section):
+    """One client key, as its SHA-256 digest; ``expires`` (a UTC date) is its last valid day."""
+
+    sha256: str = Field(validation_alias=AliasChoices("sha256", "digest"))
+    expires: date | None = None
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
+            raise ValueError("each entry must be a SHA-256 hex digest (64 hex characters)")
+        return value.lower()
+
+
 class ClientSettings(_Section):
     """A front end (portal, Slack, an internal service) and the tenant it belongs to."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     tenant: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     scopes: list[Scope] = ["ask", "chat"]
-    key_sha256: list[str] = []
+    # Each entry is a digest, or {sha256: <digest>, expires: YYYY-MM-DD} for a key that ends.
+    key_sha256: list[KeyDigest] = []
     models: list[str] | None = None  # logical models it may name on /v1 (None: all)
     collections: list[str] | None = None  # narrows its tenant's collections (None: the tenant's)
     rate_limit: RateLimitOverride | None = None
@@ -86,13 +103,10 @@ class ClientSettings(_Section):
     # Allowed through when the shared backend is down and limits fail closed.
     exempt_when_backend_down: bool = False
 
-    @field_validator("key_sha256")
+    @field_validator("key_sha256", mode="before")
     @classmethod
-    def _hashes(cls, value: list[str]) -> list[str]:
-        for digest in value:
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
-                raise ValueError("each entry must be a SHA-256 hex digest (64 hex characters)")
-        return [d.lower() for d in value]
+    def _plain_digests(cls, value: Any) -> Any:
+        return [{"sha256": d} if isinstance(d, str) else d for d in value] if isinstance(value, list) else value
 
 
 _NAME = r"^[A-Za-z0-9_.-]+$"
@@ -398,8 +412,11 @@ _LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins", "hub_allowed_hosts"}
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Read YAML (when HUB_CONFIG is set) and let the environment override it."""
-    env = dict(os.environ if environ is None else environ)
+    """Read YAML (when HUB_CONFIG is set) and let the environment override it; every secret
+    variable may come from the file its ``_FILE`` variant names (core.secrets)."""
+    from core.secrets import with_file_secrets  # it raises this module's ConfigError
+
+    env = with_file_secrets(os.environ if environ is None else environ)
     data: dict[str, Any] = {}
     sources: dict[str, str] = {}
     config_path = env.get("HUB_CONFIG")
@@ -410,8 +427,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raw = env.get(env_name)
         if raw is None or raw == "":
             continue
-        data[field] = [p.strip() for p in raw.split(",") if p.strip()] if field in _LIST_FIELDS else raw
-        sources[field] = env_name
+        # A list may also be one entry a line (HUB_API_KEYS from a file).
+        data[field] = [p.strip() for p in re.split(r"[,\n]", raw) if p.strip()] if field in _LIST_FIELDS else raw
+        sources[field] = env_name + "_FILE" if env.get(env_name + "_FILE") else env_name
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -19,6 +19,7 @@ from core.chat import ChatService
 from core.config import Settings
 from core.conversation import Conversations
 from core.dedupe import EventLedger
+from core.embeddings import EmbeddingService
 from core.feedback import FeedbackStore
 from core.jobs import make_queue
 from core.kb.embedders import make_embedder
@@ -57,6 +58,7 @@ class Hub:
             stats=self.stats,
         )
         self.chat = ChatService(index=self.index, retriever=self.retriever, models=self.models, stats=self.stats)
+        self.embeddings = EmbeddingService(models=self.models)
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
@@ -78,6 +80,7 @@ class Hub:
             settings, governor=self.governor, cache=self.cache, usage=self.usage, collections=self.auth.collections
         )
         self.chat.use(settings, governor=self.governor, usage=self.usage)
+        self.embeddings.use(settings, governor=self.governor, usage=self.usage)
 
     def _apply_from_thread(self, settings: Settings) -> None:
         assert self._loop is not None
@@ -113,6 +116,7 @@ class Hub:
         await self.index.close()
         await self.models.aclose()
         await self.chat.aclose()
+        await self.embeddings.aclose()
         await self.backend.close()
 
     async def readiness(self) -> list[str]:

@@ -149,3 +149,9 @@ LLM_FALLBACKS = Counter(
 TENANT_TOKENS = Counter(
     "hub_tenant_tokens_total", "Model tokens by tenant and model", ["tenant", "model"], registry=REGISTRY
 )
+KEYS_EXPIRING = Counter(
+    "hub_key_expiring_uses_total",
+    "Requests made with a client key within 14 days of its expiry, by client",
+    ["client"],
+    registry=REGISTRY,
+)

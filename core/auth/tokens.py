@@ -7,13 +7,13 @@ RSA key). Several keys may be live at once, so keys rotate with an overlap.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
 from core.config import ConfigError, JWTSettings
+from core.secrets import secret as secret_value
 
 
 class TokenError(Exception):
@@ -38,7 +38,7 @@ class TokenVerifier:
         self._keys: dict[str, tuple[str, Any]] = {}
         for key in settings.keys:
             if key.algorithm.startswith("HS"):
-                secret = os.environ.get(key.secret_env or "", "")
+                secret = (secret_value(key.secret_env) if key.secret_env else None) or ""
                 if not secret:
                     raise ConfigError(f"jwt.keys.{key.kid}: the variable {key.secret_env} (secret_env) is not set")
                 material: Any = secret.encode()

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 from core import logs
 from core.adapters import installed
 from core.config import Settings
-from core.http import admin_routes, ask_routes, errors, feedback_routes, openai_routes, ops_routes
+from core.http import admin_routes, ask_routes, embeddings_routes, errors, feedback_routes, openai_routes, ops_routes
 from core.http.fastlane import FastLane, LaneRoute
 from core.http.hosts import HostGuard
 from core.http.middleware import HubMiddleware
@@ -88,6 +88,7 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(feedback_routes.router)
     app.include_router(openai_routes.router)
+    app.include_router(embeddings_routes.router)
     for module in adapters:
         mount = getattr(module, "mount", None)
         if mount is not None and mount(app, hub):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import orjson
 from fastapi import APIRouter, Request
@@ -32,6 +33,8 @@ async def chat_completions(request: Request) -> Response:
     try:
         who = principal(request, "chat")
         chat = parse(await request.body())
+        # An upstream name ("gpt-4o-mini") means the logical model that uses it: same limits and rules.
+        chat = replace(chat, model=request.app.state.hub.models.router.resolve(chat.model))
         service = request.app.state.hub.chat
         if chat.stream:
             admission, lines = await service.stream(chat, who)
