@@ -31,7 +31,7 @@ from core.llm.base import Completion, Message
 from core.llm.gateway import ModelGateway
 from core.llm.prompt import build_prompt, language_of
 from core.messages import NO_KNOWLEDGE
-from core.metrics import ASKS, COST, RETRIEVAL_SECONDS, TENANT_TOKENS
+from core.metrics import ASKS, COST, RETRIEVAL_SECONDS, SOURCES, TENANT_TOKENS
 from core.pii import redact
 from core.schema import Admission, AskRequest, AskResult, Source, Usage
 from core.stats import Stats
@@ -254,6 +254,8 @@ class AskService:
             answer = NO_KNOWLEDGE[language_of(question)]
             return {"answer": answer, "model": "none", "outcome": "no_knowledge", "sources": []}, Usage()
         cost = self._usage.cost(completion.model, completion.prompt_tokens, completion.completion_tokens)
+        for hit in relevant:
+            SOURCES.labels(hit.chunk.collection).inc()
         sources = [
             Source(h.chunk.id, h.chunk.title, h.chunk.text, h.score, h.chunk.collection).as_dict() for h in relevant
         ]

@@ -68,6 +68,12 @@ COST = Counter(
     ["tenant", "model"],
     registry=REGISTRY,
 )
+SOURCES = Counter(
+    "hub_sources_total",
+    "Passages an answer was grounded on, by knowledge-base collection (configured names only)",
+    ["collection"],
+    registry=REGISTRY,
+)
 RETRIEVAL_SECONDS = Histogram(
     "hub_retrieval_seconds",
     "Knowledge-base search latency",

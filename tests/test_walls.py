@@ -22,7 +22,7 @@ from core.auth import digest
 from core.kb.embedders import HashEmbedder
 from core.kb.ingest import ingest
 from core.schema import AskRequest
-from tests.conftest import HubServer, make_settings, write_yaml
+from tests.conftest import HubServer, make_settings, metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 HR_KEY, CS_KEY = "ah_walls-hr-key-000000000000", "ah_walls-cs-key-000000000000"
@@ -120,14 +120,18 @@ def test_each_asker_is_answered_only_from_its_collections(walled: HubServer, ups
     assert {s["collection"] for s in employee["sources"]} >= {"internal"}
     assert SECRET in prompts(upstream), "the employee's prompt holds the memo: the fixture can tell"
     upstream.reset()
+    internal_before = metric(walled.url, "hub_sources_total", collection="internal")
 
     customer = ask(walled, CS_KEY, BONUS_Q)
     assert_walled(customer)
     assert SECRET not in prompts(upstream)
     assert customer["cached"] is False, "an entry warmed by an asker of other collections is not shared"
 
+    public_before = metric(walled.url, "hub_sources_total", collection="public")
     returns = ask(walled, CS_KEY, RETURNS_Q, top_k=2)
     assert returns["sources"] and returns["sources"][0]["collection"] == "public"
+    assert metric(walled.url, "hub_sources_total", collection="public") > public_before
+    assert metric(walled.url, "hub_sources_total", collection="internal") == internal_before
 
 
 def test_the_stream_obeys_the_wall(walled: HubServer, upstream: FakeOpenAI) -> None:
