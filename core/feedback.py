@@ -14,7 +14,6 @@ from typing import Literal
 import orjson
 
 from core.auth.service import fingerprint
-from core.errors import NotFound
 from core.metrics import BACKEND_ERRORS, FEEDBACK
 from core.pii import redact
 from core.state import BackendUnavailable, StateBackend
@@ -55,13 +54,13 @@ class FeedbackStore:
         tenant: str = "default",
         client: str | None = None,
         comment: str | None = None,
-    ) -> None:
+    ) -> bool:
         """One vote per user and answer: a second click replaces the first. ``client`` defaults
-        to the platform, which is the client a platform adapter asks as. An answer this asker
-        did not get is "not found", the same as one that never existed."""
+        to the platform, which is the client a platform adapter asks as. False (nothing stored)
+        for an answer this asker did not get, the same as for one that never existed."""
         owner = await self._backend.get(f"answer:{request_id}")
         if owner != _owner(tenant, client or platform):
-            raise NotFound("no answer with this request_id was given to this client")
+            return False
         entry = {
             "request_id": request_id,
             "rating": rating,
@@ -81,6 +80,7 @@ class FeedbackStore:
         if first:
             FEEDBACK.labels(platform, rating).inc()
             self._stats.feedback(rating)
+        return True
 
     async def recent(self, count: int = 100) -> list[dict[str, object]]:
         raw = await self._backend.list_range("feedback:recent", count)
