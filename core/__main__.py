@@ -91,12 +91,12 @@ async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_mis
     from core.kb import store
     from core.kb.embedders import make_embedder
     from core.kb.evaluate import declined, evaluate, read_questions
-    from core.kb.ingest import IngestError, ingest
+    from core.kb.ingest import IngestError, ingest, vector_cache_path
     from core.kb.retriever import Retriever
 
     embedder = _embedder(settings, make_embedder)
-    retriever = Retriever(embedder, lexical_weight=settings.retrieval.lexical_weight)
-    print(f"embedder {embedder.name}, lexical weight {settings.retrieval.lexical_weight}")
+    retriever = Retriever.from_settings(embedder, settings.retrieval)
+    print(f"embedder {embedder.name}, lexical weight {retriever.lexical_weight}")
     for name, kb_dir, questions_path in sets:
         try:
             questions = read_questions(questions_path)
@@ -111,13 +111,15 @@ async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_mis
                     embedder,
                     chunk_chars=settings.retrieval.chunk_chars,
                     exact_max=settings.retrieval.exact_max_chunks,
+                    cache=vector_cache_path(settings),
+                    progress=True,
                 )
             except IngestError as exc:
                 print(f"{name}: {exc}", file=sys.stderr)
                 return 1
             index = store.load(Path(tmp))
             assert index is not None
-            report = await evaluate(name, index, retriever, questions)
+            report = await evaluate(name, index, retriever, questions, settings.retrieval.min_score)
             offtopic = questions_path.parent / "offtopic.jsonl"
             declined_line = ""
             if offtopic.is_file():

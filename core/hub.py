@@ -43,7 +43,7 @@ class Hub:
         self.backend = make_backend(settings.redis_url)
         self.embedder = make_embedder(settings.embeddings, api_key=key, base_url=settings.openai_base_url)
         self.index = IndexHolder(settings, self.embedder)
-        self.retriever = Retriever(self.embedder, lexical_weight=settings.retrieval.lexical_weight)
+        self.retriever = Retriever.from_settings(self.embedder, settings.retrieval)
         self.models = ModelGateway(settings)
         self.conversations = Conversations(settings.conversation, self.backend)
         self.stats = Stats(self.backend)

@@ -245,6 +245,7 @@ def test_python_m_adapters_discord_runs_the_bot_on_its_own(tmp_path: Path, sampl
             "NO_PROXY": "127.0.0.1,localhost",
             "KB_DIR": str(SAMPLE_KB),
             "INDEX_DIR": str(sample_index),
+            "EMBEDDINGS": "hash",
             "LOG_FILE": "",
             "HUB_CONFIG": str(config),
             "DISCORD_BOT_TOKEN": discord.token,

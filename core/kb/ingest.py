@@ -24,10 +24,12 @@ from tqdm import tqdm
 from core.config import DEFAULT_COLLECTION, Settings
 from core.kb import store
 from core.kb.chunker import chunk_document, document_title
-from core.kb.embedders import Embedder, HashEmbedder
+from core.kb.embedders import Embedder, EmbedderError, HashEmbedder
 from core.kb.pdf import PdfTextError, pdf_to_markdown
 from core.kb.synonyms import SynonymsError, read_groups
 from core.kb.terms import TermRows, analyse
+from core.kb.text import script_group
+from core.kb.vectorcache import VectorCache
 
 SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
 EMBED_BATCH = 256
@@ -139,7 +141,13 @@ async def ingest_settings(
         rebuild=rebuild,
         progress=progress,
         glossary=settings.kb_dir,
+        cache=vector_cache_path(settings),
     )
+
+
+def vector_cache_path(settings: Settings) -> Path:
+    """Beside INDEX_DIR (not inside it: versions come and go, the cache stays)."""
+    return settings.index_dir.parent / f"{settings.index_dir.name}-vectors.sqlite"
 
 
 async def ingest(
@@ -152,10 +160,12 @@ async def ingest(
     rebuild: bool = False,
     progress: bool = False,
     glossary: Path | None = None,
+    cache: Path | None = None,
 ) -> IngestReport:
     """Index one folder (the collection ``default``) or several collections (name -> folder)
     into one index whose chunks each know their collection. ``glossary``: a folder whose
-    synonyms.yaml applies too (KB_DIR, above the collections' folders)."""
+    synonyms.yaml applies too (KB_DIR, above the collections' folders); ``cache``: a
+    content-hash vector cache (vectorcache.py) a semantic model reads before embedding."""
     started = time.perf_counter()
     folders = {DEFAULT_COLLECTION: kb_dir} if isinstance(kb_dir, Path) else dict(kb_dir)
     chunker = {"max_chars": chunk_chars}
@@ -210,7 +220,7 @@ async def ingest(
             )
         )
 
-    fresh_vectors, fresh_rows = await _analyse_and_embed(embedder, fresh, progress)
+    fresh_vectors, fresh_rows = await _analyse_and_embed(embedder, fresh, progress, cache)
     dim = fresh_vectors.shape[1] if fresh else old.manifest["embedder"]["dim"] if old else embedder.dim
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
     parts: list[tuple[TermRows, list[int]]] = []
@@ -221,6 +231,14 @@ async def ingest(
             parts[-1][1].append(i)
         else:
             parts.append((source_rows, [i]))
+    groups = np.zeros(len(chunks), dtype=np.uint8)
+    for entry, doc in zip(entries, docs, strict=True):
+        text = (
+            doc.text
+            if doc.text is not None
+            else " ".join(c[2] for c in chunks[entry.first_chunk : entry.first_chunk + entry.chunk_count])
+        )
+        groups[entry.first_chunk : entry.first_chunk + entry.chunk_count] = script_group(f"{entry.title} {text[:4000]}")
     version = store.write(
         index_dir,
         embedder=embedder.name,
@@ -232,6 +250,7 @@ async def ingest(
         rows=TermRows.concat(parts),
         exact_max=exact_max,
         synonyms=synonyms,
+        groups=groups,
     )
     seconds = time.perf_counter() - started
     return IngestReport(
@@ -278,32 +297,65 @@ def _hash_batch(dim: int, texts: list[str]) -> tuple[np.ndarray, TermRows]:
     return HashEmbedder(dim).vectors(terms, trigrams), terms
 
 
-async def _analyse_and_embed(embedder: Embedder, texts: list[str], progress: bool) -> tuple[np.ndarray, TermRows]:
+async def _analyse_and_embed(
+    embedder: Embedder, texts: list[str], progress: bool, cache: Path | None = None
+) -> tuple[np.ndarray, TermRows]:
     """BM25 term rows and vectors of the new chunks; the hash embedder reuses the analysis
-    and, for big ingests, spreads batches over every core."""
+    and, for big ingests, spreads batches over every core. A model's vectors come from the
+    content-hash cache where it has them; only the rest is embedded."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32), TermRows.join([])
-    vectors: list[np.ndarray] = []
-    rows: list[TermRows] = []
     batches = [texts[i : i + EMBED_BATCH] for i in range(0, len(texts), EMBED_BATCH)]
-    # disable=None lets tqdm hide the bar when stderr is not a terminal (CI logs).
-    with tqdm(total=len(texts), unit="chunk", desc="embedding", disable=None if progress else True) as bar:
-        if isinstance(embedder, HashEmbedder):
-            workers = min(os.cpu_count() or 1, 4) if len(texts) >= PARALLEL_FROM else 1
-            with _pool(workers) as pool:
-                loop = asyncio.get_running_loop()
-                futures = [loop.run_in_executor(pool, _hash_batch, embedder.dim, b) for b in batches]
-                for future, batch in zip(futures, batches, strict=True):
-                    batch_vectors, batch_rows = await future
-                    vectors.append(batch_vectors)
-                    rows.append(batch_rows)
-                    bar.update(len(batch))
-        else:
-            for batch in batches:
-                vectors.append(await embedder.embed(batch))
-                rows.append(analyse(batch)[0])
+    if isinstance(embedder, HashEmbedder):
+        vectors: list[np.ndarray] = []
+        rows: list[TermRows] = []
+        workers = min(os.cpu_count() or 1, 4) if len(texts) >= PARALLEL_FROM else 1
+        with _pool(workers) as pool, _bar(len(texts), progress) as bar:
+            loop = asyncio.get_running_loop()
+            futures = [loop.run_in_executor(pool, _hash_batch, embedder.dim, b) for b in batches]
+            for future, batch in zip(futures, batches, strict=True):
+                batch_vectors, batch_rows = await future
+                vectors.append(batch_vectors)
+                rows.append(batch_rows)
                 bar.update(len(batch))
-    return np.concatenate(vectors), TermRows.join(rows)
+        return np.concatenate(vectors), TermRows.join(rows)
+    terms = TermRows.join([analyse(b)[0] for b in batches])
+    store_ = VectorCache(cache, embedder.name) if cache is not None and _dim(embedder) else None
+    try:
+        if store_ is not None:
+            found, missing = await asyncio.to_thread(store_.get, texts, embedder.dim)
+        else:
+            found, missing = None, list(range(len(texts)))
+        todo = [texts[i] for i in missing]
+        parts: list[np.ndarray] = []
+        with _bar(len(todo), progress) as bar:
+            for start in range(0, len(todo), EMBED_BATCH):
+                batch = todo[start : start + EMBED_BATCH]
+                parts.append(await embedder.embed(batch))
+                if store_ is not None:
+                    await asyncio.to_thread(store_.put, batch, parts[-1])
+                bar.update(len(batch))
+    finally:
+        if store_ is not None:
+            store_.close()
+    fresh = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
+    if found is None:
+        return fresh, terms
+    found[missing] = fresh
+    return found, terms
+
+
+def _dim(embedder: Embedder) -> int:
+    """The embedder's dimension, 0 while unknown (an OpenAI model's until its first call)."""
+    try:
+        return embedder.dim
+    except EmbedderError:
+        return 0
+
+
+def _bar(total: int, progress: bool) -> tqdm:
+    # disable=None lets tqdm hide the bar when stderr is not a terminal (CI logs); it shows the ETA.
+    return tqdm(total=total, unit="chunk", desc="embedding", disable=None if progress else True)
 
 
 def _pool(workers: int) -> Executor:

@@ -125,6 +125,8 @@ class KnowledgeIndex:
     lexical: LexicalIndex
     synonyms: Synonyms
     titles: TitleTerms
+    groups: np.ndarray  # uint8 per chunk: its document's script group (text.script_group)
+    centroids: np.ndarray  # float32 (groups, dim): each group's mean vector; empty if unknown
 
     @property
     def size(self) -> int:
@@ -220,6 +222,9 @@ def load(index_dir: Path) -> KnowledgeIndex | None:
         lexical = LexicalIndex.from_arrays(arrays)
         dense_index = dense.load(str(path / "dense.faiss"))
         texts = ChunkTexts.open(path)
+        calibrated = (path / "centroids.npy").is_file()  # indexes written before calibration lack it
+        groups = np.load(path / "groups.npy") if calibrated else np.zeros(len(texts), np.uint8)
+        centroids = np.load(path / "centroids.npy") if calibrated else np.zeros((0, 0), np.float32)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise IndexLoadError(f"index {path} is unreadable: {exc}") from None
     documents = [DocumentEntry(**d) for d in manifest["documents"]]
@@ -234,6 +239,8 @@ def load(index_dir: Path) -> KnowledgeIndex | None:
         lexical=lexical,
         synonyms=Synonyms(manifest.get("synonyms", [])),
         titles=TitleTerms.build([d.title for d in documents]),
+        groups=groups,
+        centroids=centroids,
     )
 
 
@@ -276,6 +283,7 @@ def write(
     rows: TermRows,
     exact_max: int,
     synonyms: list[list[str]],
+    groups: np.ndarray | None = None,
 ) -> int:
     """Write a new version and make it live; returns its version number."""
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -306,6 +314,9 @@ def write(
         for key, array in LexicalIndex.build(rows).arrays().items():
             np.save(tmp / f"lexical.{key}.npy", array)
         dense.save(dense.build(vectors, exact_max), str(tmp / "dense.faiss"))
+        if groups is not None:
+            np.save(tmp / "groups.npy", groups.astype(np.uint8))
+            np.save(tmp / "centroids.npy", group_centroids(vectors, groups))
         for f in tmp.iterdir():
             _fsync(f)
         final = index_dir / name
@@ -323,6 +334,18 @@ def write(
             shutil.rmtree(tmp, ignore_errors=True)
     _prune(index_dir, keep=name)
     return version
+
+
+def group_centroids(vectors: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each script group's mean chunk vector: a question's inner product with it is its
+    average similarity to that group, the baseline retrieval subtracts (retriever.py)."""
+    out = np.zeros((2, vectors.shape[1] if vectors.ndim == 2 else 0), dtype=np.float32)
+    for g in range(len(out)):
+        rows = np.flatnonzero(groups == g)
+        for start in range(0, len(rows), 65536):  # bounded memory for a memory-mapped array
+            out[g] += vectors[rows[start : start + 65536]].sum(axis=0)
+        out[g] /= max(len(rows), 1)
+    return out
 
 
 def _highest_version(index_dir: Path) -> int:
