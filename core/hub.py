@@ -89,6 +89,7 @@ class Hub:
         self.watcher.start()
         self.usage.start()
         self.stats.start()
+        self.jobs.seal()  # every job kind is declared by now (adapters declare theirs when loaded)
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
         await self.index.start()

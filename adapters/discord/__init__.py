@@ -39,11 +39,13 @@ def runners(hub: Hub) -> list[Callable[[], Awaitable[None]]]:
     if token is None or not token.get_secret_value():
         return []
 
-    async def gateway() -> None:
-        from adapters.discord.gateway import run
+    from adapters.discord.gateway import prepare, run
 
+    bot = prepare(hub)  # its job kinds are declared now, before the queue starts
+
+    async def gateway() -> None:
         try:
-            await run(hub)
+            await run(hub, bot)
         except Exception as exc:  # keep the app serving; say why the bot stopped
             log.error("discord gateway bot stopped", extra={"exc": type(exc).__name__, "reason": str(exc)})
             raise

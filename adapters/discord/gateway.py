@@ -20,6 +20,7 @@ answers through this process's client.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sys
@@ -140,6 +141,7 @@ class AskBot(discord.Client):
         )
         self.hub = hub
         self.tree = app_commands.CommandTree(self)
+        self._logged_in = asyncio.Event()  # jobs may arrive (from Redis) before the login
         self._own_threads = _Recent()  # threads this process started (the cache may lag behind)
         self._hinted = _Recent()  # threads where the bot asked to be mentioned
 
@@ -157,8 +159,7 @@ class AskBot(discord.Client):
     async def setup_hook(self) -> None:
         settings = self.hub.settings
         self.add_dynamic_items(FeedbackButton)
-        transport.register_jobs(self.hub)
-        self.hub.jobs.register(JOB, self.answer_message)
+        self._logged_in.set()
         if settings.discord_gateway_url:
             DiscordWebSocket.DEFAULT_GATEWAY = gateway_url(settings.discord_gateway_url)
         else:
@@ -267,6 +268,7 @@ class AskBot(discord.Client):
 
     async def answer_message(self, job: dict[str, Any]) -> None:
         """The job: find where to answer (a new thread, the thread, the DM), then answer there."""
+        await self._logged_in.wait()
         event_id = f"message:{job['message_id']}"
         channel_id, message_id = int(job["channel_id"]), int(job["message_id"])
         guild_id = int(job["guild_id"]) if job.get("guild_id") else None
@@ -382,14 +384,23 @@ class AskBot(discord.Client):
             await interaction.followup.send(for_error(exc, question, job["request_id"]))
 
 
-async def run(hub: Hub) -> None:
-    """The gateway bot until cancelled (discord.py reconnects on its own)."""
+def prepare(hub: Hub) -> AskBot:
+    """The bot, with its job kinds declared: called when the adapter loads, before the queue starts,
+    so that a durable queue has readers for them from the first moment."""
     settings = hub.settings
-    assert settings.discord_bot_token is not None
     configure_endpoints(settings)
     if settings.discord_gateway_url:
         gateway_url(settings.discord_gateway_url)  # a bad URL stops here, with one clear line
     bot = AskBot(hub)
+    transport.register_jobs(hub)
+    hub.jobs.register(JOB, bot.answer_message)
+    return bot
+
+
+async def run(hub: Hub, bot: AskBot) -> None:
+    """The gateway bot until cancelled (discord.py reconnects on its own)."""
+    settings = hub.settings
+    assert settings.discord_bot_token is not None
     try:
         await bot.start(settings.discord_bot_token.get_secret_value())
     except discord.LoginFailure:

@@ -46,12 +46,13 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     logs.setup(settings)
     hub = Hub(settings)
     adapters = installed()
+    # Long-running clients are prepared now: they declare their job kinds before the queue starts.
+    runners = [run for m in adapters if run_adapters and hasattr(m, "runners") for run in m.runners(hub)]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
-        runners = [getattr(m, "runners", None) for m in adapters] if run_adapters else []
-        clients = [run() for runner in runners if runner for run in runner(hub)]
+        clients = [run() for run in runners]
         tasks = [asyncio.create_task(client, name="adapter-runner") for client in clients]
         # Everything loaded so far lives as long as the process: keep it out of the
         # collector's work, so collections stay short and rare under load.
