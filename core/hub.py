@@ -20,6 +20,8 @@ from core.config import Settings
 from core.conversation import Conversations
 from core.dedupe import EventLedger
 from core.feedback import FeedbackStore
+from core.inbox import Inbox
+from core.inbox.threads import ThreadMarkers
 from core.jobs import make_queue
 from core.kb.embedders import make_embedder
 from core.kb.holder import IndexHolder
@@ -60,6 +62,8 @@ class Hub:
         self.feedback = FeedbackStore(self.backend, self.stats)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
                                reclaim_after_sec=settings.queue.reclaim_after_sec)  # fmt: skip
+        self.inbox = Inbox(self.events, self.jobs, self.backend)  # what adapters use (core.inbox.door.Door)
+        self.threads = ThreadMarkers(self.backend)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)

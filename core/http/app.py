@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from core import logs
-from core.adapters import installed
+from core.adapters import load_all
 from core.config import Settings
 from core.http import admin_routes, ask_routes, errors, feedback_routes, openai_routes, ops_routes
 from core.http.fastlane import FastLane, LaneRoute
@@ -45,9 +45,9 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     the Discord gateway) in this process, as ``python -m core serve`` does."""
     logs.setup(settings)
     hub = Hub(settings)
-    adapters = installed()
-    # Long-running clients are prepared now: they declare their job kinds before the queue starts.
-    runners = [run for m in adapters if run_adapters and hasattr(m, "runners") for run in m.runners(hub)]
+    # Loading declares the adapters' job kinds (and prepares their clients) before the queue starts.
+    adapters = load_all(hub, clients=run_adapters)
+    runners = [run for adapter in adapters for run in adapter.runners]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,10 +85,9 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(feedback_routes.router)
     app.include_router(openai_routes.router)
-    for module in adapters:
-        mount = getattr(module, "mount", None)
-        if mount is not None and mount(app, hub):
-            log.info("adapter %s mounted", module.__name__)
+    for adapter in adapters:
+        for path, endpoint in adapter.routes.items():
+            app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
     if WEB_DIR.is_dir():
         app.include_router(portal_router())
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
