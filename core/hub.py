@@ -21,6 +21,8 @@ from core.conversation import Conversations
 from core.dedupe import EventLedger
 from core.embeddings import EmbeddingService
 from core.feedback import FeedbackStore
+from core.inbox import Inbox
+from core.inbox.threads import ThreadMarkers
 from core.jobs import make_queue
 from core.kb.embedders import make_embedder
 from core.kb.holder import IndexHolder
@@ -63,6 +65,8 @@ class Hub:
         self.events = EventLedger(self.backend)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
                                reclaim_after_sec=settings.queue.reclaim_after_sec)  # fmt: skip
+        self.inbox = Inbox(self.events, self.jobs, self.backend)  # what adapters use (core.inbox.door.Door)
+        self.threads = ThreadMarkers(self.backend)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
@@ -95,6 +99,7 @@ class Hub:
         self.watcher.start()
         self.usage.start()
         self.stats.start()
+        self.jobs.seal()  # every job kind is declared by now (adapters declare theirs when loaded)
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
         await self.index.start()
