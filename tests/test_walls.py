@@ -222,3 +222,21 @@ def test_feedback_only_from_the_asker_who_got_the_answer(walled: HubServer) -> N
     assert row["request_id"] == answer["request_id"]
     assert "0912" not in row["comment"] and "A123456789" not in row["comment"]
     assert "[PHONE]" in row["comment"] and "[TW_ID]" in row["comment"]
+
+
+def test_a_platform_thread_belongs_to_its_platform_and_tenant(walled: HubServer, upstream: FakeOpenAI) -> None:
+    """The same Slack thread id in another tenant's workspace, or on another platform, is another thread."""
+
+    def in_thread(tenant: str, platform: str, question: str) -> None:
+        walled.run(walled.hub.asker.ask(AskRequest(question, tenant=tenant, client=platform, user="U1",
+                                                   platform=platform, conversation_id="slack:T1:C1:1700000000.000100",
+                                                   request_id=f"r-{tenant}-{platform}-{len(question)}")))  # fmt: skip
+
+    in_thread("hr", "slack", BONUS_Q)
+    upstream.reset()
+    in_thread("cs", "slack", RETURNS_Q)
+    in_thread("hr", "discord", RETURNS_Q)
+    assert BONUS_Q not in prompts(upstream)
+    upstream.reset()
+    in_thread("hr", "slack", RETURNS_Q)
+    assert BONUS_Q in prompts(upstream), "the thread's own earlier turn"
