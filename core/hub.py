@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from core.accounting import Accounting
 from core.ask import AskService
 from core.auth import Authenticator
 from core.cache import AnswerCache
@@ -50,6 +51,7 @@ class Hub:
         self.conversations = Conversations(settings.conversation, self.backend)
         self.stats = Stats(self.backend)
         self.feedback = FeedbackStore(self.backend, self.stats)
+        self.accounting = Accounting(self.stats)
         self.asker = AskService(
             settings,
             index=self.index,
@@ -57,10 +59,12 @@ class Hub:
             models=self.models,
             conversations=self.conversations,
             feedback=self.feedback,
-            stats=self.stats,
+            accounting=self.accounting,
         )
-        self.chat = ChatService(index=self.index, retriever=self.retriever, models=self.models, stats=self.stats)
-        self.embeddings = EmbeddingService(models=self.models)
+        self.chat = ChatService(
+            index=self.index, retriever=self.retriever, models=self.models, accounting=self.accounting
+        )
+        self.embeddings = EmbeddingService(models=self.models, accounting=self.accounting)
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
@@ -80,11 +84,10 @@ class Hub:
         self.cache = AnswerCache(settings.cache, self.backend)
         self.usage.configure(settings)
         self.models.configure(settings)
-        self.asker.use(
-            settings, governor=self.governor, cache=self.cache, usage=self.usage, collections=self.auth.collections
-        )
-        self.chat.use(settings, governor=self.governor, usage=self.usage)
-        self.embeddings.use(settings, governor=self.governor, usage=self.usage)
+        self.accounting.use(self.governor, self.usage)
+        self.asker.use(settings, cache=self.cache, collections=self.auth.collections)
+        self.chat.use(settings)
+        self.embeddings.use(settings)
 
     def _apply_from_thread(self, settings: Settings) -> None:
         assert self._loop is not None

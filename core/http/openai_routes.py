@@ -34,7 +34,7 @@ async def chat_completions(request: Request) -> Response:
         who = principal(request, "chat")
         chat = parse(await request.body())
         # An upstream name ("gpt-4o-mini") means the logical model that uses it: same limits and rules.
-        chat = replace(chat, model=request.app.state.hub.models.router.resolve(chat.model))
+        chat = replace(chat, model=request.app.state.hub.models.resolve(chat.model))
         service = request.app.state.hub.chat
         if chat.stream:
             admission, lines = await service.stream(chat, who)
