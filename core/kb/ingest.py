@@ -33,6 +33,7 @@ from core.kb.vectorcache import VectorCache
 
 SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
 EMBED_BATCH = 256
+MODEL_BATCH = 32  # a model's batches: cached as they finish, and the bar's ETA moves often
 PARALLEL_FROM = 4096  # chunks; below this, starting worker processes costs more than it saves
 
 
@@ -329,8 +330,8 @@ async def _analyse_and_embed(
         todo = [texts[i] for i in missing]
         parts: list[np.ndarray] = []
         with _bar(len(todo), progress) as bar:
-            for start in range(0, len(todo), EMBED_BATCH):
-                batch = todo[start : start + EMBED_BATCH]
+            for start in range(0, len(todo), MODEL_BATCH):
+                batch = todo[start : start + MODEL_BATCH]
                 parts.append(await embedder.embed(batch))
                 if store_ is not None:
                     await asyncio.to_thread(store_.put, batch, parts[-1])
