@@ -179,3 +179,14 @@ def test_an_engine_that_cannot_load_falls_back_to_hash_loudly(
         assert body["ready"] is True
         assert "e5" in body["warnings"][0] and "hash" in body["warnings"][0]
         assert "hub_embedder_fallback 1.0" in httpx.get(f"{hub.url}/metrics").text
+
+
+async def test_an_index_built_by_hash_is_rebuilt_for_the_semantic_model(tmp_path: Path) -> None:
+    """The default moved from hash to e5: an existing hash index is replaced, not refused."""
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "leave.md").write_text("# Leave\n\nAnnual leave is requested in the HR system.\n")
+    await ingest(tmp_path / "kb", tmp_path / "index", HashEmbedder(), chunk_chars=600, exact_max=5000)
+    report = await ingest(tmp_path / "kb", tmp_path / "index", Topics(), chunk_chars=600, exact_max=5000)  # type: ignore[arg-type]
+    assert report.version == 2 and report.embedded == report.chunks == 1
+    index = store.load(tmp_path / "index")
+    assert index is not None and index.embedder == "topics"
