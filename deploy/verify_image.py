@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 KEY = "ah_image-verification-key-0123456789"
-FORBIDDEN = ("pytest", "playwright", "ruff", "hypothesis")  # test tools stay out of the image
+FORBIDDEN = ("pytest", "playwright", "ruff", "hypothesis", "kubernetes_validate")  # test tools stay out of the image
 
 
 def check(condition: bool, what: str) -> None:
@@ -144,6 +144,8 @@ def main() -> int:
             status, answer = get(f"{base}/ask", KEY, {"question": "How do I claim travel expenses?"})
             sources = answer.get("sources") or []
             check(status == 200 and bool(sources), f"answers from the image's index ({len(sources)} sources)")
+            rss = next(line for line in Path(f"/proc/{web.pid}/status").read_text().splitlines() if "VmRSS" in line)
+            print(f"     web process memory after its first answers: {rss.split(':')[1].strip()}")
             probe = in_image(root, user, {**env, "PORT": str(port)}, health[1:] if health[0] == "CMD" else
                              ["/bin/sh", "-c", health[1]])  # fmt: skip
             check(probe.wait(20) == 0, "the HEALTHCHECK command passes inside the image")
@@ -154,7 +156,9 @@ def main() -> int:
         lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
         check(any(line.get("logger") == "askhub.query" for line in lines), "query log lines go to stdout as JSON")
 
-        worker = in_image(root, user, {**env, "REDIS_URL": args.redis_url}, ["python", "-m", "core", "worker"],
+        probe_port = free_port()
+        worker_env = {**env, "REDIS_URL": args.redis_url, "WORKER_PORT": str(probe_port)}
+        worker = in_image(root, user, worker_env, ["python", "-m", "core", "worker"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
         ready = False
         assert worker.stdout is not None
@@ -163,6 +167,7 @@ def main() -> int:
             if ready:
                 break
         check(ready and worker.poll() is None, "the worker command starts, connects to Redis and says it is ready")
+        check(get(f"http://127.0.0.1:{probe_port}/readyz")[0] == 200, "the worker's /readyz (WORKER_PORT) is ready")
         stop(worker, "the worker")
     print("image verified")
     return 0
