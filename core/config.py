@@ -38,7 +38,11 @@ class RetrievalSettings(_Section):
     # A chunk below this fused score is not evidence: the hub says it does not know.
     min_score: float = Field(0.06, ge=0.0, le=1.0)
     # Weight of the lexical (BM25) score in the fused score; the rest is the dense score.
-    lexical_weight: float = Field(0.8, ge=0.0, le=1.0)
+    # Unset: what was tuned for the embedder (hash 0.8, a semantic model 0.3).
+    lexical_weight: float | None = Field(None, ge=0.0, le=1.0)
+    # A semantic model's "I don't know" floor: a question whose best cosine similarity (plus a
+    # tenth of its BM25 share) is below it matches nothing. Unset: the embedder's calibrated one.
+    min_similarity: float | None = Field(None, ge=0.0, le=1.0)
     # Above this many chunks the dense index is approximate (IVF, 8-bit codes) instead of exact.
     exact_max_chunks: int = Field(5000, ge=1)
     chunk_chars: int = Field(600, ge=100, le=8000)
@@ -293,7 +297,7 @@ class Settings(_Section):
     large_model: str = "gpt-4o"
     local_llm_base_url: str | None = None
     local_llm_model: str | None = None
-    embeddings: str = "hash"
+    embeddings: str = "e5"
     kb_dir: Path = Path("data/kb")
     index_dir: Path = Path("var/index")
     hub_api_keys: list[str] = []
@@ -301,6 +305,7 @@ class Settings(_Section):
     rate_limit_window_sec: float = Field(60.0, gt=0)
     redis_url: str | None = None
     hub_allowed_origins: list[str] = []
+    hub_allowed_hosts: list[str] = []  # Host names the app answers (with PUBLIC_URL's); empty: any
     log_file: str | None = "gateway.log"
     log_format: Literal["json", "text"] = "json"
     slack_bot_token: SecretStr | None = None
@@ -369,9 +374,9 @@ class Settings(_Section):
     @field_validator("embeddings")
     @classmethod
     def _embeddings(cls, value: str) -> str:
-        if value == "hash" or (value.startswith("openai:") and len(value) > len("openai:")):
+        if value in ("e5", "hash") or (value.startswith("openai:") and len(value) > len("openai:")):
             return value
-        raise ValueError("must be 'hash' or 'openai:<model>'")
+        raise ValueError("must be 'e5', 'hash' or 'openai:<model>'")
 
     @field_validator("hub_api_keys")
     @classmethod
@@ -408,7 +413,7 @@ def _env_names() -> dict[str, str]:
     return {field.upper(): field for field in Settings.model_fields if field not in _YAML_ONLY}
 
 
-_LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins"}
+_LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins", "hub_allowed_hosts"}
 # Read outside Settings: the YAML file's path, and prometheus-client's multi-process folder.
 OTHER_VARIABLES = ("HUB_CONFIG", "PROMETHEUS_MULTIPROC_DIR")
 

@@ -21,6 +21,8 @@ from core.conversation import Conversations
 from core.dedupe import EventLedger
 from core.embeddings import EmbeddingService
 from core.feedback import FeedbackStore
+from core.inbox import Inbox
+from core.inbox.threads import ThreadMarkers
 from core.jobs import make_queue
 from core.kb.embedders import make_embedder
 from core.kb.holder import IndexHolder
@@ -43,25 +45,28 @@ class Hub:
         self.backend = make_backend(settings.redis_url)
         self.embedder = make_embedder(settings.embeddings, api_key=key, base_url=settings.openai_base_url)
         self.index = IndexHolder(settings, self.embedder)
-        self.retriever = Retriever(self.embedder, lexical_weight=settings.retrieval.lexical_weight)
+        self.retriever = Retriever.from_settings(self.embedder, settings.retrieval)
         self.models = ModelGateway(settings)
         self.conversations = Conversations(settings.conversation, self.backend)
         self.stats = Stats(self.backend)
+        self.feedback = FeedbackStore(self.backend, self.stats)
         self.asker = AskService(
             settings,
             index=self.index,
             retriever=self.retriever,
             models=self.models,
             conversations=self.conversations,
+            feedback=self.feedback,
             stats=self.stats,
         )
         self.chat = ChatService(index=self.index, retriever=self.retriever, models=self.models, stats=self.stats)
         self.embeddings = EmbeddingService(models=self.models)
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
-        self.feedback = FeedbackStore(self.backend, self.stats)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
                                reclaim_after_sec=settings.queue.reclaim_after_sec)  # fmt: skip
+        self.inbox = Inbox(self.events, self.jobs, self.backend)  # what adapters use (core.inbox.door.Door)
+        self.threads = ThreadMarkers(self.backend)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
@@ -75,7 +80,9 @@ class Hub:
         self.cache = AnswerCache(settings.cache, self.backend)
         self.usage.configure(settings)
         self.models.configure(settings)
-        self.asker.use(settings, governor=self.governor, cache=self.cache, usage=self.usage)
+        self.asker.use(
+            settings, governor=self.governor, cache=self.cache, usage=self.usage, collections=self.auth.collections
+        )
         self.chat.use(settings, governor=self.governor, usage=self.usage)
         self.embeddings.use(settings, governor=self.governor, usage=self.usage)
 
@@ -92,6 +99,7 @@ class Hub:
         self.watcher.start()
         self.usage.start()
         self.stats.start()
+        self.jobs.seal()  # every job kind is declared by now (adapters declare theirs when loaded)
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
         await self.index.start()

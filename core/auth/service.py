@@ -7,6 +7,7 @@ import logging
 from datetime import date
 
 from core.auth import keys
+from core.auth.collections import CollectionPolicy
 from core.auth.keys import ClientRegistry, KeyMatch
 from core.auth.principal import Principal
 from core.auth.tokens import TokenError, TokenVerifier, looks_like_jwt
@@ -27,6 +28,7 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.demo = not settings.auth_enabled
         self.clients = ClientRegistry(settings)
+        self.collections = CollectionPolicy(settings)
         self.tokens = TokenVerifier(settings.jwt) if settings.jwt else None
         self._jwt_client = settings.jwt.client if settings.jwt else "jwt"
         self._warned: set[tuple[str, date]] = set()  # (key digest, day) already audited as expiring
@@ -35,7 +37,7 @@ class Authenticator:
         """``credential`` is the bearer value or X-API-Key; ``peer`` the client address."""
         if self.demo:
             # Local demo mode: loopback only (enforced at start-up), everyone is the local user.
-            return Principal("local", "default", f"local:{peer}", ALL_SCOPES)
+            return Principal("local", "default", f"local:{peer}", ALL_SCOPES, collections=self.collections.all)
         if not credential:
             self._fail("missing_credentials", route, peer)
             raise Unauthorized("send a client key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
@@ -55,7 +57,8 @@ class Authenticator:
             except TokenError as exc:
                 self._fail(f"jwt: {exc}", route, peer)
                 raise Unauthorized(str(exc)) from None
-            return Principal(self._jwt_client, claims.tenant, claims.subject, claims.scopes)
+            readable = self.collections.readable(claims.tenant, self._jwt_client, claims.collections)
+            return Principal(self._jwt_client, claims.tenant, claims.subject, claims.scopes, collections=readable)
         match = self.clients.by_key(credential)
         left = match.days_left(keys.today()) if match is not None else None
         if match is None or (left is not None and left < 0):
@@ -65,7 +68,12 @@ class Authenticator:
         if left is not None and left <= keys.EXPIRY_WARNING_DAYS:
             self._expiring(match, left, route)
         return Principal(
-            client.name, client.tenant, client.name, client.scopes, client.settings.exempt_when_backend_down
+            client.name,
+            client.tenant,
+            client.name,
+            client.scopes,
+            client.settings.exempt_when_backend_down,
+            collections=self.collections.readable(client.tenant, client.name),
         )
 
     def _expiring(self, match: KeyMatch, days_left: int, route: str) -> None:

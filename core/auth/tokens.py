@@ -25,6 +25,7 @@ class Claims:
     subject: str
     tenant: str
     scopes: frozenset[str]
+    collections: frozenset[str] | None = None  # the collections claim, when configured and present
 
 
 def looks_like_jwt(value: str) -> bool:
@@ -76,10 +77,21 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token ({type(exc).__name__})") from None
         scope = claims.get("scope", claims.get("scp", ""))
-        scopes = frozenset(scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else ())
+        scopes = frozenset(scope.split()) if isinstance(scope, str) else _names(scope, "scope")
         tenant = claims.get(s.tenant_claim)
+        collections = None
+        if s.collections_claim is not None and s.collections_claim in claims:
+            collections = _names(claims[s.collections_claim], s.collections_claim)
         return Claims(
             subject=str(claims["sub"]),
             tenant=tenant if isinstance(tenant, str) and tenant else s.default_tenant,
             scopes=scopes,
+            collections=collections,
         )
+
+
+def _names(value: Any, claim: str) -> frozenset[str]:
+    """A claim that must be a list of strings; anything else is a bad token, not a server error."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TokenError(f"claim '{claim}' must be a list of strings")
+    return frozenset(value)

@@ -1,5 +1,5 @@
-"""One plain ASGI middleware for what every request needs: request id, body limit,
-metrics, and a JSON 500 (never a traceback) if something breaks.
+"""One plain ASGI middleware for what every request needs: request id, who may be answered
+(demo mode, Host), body limit, metrics, and a JSON 500 (never a traceback) if something breaks.
 
 One layer instead of four keeps the per-request cost low: on this machine kind each
 extra middleware layer is measurable on the hot path (see PERFORMANCE.md).
@@ -17,6 +17,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import TYPE_BY_STATUS, HubError, PayloadTooLarge
+from core.http.hosts import HostGuard
 from core.metrics import ERRORS, REQUEST_SECONDS, REQUESTS
 
 log = logging.getLogger("askhub.http")
@@ -35,8 +36,9 @@ def request_id_from(scope: Scope) -> str:
 
 
 class HubMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, webhook_max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, guard: HostGuard, max_body_bytes: int, webhook_max_body_bytes: int) -> None:
         self.app = app
+        self.guard = guard
         self.max_body = max_body_bytes
         self.webhook_max_body = webhook_max_body_bytes
 
@@ -61,6 +63,9 @@ class HubMiddleware:
 
         limit = self.webhook_max_body if scope["path"].startswith(WEBHOOK_PREFIXES) else self.max_body
         try:
+            refusal = self.guard.refusal(scope)
+            if refusal is not None:
+                raise refusal
             declared = _content_length(scope)
             if declared is not None and declared > limit:
                 raise PayloadTooLarge(f"request body is larger than {limit} bytes")
