@@ -286,6 +286,7 @@ def test_with_redis_the_bot_answers_a_dm_a_mention_and_ask(
             "NO_PROXY": "127.0.0.1,localhost",
             "KB_DIR": str(SAMPLE_KB),
             "INDEX_DIR": str(sample_index),
+            "EMBEDDINGS": "hash",
             "LOG_FILE": "",
             "REDIS_URL": redis_db,
             "PORT": str(port),
