@@ -290,6 +290,7 @@ class DiscordSettings(_Section):
 class Settings(_Section):
     port: int = Field(8000, ge=1, le=65535)
     host: str = "127.0.0.1"
+    worker_port: int | None = Field(None, ge=1, le=65535)  # `core worker` serves /healthz, /readyz, /metrics here
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     chat_model: str = "gpt-4o-mini"
@@ -413,6 +414,15 @@ def _env_names() -> dict[str, str]:
 
 
 _LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins", "hub_allowed_hosts"}
+# Read outside Settings: the YAML file's path, and prometheus-client's multi-process folder.
+OTHER_VARIABLES = ("HUB_CONFIG", "PROMETHEUS_MULTIPROC_DIR")
+
+
+def environment_names() -> set[str]:
+    """Every environment variable the hub reads (deployment manifests are checked against it)."""
+    from core.secrets import FILE_SUFFIX, SECRET_VARIABLES
+
+    return {*_env_names(), *OTHER_VARIABLES, *(name + FILE_SUFFIX for name in SECRET_VARIABLES)}
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
