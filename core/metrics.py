@@ -149,3 +149,10 @@ LLM_FALLBACKS = Counter(
 TENANT_TOKENS = Counter(
     "hub_tenant_tokens_total", "Model tokens by tenant and model", ["tenant", "model"], registry=REGISTRY
 )
+QUERY_REWRITES = Counter(
+    "hub_query_rewrites_total",
+    "Question rewrites before retrieval by outcome: rewritten, not_needed, off_topic, no_model, unavailable, "
+    "failed, timeout",
+    ["outcome"],
+    registry=REGISTRY,
+)
