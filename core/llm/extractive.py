@@ -43,6 +43,7 @@ OTHER_LANGUAGE = 0.8  # a line in another language than the question's is harder
 STEP_BONUS = 1.3
 FIGURE_BONUS = 1.25
 ABOUT_DOCUMENT = 0.4
+LIST_SHARE = 0.5  # of its items' mean score that a line introducing a list adds to its own
 
 LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 STEP = re.compile(r"^\s*\d{1,2}[.)]\s+")
@@ -262,6 +263,11 @@ def _compose(prompt: Prompt, lines: list[_Line], closeness: Sequence[float] | No
         return ""
     scores = _scores(prompt, lines, closeness)
     score = {(line.passage, line.position): s for line, s in zip(lines, scores, strict=True)}
+    for line in lines:  # a line introducing a list says what the list as a whole says, too
+        items = _list_after(lines, line)[1:]
+        if items:
+            mean = sum(score[(i.passage, i.position)] for i in items) / len(items)
+            score[(line.passage, line.position)] += LIST_SHARE * mean
     ranked = sorted(lines, key=lambda line: (-score[(line.passage, line.position)], line.passage, line.position))
     best_line = ranked[0]
     best = score[(best_line.passage, best_line.position)]
