@@ -206,7 +206,9 @@ class AskService:
 
         t0 = time.perf_counter()
         context = history[-1].question if history else ""
-        hits = await self._retriever.search(index, question, top_k, context=context, collections=readable)
+        hits = await self._retriever.search(
+            index, question, top_k, context=context, collections=readable, route=route, history=history
+        )
         RETRIEVAL_SECONDS.observe(time.perf_counter() - t0)
         relevant = [h for h in hits if h.score >= settings.retrieval.min_score]
         completion: Completion | None = None

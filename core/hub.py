@@ -30,6 +30,7 @@ from core.kb.holder import IndexHolder
 from core.kb.retriever import Retriever
 from core.limits import Governor
 from core.llm.gateway import ModelGateway
+from core.llm.rewrite import RewritingSearch
 from core.metrics import BACKEND_UP
 from core.reload import ConfigWatcher
 from core.state import BackendUnavailable, make_backend
@@ -47,7 +48,7 @@ class Hub:
         self.embedder = make_embedder(settings.embeddings, api_key=key, base_url=settings.openai_base_url)
         self.index = IndexHolder(settings, self.embedder)
         self.retriever = Retriever.from_settings(self.embedder, settings.retrieval)
-        self.models = ModelGateway(settings)
+        self.models = ModelGateway(settings, self.embedder)
         self.conversations = Conversations(settings.conversation, self.backend)
         self.stats = Stats(self.backend)
         self.feedback = FeedbackStore(self.backend, self.stats)
@@ -55,7 +56,7 @@ class Hub:
         self.asker = AskService(
             settings,
             index=self.index,
-            retriever=self.retriever,
+            retriever=RewritingSearch(self.retriever, self.models, settings.retrieval),
             models=self.models,
             conversations=self.conversations,
             feedback=self.feedback,

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from core.config import Settings
+from core.kb.embedders import Embedder
 from core.llm.base import Completion, Prompt, Provider
 from core.llm.extractive import ExtractiveProvider
 from core.llm.resilience import Resilience
@@ -20,19 +21,22 @@ from core.pii import has_pii
 T = TypeVar("T")
 
 
-def make_provider(spec: ModelSpec) -> Provider:
+def make_provider(spec: ModelSpec, embedder: Embedder | None = None) -> Provider:
     if spec.provider == "extractive":
-        return ExtractiveProvider()
+        return ExtractiveProvider(embedder)
     from core.llm.openai_provider import OpenAIProvider  # the SDK takes a second to import: only when used
 
     return OpenAIProvider(model=spec.upstream, api_key=spec.api_key, base_url=spec.base_url, timeout=spec.timeout)
 
 
 class ModelGateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self._embedder = embedder  # the offline answerer ranks sentences with it
         self.router = Router(settings)
         self.resilience = Resilience(settings.resilience)
-        self._providers: dict[str, Provider] = {name: make_provider(spec) for name, spec in self.router.specs.items()}
+        self._providers: dict[str, Provider] = {
+            name: make_provider(spec, embedder) for name, spec in self.router.specs.items()
+        }
         self._retired: list[Provider] = []
 
     def configure(self, settings: Settings) -> None:
@@ -43,7 +47,7 @@ class ModelGateway:
             if self.router.specs.get(name) != spec:
                 if name in self._providers:
                     self._retired.append(self._providers[name])
-                self._providers[name] = make_provider(spec)
+                self._providers[name] = make_provider(spec, self._embedder)
         for name in set(self._providers) - set(router.specs):
             self._retired.append(self._providers.pop(name))
         self.router = router
@@ -91,6 +95,17 @@ class ModelGateway:
             return await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
 
         completion, _ = await self.resilience.call(route, attempt, patient=patient)
+        _count_tokens(completion)
+        return completion
+
+    async def complete_once(self, spec: ModelSpec, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
+        """One attempt on one model — within its in-flight bound and breaker, counted like any
+        call — with no retry and no fallback: a side call (the question rewrite) that must stay short."""
+
+        async def attempt(model: ModelSpec) -> Completion:
+            return await self._providers[model.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+
+        completion, _ = await self.resilience.call(Route(spec.name, (spec,)), attempt, retries=0)
         _count_tokens(completion)
         return completion
 
