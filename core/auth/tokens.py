@@ -76,6 +76,8 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token ({type(exc).__name__})") from None
         scope = claims.get("scope", claims.get("scp", ""))
+        if isinstance(scope, list) and not all(isinstance(item, str) for item in scope):
+            raise TokenError("token claim 'scope' must be a string or a list of strings")
         scopes = frozenset(scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else ())
         tenant = claims.get(s.tenant_claim)
         return Claims(

@@ -1,8 +1,9 @@
 """One plain ASGI middleware for what every request needs: request id, body limit,
-metrics, and a JSON 500 (never a traceback) if something breaks.
+metrics, and the contract's JSON error (never a traceback, never text/plain) if something
+breaks — rendered by ``core.http.errors``, like every route's errors.
 
-One layer instead of four keeps the per-request cost low: on this machine kind each
-extra middleware layer is measurable on the hot path (see PERFORMANCE.md).
+One layer instead of four keeps the per-request cost low: each extra middleware layer is
+measurable on the hot path (``make bench``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import TYPE_BY_STATUS, HubError, PayloadTooLarge
+from core.http.errors import CLIENT_CLOSED, as_hub_error, expected, json_body
 from core.metrics import ERRORS, REQUEST_SECONDS, REQUESTS
 
 log = logging.getLogger("askhub.http")
@@ -66,14 +67,18 @@ class HubMiddleware:
                 raise PayloadTooLarge(f"request body is larger than {limit} bytes")
             await self.app(scope, self._limited(receive, limit), send_wrapper)
         except Exception as exc:
-            if response_started:
-                log.error("error after the response started on %s: %s", scope["path"], type(exc).__name__)
+            # Routes inside FastAPI were answered by its handlers (the same renderer), which
+            # re-raise the unexpected ones here: logged once, here; rendered unless already sent.
+            err = as_hub_error(exc)
+            if err is None:  # the client hung up: not a server error, nothing to send
+                status = CLIENT_CLOSED
+                log.info("client disconnected on %s", scope["path"])
             else:
-                err = exc if isinstance(exc, HubError) else HubError("internal error; quote the request id")
-                if not isinstance(exc, HubError):
+                if not expected(exc):
                     log.error("unhandled error on %s: %s", scope["path"], type(exc).__name__)
-                state["error_type"] = err.type
-                await _send_json(send_wrapper, err)
+                if not response_started:
+                    state["error_type"] = err.type
+                    await _send_json(send_wrapper, err)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
@@ -112,7 +117,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _send_json(send: Send, err: HubError) -> None:
-    body = orjson.dumps(err.body())
+    body = json_body(err)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
     await send({"type": "http.response.start", "status": err.status, "headers": headers})
