@@ -24,8 +24,14 @@ ADMIN_KEY = "ah_outage-admin-key-0000000000"
 def down(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> Iterator[HubServer]:
     tmp = tmp_path_factory.mktemp("outage")
     redis = RedisServer(tmp).start()
-    config = write_yaml(tmp / "hub.yaml", {"clients": [
-        {"name": "ops", "tenant": "it", "scopes": ["ask", "chat", "admin"], "key_sha256": [digest(ADMIN_KEY)]}]})
+    config = write_yaml(
+        tmp / "hub.yaml",
+        {
+            "clients": [
+                {"name": "ops", "tenant": "it", "scopes": ["ask", "chat", "admin"], "key_sha256": [digest(ADMIN_KEY)]}
+            ]
+        },
+    )
     settings = make_settings(tmp, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), REDIS_URL=redis.url,
                              LINE_CHANNEL_SECRET=SECRET, LINE_CHANNEL_ACCESS_TOKEN=TOKEN)  # fmt: skip
     with HubServer(settings) as server:
