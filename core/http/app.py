@@ -24,6 +24,7 @@ from core.config import Settings
 from core.http import admin_routes, ask_routes, errors, feedback_routes, openai_routes, ops_routes
 from core.http.fastlane import FastLane, LaneRoute
 from core.http.middleware import HubMiddleware
+from core.http.slow_clients import BODY_TIMEOUT_SEC
 from core.hub import Hub
 from core.metrics import MULTIPROCESS
 
@@ -99,13 +100,15 @@ class HubApp(FastAPI):
     for request id, body limit, metrics and errors, then the fast lane, then FastAPI."""
 
     lane_routes: list[LaneRoute]
+    body_timeout_sec = BODY_TIMEOUT_SEC
     max_body_bytes: int
     webhook_max_body_bytes: int
     allowed_origins: list[str]
 
     def build_middleware_stack(self) -> ASGIApp:
         app: ASGIApp = FastLane(super().build_middleware_stack(), self.lane_routes)
-        app = HubMiddleware(app, max_body_bytes=self.max_body_bytes, webhook_max_body_bytes=self.webhook_max_body_bytes)
+        app = HubMiddleware(app, max_body_bytes=self.max_body_bytes, webhook_max_body_bytes=self.webhook_max_body_bytes,
+                            body_timeout_sec=self.body_timeout_sec)  # fmt: skip
         if self.allowed_origins:
             app = CORSMiddleware(
                 app,

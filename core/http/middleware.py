@@ -8,6 +8,7 @@ measurable on the hot path (``make bench``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -16,8 +17,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import TYPE_BY_STATUS, HubError, PayloadTooLarge
+from core.errors import TYPE_BY_STATUS, HubError, PayloadTooLarge, RequestTimeout
 from core.http.errors import CLIENT_CLOSED, as_hub_error, expected, json_body
+from core.http.slow_clients import BODY_TIMEOUT_SEC
 from core.metrics import ERRORS, REQUEST_SECONDS, REQUESTS
 
 log = logging.getLogger("askhub.http")
@@ -36,10 +38,18 @@ def request_id_from(scope: Scope) -> str:
 
 
 class HubMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, webhook_max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        webhook_max_body_bytes: int,
+        body_timeout_sec: float = BODY_TIMEOUT_SEC,
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.webhook_max_body = webhook_max_body_bytes
+        self.body_timeout = body_timeout_sec
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +75,7 @@ class HubMiddleware:
             declared = _content_length(scope)
             if declared is not None and declared > limit:
                 raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            await self.app(scope, self._limited(receive, limit), send_wrapper)
+            await self.app(scope, self._limited(receive, limit, self.body_timeout), send_wrapper)
         except Exception as exc:
             # Routes inside FastAPI were answered by its handlers (the same renderer), which
             # re-raise the unexpected ones here: logged once, here; rendered unless already sent.
@@ -90,17 +100,33 @@ class HubMiddleware:
                     ERRORS.labels(template, state.get("error_type") or TYPE_BY_STATUS.get(status, "error")).inc()
 
     @staticmethod
-    def _limited(receive: Receive, limit: int) -> Receive:
-        """Counts the body as it arrives: a missing or lying Content-Length cannot get past."""
+    def _limited(receive: Receive, limit: int, timeout_sec: float) -> Receive:
+        """Counts the body as it arrives: a missing or lying Content-Length cannot get past, and
+        a body that takes longer than ``timeout_sec`` to arrive is a 408 (a slow-body client
+        holds no connection forever). Once the body is in, receive() waits freely (it is how a
+        streaming response hears of a disconnect)."""
         seen = 0
+        deadline: float | None = None
+        complete = False
 
         async def wrapped() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, complete
+            if complete:
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + timeout_sec
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.info("request body did not arrive in time")
+                raise RequestTimeout(f"the request body did not arrive within {timeout_sec:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         return wrapped
