@@ -414,9 +414,11 @@ def test_route_and_model_changes_apply_without_a_restart(
 def test_a_saturated_model_gives_http_callers_a_bounded_wait(
     tmp_path: Path, sample_index: Path, fake: FakeOpenAI
 ) -> None:
+    # No question rewrite: one model call per question, so the calls in flight can be counted.
     config = {"models": [{"name": "small", "model": "gpt-4o-mini", "max_concurrency": 1}],
               "routes": [{"name": "default", "models": ["small"]}],
-              "resilience": {"max_wait_sec": 0.3, "retries": 0}}  # fmt: skip
+              "resilience": {"max_wait_sec": 0.3, "retries": 0},
+              "retrieval": {"rewrite": {"enabled": False}}}  # fmt: skip
     hub = start(tmp_path, sample_index, fake, config)
     try:
         fake.set_behavior("gpt-4o-mini", delay=1.5)
