@@ -108,6 +108,12 @@ ADAPTER_EVENTS = Counter(
     ["platform", "outcome"],
     registry=REGISTRY,
 )
+LOG_WRITE_FAILURES = Counter(
+    "hub_log_write_failures_total",
+    "Log batches the writer could not write, by target (stream, file): lost lines, not silence",
+    ["target"],
+    registry=REGISTRY,
+)
 ADAPTER_ACK_SECONDS = Histogram(
     "hub_adapter_ack_seconds",
     "Time to acknowledge a platform event",

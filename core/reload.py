@@ -3,7 +3,7 @@ models, routes and resilience.
 
 The HUB_CONFIG file is watched (and SIGHUP re-reads it). A file that fails validation is
 reported and ignored — the running configuration stays. Settings that shape the process
-itself (port, Redis, index folder, models) need a restart, and the log says which.
+itself (port, Redis, the index folder, platform credentials) need a restart, and the log says which.
 """
 
 from __future__ import annotations
