@@ -250,6 +250,10 @@ class RedisQueue(_Kinds):
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    if "NOGROUP" in str(exc):  # its reader has not created the group yet (or Redis restarted)
+                        with contextlib.suppress(Exception):
+                            await self._ensure_group(kind)
+                        continue
                     log.warning("queue reclaim failed", extra={"kind": kind, "exc": type(exc).__name__})
 
     async def _reclaim_kind(self, kind: str) -> None:
