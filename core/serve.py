@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 
 import uvicorn
 
 from core.config import Settings
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from core.http.hosts import is_loopback
 
 
 def serve(settings: Settings) -> int:

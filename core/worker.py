@@ -14,6 +14,7 @@ from core.adapters import load_all
 from core.config import Settings
 from core.hub import Hub
 from core.lifecycle import stop_on_signals
+from core.probes import serve_probes
 
 log = logging.getLogger("askhub.worker")
 
@@ -26,9 +27,12 @@ async def run(settings: Settings) -> None:
         log.warning("no REDIS_URL: this worker can only answer events submitted in its own process")
     stop = stop_on_signals()
     await hub.start()
+    probes = await serve_probes(hub, settings.host, settings.worker_port) if settings.worker_port else None
     log.info("worker ready", extra={"adapters": adapters})
     try:
         await stop.wait()
     finally:
         log.info("worker stopping: draining in-flight events")
         await hub.close()
+        if probes is not None:
+            await probes.cleanup()

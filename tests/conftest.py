@@ -33,6 +33,7 @@ def make_settings(tmp_path: Path, **env: str) -> Settings:
         "KB_DIR": str(SAMPLE_KB),
         "INDEX_DIR": str(tmp_path / "index"),
         "LOG_FILE": str(tmp_path / "gateway.log"),
+        "EMBEDDINGS": "hash",  # instant ingest; the semantic model has its own tests (test_retrieval_*)
     }
     base.update(env)
     return load_settings(base)
@@ -176,7 +177,8 @@ class HubProcess:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KB_DIR": str(SAMPLE_KB), "LOG_FILE": ""}
+        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KB_DIR": str(SAMPLE_KB), "LOG_FILE": "",
+                "EMBEDDINGS": "hash"}  # fmt: skip
         full = {**base, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
         self.output = tmp_path / f"hub-{command[0]}-{self.port}.out"
         self._log = open(self.output, "wb")  # noqa: SIM115 - closed in stop()

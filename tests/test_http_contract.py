@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -41,10 +43,11 @@ def test_ask_answers_with_contract_shape(hub: HubServer) -> None:
     assert body["request_id"] == response.headers["x-request-id"]
     assert body["sources"], "a grounded answer names its sources"
     for source in body["sources"]:
-        assert set(source) == {"id", "title", "text", "score"}
+        assert set(source) == {"id", "title", "text", "score", "collection"}
         assert 0 < source["score"] <= 1
     assert any(s["id"].startswith("travel-expenses.md") for s in body["sources"])
-    assert "[1]" in body["answer"]
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", body["answer"])}
+    assert cited and cited <= set(range(1, len(body["sources"]) + 1)), "the answer cites its sources as [n]"
 
 
 def test_request_id_is_taken_from_the_header(hub: HubServer) -> None:

@@ -21,8 +21,9 @@ from starlette.types import ASGIApp
 from core import logs
 from core.adapters import load_all
 from core.config import Settings
-from core.http import admin_routes, ask_routes, errors, feedback_routes, openai_routes, ops_routes
+from core.http import admin_routes, ask_routes, embeddings_routes, errors, feedback_routes, openai_routes, ops_routes
 from core.http.fastlane import FastLane, LaneRoute
+from core.http.hosts import HostGuard
 from core.http.middleware import HubMiddleware
 from core.http.slow_clients import BODY_TIMEOUT_SEC
 from core.hub import Hub
@@ -79,6 +80,9 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.max_body_bytes = settings.requests.max_body_bytes
     app.webhook_max_body_bytes = settings.requests.webhook_max_body_bytes
     app.allowed_origins = settings.hub_allowed_origins
+    app.guard = HostGuard(lambda: hub.auth.demo, settings.public_url, settings.hub_allowed_hosts)
+    # No redirect is built from the request's Host: a trailing slash is simply not found.
+    app.router.redirect_slashes = False
     app.state.hub = hub
     errors.install(app)
     app.include_router(ops_routes.router)
@@ -86,6 +90,7 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(feedback_routes.router)
     app.include_router(openai_routes.router)
+    app.include_router(embeddings_routes.router)
     for adapter in adapters:
         for path, endpoint in adapter.routes.items():
             app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
@@ -104,11 +109,17 @@ class HubApp(FastAPI):
     max_body_bytes: int
     webhook_max_body_bytes: int
     allowed_origins: list[str]
+    guard: HostGuard
 
     def build_middleware_stack(self) -> ASGIApp:
         app: ASGIApp = FastLane(super().build_middleware_stack(), self.lane_routes)
-        app = HubMiddleware(app, max_body_bytes=self.max_body_bytes, webhook_max_body_bytes=self.webhook_max_body_bytes,
-                            body_timeout_sec=self.body_timeout_sec)  # fmt: skip
+        app = HubMiddleware(
+            app,
+            guard=self.guard,
+            max_body_bytes=self.max_body_bytes,
+            webhook_max_body_bytes=self.webhook_max_body_bytes,
+            body_timeout_sec=self.body_timeout_sec,
+        )
         if self.allowed_origins:
             app = CORSMiddleware(
                 app,

@@ -36,6 +36,7 @@ class SourceOut(BaseModel):
     title: str
     text: str
     score: float
+    collection: str
 
 
 class UsageOut(BaseModel):

@@ -1,6 +1,6 @@
-"""One plain ASGI middleware for what every request needs: request id, body limit,
-metrics, and the contract's JSON error (never a traceback, never text/plain) if something
-breaks — rendered by ``core.http.errors``, like every route's errors.
+"""One plain ASGI middleware for what every request needs: request id, who may be answered
+(demo mode, Host), body limit, metrics, and the contract's JSON error (never a traceback, never
+text/plain) if something breaks — rendered by ``core.http.errors``, like every route's errors.
 
 One layer instead of four keeps the per-request cost low: each extra middleware layer is
 measurable on the hot path (``make bench``).
@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import TYPE_BY_STATUS, HubError, PayloadTooLarge, RequestTimeout
 from core.http.errors import CLIENT_CLOSED, as_hub_error, expected, json_body
+from core.http.hosts import HostGuard
 from core.http.slow_clients import BODY_TIMEOUT_SEC
 from core.metrics import ERRORS, REQUEST_SECONDS, REQUESTS
 
@@ -42,11 +43,13 @@ class HubMiddleware:
         self,
         app: ASGIApp,
         *,
+        guard: HostGuard,
         max_body_bytes: int,
         webhook_max_body_bytes: int,
         body_timeout_sec: float = BODY_TIMEOUT_SEC,
     ) -> None:
         self.app = app
+        self.guard = guard
         self.max_body = max_body_bytes
         self.webhook_max_body = webhook_max_body_bytes
         self.body_timeout = body_timeout_sec
@@ -72,6 +75,9 @@ class HubMiddleware:
 
         limit = self.webhook_max_body if scope["path"].startswith(WEBHOOK_PREFIXES) else self.max_body
         try:
+            refusal = self.guard.refusal(scope)
+            if refusal is not None:
+                raise refusal
             declared = _content_length(scope)
             if declared is not None and declared > limit:
                 raise PayloadTooLarge(f"request body is larger than {limit} bytes")

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import orjson
 from fastapi import APIRouter, Request
@@ -35,6 +36,8 @@ async def chat_completions(request: Request) -> Response:
     try:
         who = principal(request, "chat")
         chat = parse(await request.body())
+        # An upstream name ("gpt-4o-mini") means the logical model that uses it: same limits and rules.
+        chat = replace(chat, model=request.app.state.hub.models.resolve(chat.model))
         service = request.app.state.hub.chat
         if chat.stream:
             # A refusal (limits, the model down) within the keep-alive period is a JSON error; a
