@@ -223,3 +223,14 @@ async def test_the_hash_embedder_adds_nothing_and_the_provider_answers_like_answ
     prompt = build_prompt("How do I claim travel expenses?", [SCOPE, STEPS])
     completion = await ExtractiveProvider(HashEmbedder()).complete(prompt)
     assert completion.text == answer(prompt) and completion.model == "extractive"
+
+
+class BrokenEmbedder(MeaningEmbedder):
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        raise RuntimeError("model not loaded")
+
+
+async def test_an_embedder_failure_leaves_the_answer_by_words() -> None:
+    prompt = build_prompt("How do I claim travel expenses?", [SCOPE, STEPS])
+    completion = await ExtractiveProvider(BrokenEmbedder({})).complete(prompt)
+    assert completion.text == answer(prompt)

@@ -4,23 +4,26 @@ verbatim and cited, and the document to read for the rest.
 It invents nothing — every line is a sentence or list item of a passage, copied as written —
 which makes it a safe default with no key and no network. A line is chosen for:
 
-- the question's words it holds (idf over the candidate lines; a word found only in the
-  passage's title or heading counts half) and, with a local embedder, its meaning (cosine to
-  the question, normalised per question: the only signal across languages);
+- the question's words it holds (idf over the passages; a word found only in the passage's
+  title or heading counts half) and, with a semantic embedder, its meaning (cosine to the
+  question, normalised per question: across languages the only signal);
 - what the question asks for: a how-to question prefers the steps of a procedure, a
   how-much or when question lines with figures, and a sentence about the document itself
-  ("This guide explains…", "本辦法適用於…") is a weak answer unless the question asks about scope.
+  ("This guide explains…", "本辦法適用於…") is a weak answer unless the question asks about scope;
+- its passage's retrieval score, relative to the best passage's.
 
-A numbered procedure is answered whole; a line that introduces a list brings its items.
+A numbered procedure is answered whole; a line that introduces a list brings its items. The
+answer ends with the sources it quotes and the document to read for the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +32,8 @@ from core.kb.embedders import Embedder, HashEmbedder
 from core.kb.store import Chunk
 from core.kb.text import lexical_terms, split_sentences
 from core.llm.base import Completion, Prompt
+
+log = logging.getLogger("askhub.extractive")
 
 MAX_LINES = 6
 MAX_CHARS = 700
@@ -146,25 +151,28 @@ class ExtractiveProvider:
 
 
 async def answer_async(prompt: Prompt, embedder: Embedder | None = None) -> str:
-    """``answer`` off the event loop. The hash embedder (``embed_sync``) runs in the same
-    worker thread; any other embedder is awaited first (it keeps its own work off the loop)."""
-    lines = _lines(prompt)
+    """``answer`` off the event loop, ranking by meaning too with ``embedder``: one with
+    ``embed_sync`` runs in the same worker thread, any other is awaited (it keeps its own work
+    off the loop)."""
+    embed_sync = getattr(embedder, "embed_sync", None)
+    if embedder is None or embed_sync is not None:
+        return await asyncio.to_thread(_answer, prompt, embed_sync)
+    lines = await asyncio.to_thread(_lines, prompt)
     if not lines:
         return ""
-    texts = [prompt.question, *(line.text for line in lines)]
-    embed_sync = getattr(embedder, "embed_sync", None)
-    vectors: np.ndarray | None = None
-    if embedder is not None and embed_sync is None:
-        try:
-            vectors = await embedder.embed(texts)
-        except Exception:  # ranking by meaning is a refinement: without it, words still rank
-            vectors = None
+    try:
+        rows = await embedder.embed([prompt.question, *(line.text for line in lines)])
+    except Exception as exc:  # ranking by meaning is a refinement: words still rank without it
+        log.warning("sentence embedding failed; ranking by words", extra={"exc": type(exc).__name__})
+        return await asyncio.to_thread(_compose, prompt, lines, None)
+    return await asyncio.to_thread(_compose, prompt, lines, _closeness(rows))
 
-    def run() -> str:
-        rows = embed_sync(texts) if embed_sync is not None else vectors
-        return _compose(prompt, lines, _closeness(rows) if rows is not None else None)
 
-    return await asyncio.to_thread(run)
+def _answer(prompt: Prompt, embed_sync: Callable[[list[str]], np.ndarray] | None) -> str:
+    lines = _lines(prompt)
+    if not lines or embed_sync is None:
+        return _compose(prompt, lines, None)
+    return _compose(prompt, lines, _closeness(embed_sync([prompt.question, *(line.text for line in lines)])))
 
 
 def answer(prompt: Prompt) -> str:
