@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test lint eval bench system-deps
+.PHONY: run test lint eval bench system-deps image
 
 ## make run: set everything up, build the sample index, start the hub on http://127.0.0.1:8000
 run: $(VENV)/.installed
@@ -22,6 +22,17 @@ eval: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/retrieval.py
+
+## make image: build the container image with podman (from python:3.11-slim, or a Debian-built
+## equivalent when no registry answers) and verify it: mounted, its command run in a chroot as
+## its user (deploy/verify_image.py). Needs root and Redis; not part of make test (minutes).
+IMAGE ?= localhost/askhub:dev
+image:
+	@command -v podman >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq podman debootstrap >/dev/null; }
+	deploy/build-image.sh $(IMAGE)
+	$(PYTHON) deploy/verify_image.py $(IMAGE)
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -24,6 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.walled import walled_kb  # noqa: E402
 from core.auth import digest  # noqa: E402
 
 KEY = "ah_overhead-bench-key-00000000"
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--collections", action="store_true", help="two collections, the tenant reads one")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("install wrk (apt-get install wrk)")
@@ -126,9 +128,11 @@ def main() -> None:
         upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
 
         config = tmp / "hub.yaml"
+        kb_dir, walls = walled_kb(tmp) if args.collections else (ROOT / "data" / "kb", {})
+        tenant = {"requests_per_day": 10**9, **({"collections": ["public"]} if walls else {})}
         config.write_text(yaml.safe_dump({"clients": [{"name": "bench", "tenant": "hr", "key_sha256": [digest(KEY)]}],
-                                          "tenants": {"hr": {"requests_per_day": 10**9}}}), encoding="utf-8")  # fmt: skip
-        env = {**os.environ, "HUB_CONFIG": str(config), "INDEX_DIR": str(tmp / "index"), "LOG_FILE": "",
+                                          "tenants": {"hr": tenant}, **walls}), encoding="utf-8")  # fmt: skip
+        env = {**os.environ, "HUB_CONFIG": str(config), "INDEX_DIR": str(tmp / "index"), "LOG_FILE": "", "KB_DIR": str(kb_dir),
                "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": upstream_url, "PORT": str(hub_port),
                "RATE_LIMIT_MAX_PER_USER": str(10**9)}  # fmt: skip
         hub = subprocess.Popen([sys.executable, "-m", "core", "serve"], cwd=ROOT, env=env,

@@ -1,7 +1,10 @@
 """Limit decision latency (memory and Redis) and /ask throughput on cache hits with every
 policy on (auth, per-user limit, tenant quota, cache, usage, metrics), one worker.
 
-    .venv/bin/python bench/governance.py [--redis redis://127.0.0.1:6379/14] [--seconds 10]
+    .venv/bin/python bench/governance.py [--redis redis://127.0.0.1:6379/14] [--seconds 10] [--collections]
+
+``--collections`` splits the knowledge base into two collections and limits the bench tenant
+to one of them (the cost of the wall between doors).
 
 Needs `wrk` (Debian package) for the HTTP load. Prints numbers; asserts nothing.
 """
@@ -25,6 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.walled import walled_kb  # noqa: E402
 from core.auth import digest  # noqa: E402
 from core.state import MemoryBackend, StateBackend  # noqa: E402
 from core.state.base import AdmitPlan  # noqa: E402
@@ -88,6 +92,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--collections", action="store_true", help="two collections, the tenant reads one")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("install wrk (apt-get install wrk)")
@@ -99,9 +104,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="askhub-bench-") as tmp:
         config = Path(tmp) / "hub.yaml"
+        kb_dir, walls = walled_kb(Path(tmp)) if args.collections else (ROOT / "data" / "kb", {})
+        tenant = {"requests_per_day": 100_000_000, **({"collections": ["public"]} if walls else {})}
         config.write_text(yaml.safe_dump({
             "clients": [{"name": "bench", "tenant": "hr", "key_sha256": [digest(KEY)]}],
-            "tenants": {"hr": {"requests_per_day": 100_000_000}},
+            "tenants": {"hr": tenant}, **walls,
         }), encoding="utf-8")  # fmt: skip
         script = Path(tmp) / "ask.lua"
         script.write_text(LUA, encoding="utf-8")
@@ -109,7 +116,7 @@ def main() -> None:
             f"\n/ask cache hits, auth + limit + quota + cache + usage + metrics, 1 worker, {args.connections} connections:"
         )
         for name, redis_url in (("memory", ""), ("redis", args.redis)):
-            env = {"HUB_CONFIG": str(config), "INDEX_DIR": f"{tmp}/index", "LOG_FILE": "",
+            env = {"HUB_CONFIG": str(config), "INDEX_DIR": f"{tmp}/index", "LOG_FILE": "", "KB_DIR": str(kb_dir),
                    "RATE_LIMIT_MAX_PER_USER": "100000000", "REDIS_URL": redis_url}  # fmt: skip
             port = 18300 + (1 if redis_url else 0)
             proc = run_hub(env, port)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m core serve | ingest | eval``."""
+"""Command line: ``python -m core serve | worker | ingest | eval | keys create | keys rotate``."""
 
 from __future__ import annotations
 
@@ -36,11 +36,21 @@ def main(argv: list[str] | None = None) -> int:
     p_create.add_argument("--client", required=True, help="client name, e.g. portal or slack")
     p_create.add_argument("--tenant", required=True, help="tenant (department) the client belongs to")
     p_create.add_argument("--scopes", default="ask,chat", help="comma-separated: ask, chat, admin")
+    p_rotate = keys_sub.add_parser(
+        "rotate", help="print a new key once, and the config entry that keeps the old one for an overlap"
+    )
+    p_rotate.add_argument("--client", required=True, help="a configured client (HUB_CONFIG or HUB_API_KEYS)")
+    p_rotate.add_argument("--overlap-days", type=int, default=14, help="days the old key keeps working (default 14)")
+    p_rotate.add_argument("--valid-days", type=int, default=90, help="the new key's lifetime (default 90; 0: no end)")
     args = parser.parse_args(argv)
-    if args.command == "keys":
+    if args.command == "keys" and args.keys_command == "create":
         return _create_key(args.client, args.tenant, args.scopes)
     try:
         settings = load_settings()
+        if args.command == "keys":
+            from core.keyrotation import rotate
+
+            return rotate(settings, args.client, overlap_days=args.overlap_days, valid_days=args.valid_days)
         if args.command == "serve":
             from core.serve import serve
 
@@ -51,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(run(settings))
             return 0
         if args.command == "ingest":
-            return asyncio.run(_ingest(settings, args.kb_dir or settings.kb_dir, args.rebuild))
+            return asyncio.run(_ingest(settings, args.kb_dir, args.rebuild))
         sets = [(args.questions.parent.name or "sample", args.kb or settings.kb_dir, args.questions)]
         sets += [(d.name, d / "kb", d / "questions.jsonl") for d in args.dataset]
         return asyncio.run(_eval(settings, sets, args.misses))
@@ -60,21 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-async def _ingest(settings: Settings, kb_dir: Path, rebuild: bool) -> int:
+async def _ingest(settings: Settings, kb_dir: Path | None, rebuild: bool) -> int:
+    """Every collection of the settings, or the one folder given on the command line."""
     from core.kb.embedders import make_embedder
-    from core.kb.ingest import IngestError, ingest
+    from core.kb.ingest import IngestError, ingest_settings
 
     embedder = _embedder(settings, make_embedder)
+    if kb_dir is not None:
+        settings = settings.model_copy(update={"kb_dir": kb_dir, "collections": {}})
     try:
-        report = await ingest(
-            kb_dir,
-            settings.index_dir,
-            embedder,
-            chunk_chars=settings.retrieval.chunk_chars,
-            exact_max=settings.retrieval.exact_max_chunks,
-            rebuild=rebuild,
-            progress=True,
-        )
+        report = await ingest_settings(settings, embedder, rebuild=rebuild, progress=True)
     except IngestError as exc:
         print(f"ingest refused: {exc}", file=sys.stderr)
         return 1
@@ -86,12 +91,12 @@ async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_mis
     from core.kb import store
     from core.kb.embedders import make_embedder
     from core.kb.evaluate import declined, evaluate, read_questions
-    from core.kb.ingest import IngestError, ingest
+    from core.kb.ingest import IngestError, ingest, vector_cache_path
     from core.kb.retriever import Retriever
 
     embedder = _embedder(settings, make_embedder)
-    retriever = Retriever(embedder, lexical_weight=settings.retrieval.lexical_weight)
-    print(f"embedder {embedder.name}, lexical weight {settings.retrieval.lexical_weight}")
+    retriever = Retriever.from_settings(embedder, settings.retrieval)
+    print(f"embedder {embedder.name}, lexical weight {retriever.lexical_weight}")
     for name, kb_dir, questions_path in sets:
         try:
             questions = read_questions(questions_path)
@@ -106,13 +111,15 @@ async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_mis
                     embedder,
                     chunk_chars=settings.retrieval.chunk_chars,
                     exact_max=settings.retrieval.exact_max_chunks,
+                    cache=vector_cache_path(settings),
+                    progress=True,
                 )
             except IngestError as exc:
                 print(f"{name}: {exc}", file=sys.stderr)
                 return 1
             index = store.load(Path(tmp))
             assert index is not None
-            report = await evaluate(name, index, retriever, questions)
+            report = await evaluate(name, index, retriever, questions, settings.retrieval.min_score)
             offtopic = questions_path.parent / "offtopic.jsonl"
             declined_line = ""
             if offtopic.is_file():

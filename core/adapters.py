@@ -1,25 +1,46 @@
 """How core finds the platform adapters without depending on them.
 
-An adapter is a package ``adapters/<platform>/`` whose ``__init__`` offers:
+An adapter is a package ``adapters/<platform>/`` whose ``__init__`` offers one function:
 
-    def mount(app: FastAPI, hub: Hub) -> bool
-        When the platform's credentials are configured: add its HTTP routes to the app and
-        register its job handlers with ``hub.jobs``. Returns True when it did.
+    def load(door: Door, *, clients: bool) -> Loaded | None
+        When the platform's credentials are configured: declare its job kinds with
+        ``door.inbox`` (now, before the hub starts: a late kind is refused) and return its
+        HTTP routes and, with ``clients``, the long-running clients (Slack Socket Mode, the
+        Discord gateway bot) to run beside the app. None when the platform is off.
 
-    def runners(hub: Hub) -> list[Callable[[], Awaitable[None]]]
-        Long-running clients (Slack Socket Mode, the Discord gateway) to run beside the
-        app, when configured. ``python -m core serve`` runs them; ``uvicorn core.app:app``
-        with many workers does not (run ``python -m adapters.<platform>`` for those).
-
-Core imports them by name only, so adapters depend on core and never the reverse.
+``python -m core serve`` loads with clients; ``uvicorn core.app:app`` without (run
+``python -m adapters.<platform>`` for those); ``python -m core worker`` loads the same
+declarations and serves no route. Core imports adapters by name only, so adapters depend
+on core and never the reverse.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from types import ModuleType
 
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.inbox.door import Door
+
+log = logging.getLogger("askhub.adapters")
+
 ADAPTERS = ("adapters.slack", "adapters.line", "adapters.discord")
+Endpoint = Callable[[Request], Awaitable[Response]]
+Runner = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Loaded:
+    """What a loaded adapter adds to a process: POST routes (path -> endpoint) and clients."""
+
+    name: str
+    routes: dict[str, Endpoint] = field(default_factory=dict)
+    runners: list[Runner] = field(default_factory=list)
 
 
 def installed() -> list[ModuleType]:
@@ -32,3 +53,14 @@ def installed() -> list[ModuleType]:
                 continue  # that adapter is not part of this installation
             raise
     return modules
+
+
+def load_all(door: Door, *, clients: bool) -> list[Loaded]:
+    """Every configured adapter, its job kinds declared."""
+    loaded = []
+    for module in installed():
+        got = module.load(door, clients=clients)
+        if got is not None:
+            log.info("adapter %s loaded", got.name)
+            loaded.append(got)
+    return loaded

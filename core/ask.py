@@ -16,24 +16,24 @@ from typing import Any
 import orjson
 
 from core import logs
+from core.accounting import Accounting
+from core.auth.collections import CollectionPolicy
 from core.auth.principal import Principal
 from core.auth.service import fingerprint
 from core.cache import AnswerCache
 from core.config import Settings
 from core.conversation import Conversations
 from core.errors import BadRequest, HubError, Unavailable
+from core.feedback import FeedbackStore
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Hit, Retriever
-from core.limits import Governor
 from core.llm.base import Completion, Message
 from core.llm.gateway import ModelGateway
 from core.llm.prompt import build_prompt, language_of
 from core.messages import NO_KNOWLEDGE
-from core.metrics import ASKS, COST, RETRIEVAL_SECONDS, TENANT_TOKENS
+from core.metrics import ASKS, RETRIEVAL_SECONDS, SOURCES
 from core.pii import redact
 from core.schema import Admission, AskRequest, AskResult, Source, Usage
-from core.stats import Stats
-from core.usage import UsageLedger
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,19 @@ def clean_question(text: str, max_chars: int) -> str:
     return question
 
 
+def conversation_key(request: AskRequest, who: Principal) -> str | None:
+    """Whose conversation this is: a platform thread belongs to its platform and tenant, any
+    other conversation to its asker (tenant, client, user). The same id sent by someone else
+    names a different, empty conversation."""
+    if not request.conversation_id:
+        return None
+    if request.platform in CHAT_PLATFORMS:
+        owner = f"{request.platform}\x1f{who.tenant}"
+    else:
+        owner = f"{who.tenant}\x1f{who.client}\x1f{who.user}"
+    return f"{fingerprint(owner)}:{request.conversation_id}"
+
+
 class AskService:
     def __init__(
         self,
@@ -64,21 +77,23 @@ class AskService:
         retriever: Retriever,
         models: ModelGateway,
         conversations: Conversations,
-        stats: Stats,
+        feedback: FeedbackStore,
+        accounting: Accounting,
     ) -> None:
         self._settings = settings
         self._index = index
         self._retriever = retriever
         self._models = models
         self._conversations = conversations
-        self._stats = stats
+        self._feedback = feedback
+        self._accounting = accounting
+        self._stats = accounting.stats
 
-    def use(self, settings: Settings, *, governor: Governor, cache: AnswerCache, usage: UsageLedger) -> None:
+    def use(self, settings: Settings, *, cache: AnswerCache, collections: CollectionPolicy) -> None:
         """The policies in force (replaced as a whole when the config changes)."""
         self._settings = settings
-        self._governor = governor
         self._cache = cache
-        self._usage = usage
+        self._collections = collections
 
     async def ask(self, request: AskRequest, principal: Principal | None = None) -> AskResult:
         """Answer one question. ``principal`` is the authenticated caller of an HTTP route;
@@ -110,28 +125,38 @@ class AskService:
         outcome = "error"
         admission = None
         try:
-            who = principal or Principal(request.client, request.tenant, request.user, frozenset({"ask"}))
+            who = self._asker(request, principal)
             # The audit's route: the chat platform, or the HTTP route the caller used.
-            admission = await self._governor.admit(
+            admission = await self._accounting.admit(
                 who, request.platform if request.platform in CHAT_PLATFORMS else "/ask"
             )
             if on_admission is not None:
                 on_admission(admission)
-            async for event in self._answer(request, started, streaming):
+            async for event in self._answer(request, who, started, streaming):
                 if isinstance(event, AskResult):
                     outcome = "cached" if event.cached else event.outcome
                     event = replace(event, admission=admission)
                     self._record(request, event)
+                    await self._feedback.answered(request.request_id, tenant=who.tenant, client=who.client)
                 yield event
         except HubError as exc:
             outcome = exc.type
-            self._stats.failed(limited=exc.type == "rate_limited", error=exc.status >= 500)
-            if admission is not None:  # limit headers go on every admitted request's response
+            if admission is not None:  # a refusal by the limits was counted as it was raised
+                self._accounting.failed(exc)
+                # Limit headers go on every admitted request's response.
                 for name, value in admission.headers().items():
                     exc.headers.setdefault(name, value)
             raise
         finally:
             ASKS.labels(request.platform, outcome).inc()
+
+    def _asker(self, request: AskRequest, principal: Principal | None) -> Principal:
+        """The caller, with the collections it may read resolved once for the whole request.
+        An adapter's request stands for its platform client and the tenant its map chose."""
+        if principal is not None and principal.collections is not None:
+            return principal
+        who = principal or Principal(request.client, request.tenant, request.user, frozenset({"ask"}))
+        return replace(who, collections=self._collections.readable(who.tenant, who.client))
 
     def _record(self, request: AskRequest, result: AskResult) -> None:
         row = {"request_id": request.request_id, "tenant": request.tenant, "platform": request.platform,
@@ -141,14 +166,18 @@ class AskService:
         self._stats.answered(tenant=request.tenant, latency_ms=result.latency_ms, tokens=tokens,
                              cost=result.usage.cost_usd, cached=result.cached, entry=row)  # fmt: skip
 
-    async def _answer(self, request: AskRequest, started: float, streaming: bool) -> AsyncIterator[Delta | AskResult]:
+    async def _answer(
+        self, request: AskRequest, who: Principal, started: float, streaming: bool
+    ) -> AsyncIterator[Delta | AskResult]:
         settings = self._settings
+        readable = who.collections or frozenset()
         question = clean_question(request.question, settings.requests.max_question_chars)
         index = self._index.current
         if index is None:
             raise Unavailable(self._index.error or "the knowledge base is not loaded yet", retry_after=5)
         top_k = request.top_k or settings.retrieval.top_k
-        history = await self._conversations.history(request.conversation_id)
+        conversation = conversation_key(request, who)
+        history = await self._conversations.history(conversation)
         # Rules look at the question; earlier turns go into the prompt, so personal data in
         # any of them routes locally too.
         route = self._models.route(
@@ -156,31 +185,36 @@ class AskService:
             earlier=" ".join(f"{t.question} {t.answer}" for t in history),
             tenant=request.tenant,
             platform=request.platform,
-            tenant_label=self._governor.tenant_label(request.tenant),
+            tenant_label=self._accounting.tenant_label(request.tenant),
         )
         if route.pii:
             self._stats.pii()
-        key = AnswerCache.key(question, index.version, f"{route.name}|k{top_k}")
+        temperature = settings.llm.temperature if request.temperature is None else request.temperature
+        # Everything that changes the answer is in its cache scope: who may read what, the route,
+        # how many passages, the temperature. Askers with the same scope share entries.
+        scope = AnswerCache.scope(readable, route.name, top_k, temperature)
+        key = AnswerCache.key(question, index.version, scope)
         # A follow-up depends on its conversation: never answered from (or into) the plain cache.
-        hit = None if history else await self._cache.get(key, tenant=request.tenant, question=question)
+        hit = None if history else await self._cache.get(key, tenant=request.tenant, scope=scope, question=question)
         if hit is not None:
             cached = orjson.loads(hit)
             if streaming:
                 yield Delta(cached["answer"])
-            await self._conversations.add(request.conversation_id, question, cached["answer"])
+            await self._conversations.add(conversation, question, cached["answer"])
             yield self._finish(request, question, started, cached, Usage(), cached=True, route=route.name)
             return
 
         t0 = time.perf_counter()
         context = history[-1].question if history else ""
-        hits = await self._retriever.search(index, question, top_k, context=context, route=route, history=history)
+        hits = await self._retriever.search(
+            index, question, top_k, context=context, collections=readable, route=route, history=history
+        )
         RETRIEVAL_SECONDS.observe(time.perf_counter() - t0)
         relevant = [h for h in hits if h.score >= settings.retrieval.min_score]
         completion: Completion | None = None
         if relevant:
             turns = [m for t in history for m in (Message("user", t.question), Message("assistant", t.answer))]
             prompt = build_prompt(question, relevant, turns)
-            temperature = settings.llm.temperature if request.temperature is None else request.temperature
             # Chat platforms' events were acknowledged already: their answers may wait for a busy model.
             patient = request.platform in CHAT_PLATFORMS
             if streaming:
@@ -199,10 +233,12 @@ class AskService:
         if streaming and data["model"] == "none":
             yield Delta(data["answer"])
         if completion is not None:
-            await self._governor.charge_tokens(request.tenant, completion.prompt_tokens + completion.completion_tokens)
+            await self._accounting.charge_tokens(
+                request.tenant, completion.prompt_tokens + completion.completion_tokens
+            )
         if not history:
-            await self._cache.put(key, orjson.dumps(data), tenant=request.tenant, question=question)
-        await self._conversations.add(request.conversation_id, question, data["answer"])
+            await self._cache.put(key, orjson.dumps(data), tenant=request.tenant, scope=scope, question=question)
+        await self._conversations.add(conversation, question, data["answer"])
         yield self._finish(request, question, started, data, usage, cached=False, route=route.name)
 
     def _outcome(
@@ -211,8 +247,12 @@ class AskService:
         if completion is None or not completion.text:
             answer = NO_KNOWLEDGE[language_of(question)]
             return {"answer": answer, "model": "none", "outcome": "no_knowledge", "sources": []}, Usage()
-        cost = self._usage.cost(completion.model, completion.prompt_tokens, completion.completion_tokens)
-        sources = [Source(h.chunk.id, h.chunk.title, h.chunk.text, h.score).as_dict() for h in relevant]
+        cost = self._accounting.cost(completion.model, completion.prompt_tokens, completion.completion_tokens)
+        for hit in relevant:
+            SOURCES.labels(hit.chunk.collection).inc()
+        sources = [
+            Source(h.chunk.id, h.chunk.title, h.chunk.text, h.score, h.chunk.collection).as_dict() for h in relevant
+        ]
         data = {
             "answer": completion.text,
             "model": completion.model,
@@ -234,18 +274,9 @@ class AskService:
     ) -> AskResult:
         model = data["model"]
         if model != "none":
-            tenant = self._governor.tenant_label(request.tenant)
-            COST.labels(tenant, model).inc(usage.cost_usd)
-            TENANT_TOKENS.labels(tenant, model).inc(usage.prompt_tokens + usage.completion_tokens)
-            self._usage.record(
-                tenant=request.tenant,
-                client=request.client,
-                model=model,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost=usage.cost_usd,
-                cached=cached,
-            )
+            self._accounting.record(tenant=request.tenant, client=request.client, model=model,
+                                    prompt=usage.prompt_tokens, completion=usage.completion_tokens, cached=cached,
+                                    forwarded=False)  # fmt: skip
         sources = [Source(**s) for s in data["sources"]]
         latency_ms = (time.perf_counter() - started) * 1000
         logs.query(

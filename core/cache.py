@@ -1,8 +1,10 @@
-"""The answer cache: one for every client, tenant and platform (one knowledge base).
+"""The answer cache: one for every client, tenant and platform that reads the same collections.
 
-Exact entries are keyed by the normalised question, the index version and the model route
-— never by platform — so a question answered for the portal is a hit for Slack. The
-optional semantic cache is scoped to a tenant and is deliberately strict: besides a very
+Exact entries are keyed by the normalised question, the index version and the answer's scope —
+the collections the asker may read and every setting that changes an answer (route, top_k,
+temperature) — never by platform, so a question answered for the portal is a hit for Slack,
+and never across a wall between collections. The optional semantic cache is scoped to a
+tenant and to that same answer scope, and is deliberately strict: besides a very
 high embedding similarity it wants the same numbers and nearly the same words, because
 "sick leave" and "annual leave" look alike to an embedding and must not share an answer.
 """
@@ -52,17 +54,26 @@ class AnswerCache:
         self._semantic: dict[str, tuple[float, list[_Entry]]] = {}
 
     @staticmethod
-    def key(question: str, index_version: int, route: str) -> str:
-        raw = f"{index_version}\x1f{route}\x1f{normalise(question)}"
+    def scope(collections: frozenset[str], route: str, top_k: int, temperature: float) -> str:
+        """What besides the question decides an answer; equal scopes may share entries."""
+        return f"{','.join(sorted(collections))}\x1f{route}\x1fk{top_k}\x1ft{temperature:g}"
+
+    @staticmethod
+    def key(question: str, index_version: int, scope: str) -> str:
+        raw = f"{index_version}\x1f{scope}\x1f{normalise(question)}"
         return "cache:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
-    async def get(self, key: str, *, tenant: str, question: str) -> bytes | None:
+    @staticmethod
+    def _semantic_list(tenant: str, scope: str) -> str:
+        return f"semantic:{tenant}:{hashlib.sha256(scope.encode('utf-8')).hexdigest()[:16]}"
+
+    async def get(self, key: str, *, tenant: str, scope: str, question: str) -> bytes | None:
         if not self._settings.enabled:
             return None
         try:
             value = await self._backend.get(key)
             if value is None and self._settings.semantic.enabled:
-                similar = await self._similar(tenant, question)
+                similar = await self._similar(self._semantic_list(tenant, scope), question)
                 value = await self._backend.get(similar) if similar else None
                 CACHE.labels("semantic", "hit" if value else "miss").inc()
                 return value
@@ -72,7 +83,7 @@ class AnswerCache:
         CACHE.labels("exact", "hit" if value else "miss").inc()
         return value
 
-    async def put(self, key: str, value: bytes, *, tenant: str, question: str) -> None:
+    async def put(self, key: str, value: bytes, *, tenant: str, scope: str, question: str) -> None:
         if not self._settings.enabled:
             return
         try:
@@ -80,15 +91,14 @@ class AnswerCache:
             if self._settings.semantic.enabled:
                 vector = self._embedder.embed_sync([normalise(question)])[0].astype(np.float16)
                 entry = orjson.dumps({"k": key, "v": base64.b64encode(vector.tobytes()).decode(), "q": question})
-                await self._backend.list_push(
-                    f"semantic:{tenant}", entry, self._settings.semantic.max_entries, self._settings.ttl_sec
-                )
-                self._semantic.pop(tenant, None)
+                where = self._semantic_list(tenant, scope)
+                await self._backend.list_push(where, entry, self._settings.semantic.max_entries, self._settings.ttl_sec)
+                self._semantic.pop(where, None)
         except BackendUnavailable:
             BACKEND_ERRORS.labels("cache").inc()
 
-    async def _similar(self, tenant: str, question: str) -> str | None:
-        entries = await self._entries(tenant)
+    async def _similar(self, where: str, question: str) -> str | None:
+        entries = await self._entries(where)
         if not entries:
             return None
         norm = normalise(question)
@@ -106,12 +116,12 @@ class AnswerCache:
                 return entry.key
         return None
 
-    async def _entries(self, tenant: str) -> list[_Entry]:
-        """The tenant's recent questions, re-read from the backend every couple of seconds."""
-        cached = self._semantic.get(tenant)
+    async def _entries(self, where: str) -> list[_Entry]:
+        """Recent questions of one tenant and scope, re-read from the backend every couple of seconds."""
+        cached = self._semantic.get(where)
         if cached and time.monotonic() - cached[0] < SEMANTIC_REFRESH_SEC:
             return cached[1]
-        raw = await self._backend.list_range(f"semantic:{tenant}", self._settings.semantic.max_entries)
+        raw = await self._backend.list_range(where, self._settings.semantic.max_entries)
         entries = []
         for item in raw:
             data = orjson.loads(item)
@@ -119,5 +129,5 @@ class AnswerCache:
             vector = np.frombuffer(base64.b64decode(data["v"]), dtype=np.float16)
             words = frozenset(lexical_terms(question))
             entries.append(_Entry(vector, data["k"], words, sorted(_DIGITS.findall(question))))
-        self._semantic[tenant] = (time.monotonic(), entries)
+        self._semantic[where] = (time.monotonic(), entries)
         return entries

@@ -3,12 +3,16 @@
 Any OpenAI SDK client can use the hub with a hub key instead of a provider key. ``model``
 names a logical model the client may use, ``auto`` lets the routing rules decide, and
 ``kb`` adds the knowledge base: the last user message is looked up and the passages are
-given to the model as numbered context. Personal data anywhere in the conversation
-routes to a local model whatever was asked for.
+given to the model as numbered context. Personal data anywhere in the body — every
+message part, names, tool calls and their arguments, tools, ``user``, ``metadata`` — routes
+to a local model whatever was asked for. What the hub cannot read for personal data (image,
+audio or file bytes) it does not forward: such a request is refused with a 400.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,12 +21,12 @@ from typing import Any
 
 import orjson
 
+from core.accounting import Accounting
 from core.auth.principal import Principal
 from core.config import Settings
-from core.errors import BadRequest, Forbidden, HubError, InvalidType, NotFound
+from core.errors import BadRequest, Forbidden, InvalidType, NotFound
 from core.kb.holder import IndexHolder
-from core.kb.retriever import Retriever
-from core.limits import Governor
+from core.kb.retriever import Hit, Retriever
 from core.llm.extractive import answer as extractive_answer
 from core.llm.forwarder import Forwarded, Forwarder
 from core.llm.gateway import ModelGateway
@@ -30,14 +34,16 @@ from core.llm.prompt import SYSTEM, build_prompt, context_block, language_of
 from core.llm.routing import ModelSpec, Route
 from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
-from core.metrics import COST, LLM_TOKENS, PII_ROUTED, TENANT_TOKENS
+from core.metrics import PII_ROUTED
 from core.pii import has_pii
 from core.schema import Admission
-from core.stats import Stats
-from core.usage import UsageLedger
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 VIRTUAL = ("auto", "kb")
+TEXT_PARTS = frozenset({"text", "input_text"})
+BINARY_KEYS = frozenset({"input_audio", "file_data"})  # base64 bytes: nothing to read for personal data
+_DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*(?:;base64)?,", re.I)
+SCAN_INLINE_CHARS = 4096  # longer bodies are scanned off the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +51,7 @@ class ChatRequest:
     body: dict[str, Any]  # the client's request, forwarded as is but for ``model``
     model: str
     question: str  # the last user message: what routing and retrieval look at
-    text: str  # every message's text: what the PII check looks at
+    text: str  # every string in the body: what the PII check looks at
     stream: bool
 
 
@@ -65,15 +71,13 @@ def parse(raw: bytes) -> ChatRequest:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list")
-    texts: list[str] = []
     question = ""
     for n, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             raise InvalidType(f"messages.{n}: needs a role of {', '.join(sorted(ROLES))}")
         content = _text(message.get("content"))
         if content is None:
-            raise InvalidType(f"messages.{n}.content: must be a string or a list of text parts")
-        texts.append(content)
+            raise InvalidType(f"messages.{n}.content: must be a string or a list of content parts")
         if message["role"] == "user":
             question = content
     model = body.get("model", "auto")
@@ -82,105 +86,138 @@ def parse(raw: bytes) -> ChatRequest:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidType("stream: must be a boolean")
-    return ChatRequest(body, model, question, "\n".join(texts), stream)
+    strings: list[str] = []
+    _strings(body, strings)
+    return ChatRequest(body, model, question, "\n".join(strings), stream)
+
+
+def _strings(body: Any, into: list[str]) -> None:
+    """Every string in the body, keys included, so personal data has nowhere to hide; bytes the
+    hub cannot read (a data: URL, base64 audio or files) are refused rather than sent unread.
+    Iterative: a deeply nested body is walked, not a recursion error."""
+    stack: list[tuple[Any, str]] = [(body, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if _DATA_URL.match(value):
+                raise BadRequest(f"{where}: inline data (a data: URL) cannot be checked for personal data; link it")
+            into.append(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                at = f"{where}.{key}" if where else str(key)
+                if key in BINARY_KEYS and item:
+                    raise BadRequest(f"{at}: audio and file bytes cannot be checked for personal data")
+                into.append(str(key))
+                stack.append((item, at))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}.{i}") for i, item in enumerate(value))
 
 
 def _text(content: Any) -> str | None:
     if content is None or isinstance(content, str):
         return content or ""
-    if isinstance(content, list):
-        parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        parts = [p.get("text", "") for p in content if p.get("type") in TEXT_PARTS]
         if all(isinstance(p, str) for p in parts):
             return "\n".join(parts)
     return None
 
 
+async def contains_pii(text: str) -> bool:
+    """The /v1 body's verdict; a long body is read on a worker thread, not on the event loop."""
+    if len(text) <= SCAN_INLINE_CHARS:
+        return has_pii(text)
+    return await asyncio.to_thread(has_pii, text)
+
+
 class ChatService:
-    def __init__(self, *, index: IndexHolder, retriever: Retriever, models: ModelGateway, stats: Stats) -> None:
+    """What is specific to the OpenAI shape: the body relayed as is, virtual models, SSE lines.
+    Admission and accounting are the core's (core/accounting.py), as for /ask."""
+
+    def __init__(
+        self, *, index: IndexHolder, retriever: Retriever, models: ModelGateway, accounting: Accounting
+    ) -> None:
         self._index = index
         self._retriever = retriever
         self._models = models
-        self._stats = stats
+        self._accounting = accounting
         self._forwarder = Forwarder()
 
-    def use(self, settings: Settings, *, governor: Governor, usage: UsageLedger) -> None:
+    def use(self, settings: Settings) -> None:
         self._settings = settings
-        self._governor = governor
-        self._usage = usage
         self._allowed = {c.name: c.models for c in settings.clients if c.models is not None}
 
     def model_ids(self, principal: Principal) -> list[str]:
         allowed = self._allowed.get(principal.client)
-        ids = [*VIRTUAL, *self._models.router.specs]
+        ids = [*VIRTUAL, *self._models.names]
         return [m for m in ids if allowed is None or m in allowed]
-
-    async def _admit(self, principal: Principal) -> Admission:
-        try:
-            return await self._governor.admit(principal, "/v1/chat/completions")
-        except HubError as exc:
-            self._stats.failed(limited=exc.type == "rate_limited", error=exc.status >= 500)
-            raise
 
     async def _plan(self, chat: ChatRequest, principal: Principal) -> tuple[Route, dict[str, Any]]:
         if chat.model not in self.model_ids(principal):
-            if chat.model in VIRTUAL or chat.model in self._models.router.specs:
+            if chat.model in VIRTUAL or self._models.spec(chat.model) is not None:
                 raise Forbidden(f"this client may not use the model '{chat.model}'")
             raise NotFound(f"the model '{chat.model}' does not exist; GET /v1/models lists them")
         body = chat.body
         if chat.model == "kb":
-            body = {**body, "messages": [await self._context(chat.question), *body["messages"]]}
-        pii = has_pii(chat.text)
+            body = {**body, "messages": [await self._context(chat.question, principal), *body["messages"]]}
+        pii = await contains_pii(chat.text)
         if pii:
-            PII_ROUTED.labels(self._governor.tenant_label(principal.tenant)).inc()
-            self._stats.pii()
-        router = self._models.router
-        spec = router.by_name(chat.model)
+            PII_ROUTED.labels(self._accounting.tenant_label(principal.tenant)).inc()
+            self._accounting.stats.pii()
+        spec = self._models.spec(chat.model)
         if spec is not None and (spec.local or not pii):
             return Route(chat.model, (spec,), pii), body
-        return router.route(chat.question, pii=pii, tenant=principal.tenant, platform="v1"), body
+        return self._models.rules(chat.question, pii=pii, tenant=principal.tenant, platform="v1"), body
 
-    async def _context(self, question: str) -> dict[str, str]:
+    async def _relevant(self, question: str, principal: Principal) -> list[Hit]:
+        """Passages for the question from the collections this caller may read, and no other."""
         index = self._index.current
-        hits = await self._retriever.search(index, question, self._settings.retrieval.top_k) if index else []
-        relevant = [h for h in hits if h.score >= self._settings.retrieval.min_score]
+        if index is None:
+            return []
+        top_k = self._settings.retrieval.top_k
+        hits = await self._retriever.search(index, question, top_k, collections=principal.collections or frozenset())
+        return [h for h in hits if h.score >= self._settings.retrieval.min_score]
+
+    async def _context(self, question: str, principal: Principal) -> dict[str, str]:
+        relevant = await self._relevant(question, principal)
         block = context_block(relevant) if relevant else "(nothing relevant in the knowledge base)"
         return {"role": "system", "content": f"{SYSTEM}\n\nContext:\n{block}"}
 
     async def complete(self, chat: ChatRequest, principal: Principal) -> ChatReply:
         started = time.perf_counter()
-        admission = await self._admit(principal)
+        admission = await self._accounting.admit(principal, "/v1/chat/completions")
         route, body = await self._plan(chat, principal)
 
         async def attempt(spec: ModelSpec) -> Forwarded:
             if spec.provider == "extractive":
-                return await self._extractive(chat, spec)
+                return await self._extractive(chat, spec, principal)
             return await self._forwarder.complete(spec, {**body, "model": spec.upstream, "stream": False})
 
-        reply, _ = await self._models.resilience.call(route, attempt)
+        reply = await self._models.call(route, attempt)
         usage = reply.data.get("usage")
         model = str(reply.data.get("model") or route.models[0].upstream)
         if isinstance(usage, dict):
             prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
         else:  # the upstream did not say: count what went up and what came back
             prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_reply_text(reply.data))
-        await self._account(principal, model, prompt, completion, started)
+        await self._accounting.forwarded(principal, model, prompt, completion, _ms_since(started))
         return ChatReply(reply.body, admission)
 
     async def stream(self, chat: ChatRequest, principal: Principal) -> tuple[Admission, AsyncIterator[bytes]]:
         """Upstream ``data:`` lines for the client. Failures before the first line raise;
         after it, the stream ends with an error line (the SDKs raise on it), not [DONE]."""
         started = time.perf_counter()
-        admission = await self._admit(principal)
+        admission = await self._accounting.admit(principal, "/v1/chat/completions")
         route, body = await self._plan(chat, principal)
         wants_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
 
         def open_stream(spec: ModelSpec) -> AsyncIterator[bytes]:
             if spec.provider == "extractive":
-                return self._extractive_stream(chat, spec)
+                return self._extractive_stream(chat, spec, principal)
             return self._forwarder.stream(spec, {**upstream_body, "model": spec.upstream})
 
-        lines = self._models.resilience.stream(route, open_stream)
+        lines = self._models.relay(route, open_stream)
         first = await anext(lines)
         return admission, self._relay(first, lines, principal, body, wants_usage, started)
 
@@ -213,31 +250,10 @@ class ChatService:
             prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
         else:
             prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_streamed_text(sent))
-        await self._account(principal, model, prompt, completion, started)
+        await self._accounting.forwarded(principal, model, prompt, completion, _ms_since(started))
 
-    async def _account(self, principal: Principal, model: str, prompt: int, completion: int, started: float) -> None:
-        cost = self._usage.cost(model, prompt, completion)
-        latency = (time.perf_counter() - started) * 1000
-        self._stats.answered(tenant=principal.tenant, latency_ms=latency, tokens=prompt + completion, cost=cost,
-                             cached=False)  # fmt: skip
-        LLM_TOKENS.labels(model, "prompt").inc(prompt)
-        LLM_TOKENS.labels(model, "completion").inc(completion)
-        tenant = self._governor.tenant_label(principal.tenant)
-        COST.labels(tenant, model).inc(cost)
-        TENANT_TOKENS.labels(tenant, model).inc(prompt + completion)
-        self._usage.record(
-            tenant=principal.tenant,
-            client=principal.client,
-            model=model,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost=cost,
-            cached=False,
-        )
-        await self._governor.charge_tokens(principal.tenant, prompt + completion)
-
-    async def _extractive(self, chat: ChatRequest, spec: ModelSpec) -> Forwarded:
-        text = await self._extractive_text(chat.question)
+    async def _extractive(self, chat: ChatRequest, spec: ModelSpec, principal: Principal) -> Forwarded:
+        text = await self._extractive_text(chat.question, principal)
         data = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -248,8 +264,10 @@ class ChatService:
         }
         return Forwarded(orjson.dumps(data), data)
 
-    async def _extractive_stream(self, chat: ChatRequest, spec: ModelSpec) -> AsyncIterator[bytes]:
-        text = await self._extractive_text(chat.question)
+    async def _extractive_stream(
+        self, chat: ChatRequest, spec: ModelSpec, principal: Principal
+    ) -> AsyncIterator[bytes]:
+        text = await self._extractive_text(chat.question, principal)
         base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": spec.upstream}  # fmt: skip
         pieces = [
@@ -263,15 +281,17 @@ class ChatService:
         yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage})
         yield b"data: [DONE]"
 
-    async def _extractive_text(self, question: str) -> str:
-        index = self._index.current
-        hits = await self._retriever.search(index, question, self._settings.retrieval.top_k) if index else []
-        relevant = [h for h in hits if h.score >= self._settings.retrieval.min_score]
+    async def _extractive_text(self, question: str, principal: Principal) -> str:
+        relevant = await self._relevant(question, principal)
         text = extractive_answer(build_prompt(question, relevant)) if relevant else ""
         return text or NO_KNOWLEDGE[language_of(question)]
 
     async def aclose(self) -> None:
         await self._forwarder.aclose()
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _has_usage(line: bytes) -> bool:

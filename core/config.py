@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -50,7 +52,11 @@ class RetrievalSettings(_Section):
     # A chunk below this fused score is not evidence: the hub says it does not know.
     min_score: float = Field(0.06, ge=0.0, le=1.0)
     # Weight of the lexical (BM25) score in the fused score; the rest is the dense score.
-    lexical_weight: float = Field(0.8, ge=0.0, le=1.0)
+    # Unset: what was tuned for the embedder (hash 0.8, a semantic model 0.3).
+    lexical_weight: float | None = Field(None, ge=0.0, le=1.0)
+    # A semantic model's "I don't know" floor: a question whose best cosine similarity (plus a
+    # tenth of its BM25 share) is below it matches nothing. Unset: the embedder's calibrated one.
+    min_similarity: float | None = Field(None, ge=0.0, le=1.0)
     # Above this many chunks the dense index is approximate (IVF, 8-bit codes) instead of exact.
     exact_max_chunks: int = Field(5000, ge=1)
     chunk_chars: int = Field(600, ge=100, le=8000)
@@ -87,13 +93,28 @@ class BurstSettings(_Section):
     refill_per_sec: float = Field(gt=0)
 
 
+class KeyDigest(_Section):
+    """One client key, as its SHA-256 digest; ``expires`` (a UTC date) is its last valid day."""
+
+    sha256: str = Field(validation_alias=AliasChoices("sha256", "digest"))
+    expires: date | None = None
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
+            raise ValueError("each entry must be a SHA-256 hex digest (64 hex characters)")
+        return value.lower()
+
+
 class ClientSettings(_Section):
     """A front end (portal, Slack, an internal service) and the tenant it belongs to."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     tenant: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     scopes: list[Scope] = ["ask", "chat"]
-    key_sha256: list[str] = []
+    # Each entry is a digest, or {sha256: <digest>, expires: YYYY-MM-DD} for a key that ends.
+    key_sha256: list[KeyDigest] = []
     models: list[str] | None = None  # logical models it may name on /v1 (None: all)
     collections: list[str] | None = None  # narrows its tenant's collections (None: the tenant's)
     rate_limit: RateLimitOverride | None = None
@@ -101,13 +122,10 @@ class ClientSettings(_Section):
     # Allowed through when the shared backend is down and limits fail closed.
     exempt_when_backend_down: bool = False
 
-    @field_validator("key_sha256")
+    @field_validator("key_sha256", mode="before")
     @classmethod
-    def _hashes(cls, value: list[str]) -> list[str]:
-        for digest in value:
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
-                raise ValueError("each entry must be a SHA-256 hex digest (64 hex characters)")
-        return [d.lower() for d in value]
+    def _plain_digests(cls, value: Any) -> Any:
+        return [{"sha256": d} if isinstance(d, str) else d for d in value] if isinstance(value, list) else value
 
 
 _NAME = r"^[A-Za-z0-9_.-]+$"
@@ -287,13 +305,14 @@ class DiscordSettings(_Section):
 class Settings(_Section):
     port: int = Field(8000, ge=1, le=65535)
     host: str = "127.0.0.1"
+    worker_port: int | None = Field(None, ge=1, le=65535)  # `core worker` serves /healthz, /readyz, /metrics here
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     chat_model: str = "gpt-4o-mini"
     large_model: str = "gpt-4o"
     local_llm_base_url: str | None = None
     local_llm_model: str | None = None
-    embeddings: str = "hash"
+    embeddings: str = "e5"
     kb_dir: Path = Path("data/kb")
     index_dir: Path = Path("var/index")
     hub_api_keys: list[str] = []
@@ -301,6 +320,7 @@ class Settings(_Section):
     rate_limit_window_sec: float = Field(60.0, gt=0)
     redis_url: str | None = None
     hub_allowed_origins: list[str] = []
+    hub_allowed_hosts: list[str] = []  # Host names the app answers (with PUBLIC_URL's); empty: any
     log_file: str | None = "gateway.log"
     log_format: Literal["json", "text"] = "json"
     slack_bot_token: SecretStr | None = None
@@ -369,9 +389,9 @@ class Settings(_Section):
     @field_validator("embeddings")
     @classmethod
     def _embeddings(cls, value: str) -> str:
-        if value == "hash" or (value.startswith("openai:") and len(value) > len("openai:")):
+        if value in ("e5", "hash") or (value.startswith("openai:") and len(value) > len("openai:")):
             return value
-        raise ValueError("must be 'hash' or 'openai:<model>'")
+        raise ValueError("must be 'e5', 'hash' or 'openai:<model>'")
 
     @field_validator("hub_api_keys")
     @classmethod
@@ -408,12 +428,24 @@ def _env_names() -> dict[str, str]:
     return {field.upper(): field for field in Settings.model_fields if field not in _YAML_ONLY}
 
 
-_LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins"}
+_LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins", "hub_allowed_hosts"}
+# Read outside Settings: the YAML file's path, and prometheus-client's multi-process folder.
+OTHER_VARIABLES = ("HUB_CONFIG", "PROMETHEUS_MULTIPROC_DIR")
+
+
+def environment_names() -> set[str]:
+    """Every environment variable the hub reads (deployment manifests are checked against it)."""
+    from core.secrets import FILE_SUFFIX, SECRET_VARIABLES
+
+    return {*_env_names(), *OTHER_VARIABLES, *(name + FILE_SUFFIX for name in SECRET_VARIABLES)}
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Read YAML (when HUB_CONFIG is set) and let the environment override it."""
-    env = dict(os.environ if environ is None else environ)
+    """Read YAML (when HUB_CONFIG is set) and let the environment override it; every secret
+    variable may come from the file its ``_FILE`` variant names (core.secrets)."""
+    from core.secrets import with_file_secrets  # it raises this module's ConfigError
+
+    env = with_file_secrets(os.environ if environ is None else environ)
     data: dict[str, Any] = {}
     sources: dict[str, str] = {}
     config_path = env.get("HUB_CONFIG")
@@ -424,8 +456,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raw = env.get(env_name)
         if raw is None or raw == "":
             continue
-        data[field] = [p.strip() for p in raw.split(",") if p.strip()] if field in _LIST_FIELDS else raw
-        sources[field] = env_name
+        # A list may also be one entry a line (HUB_API_KEYS from a file).
+        data[field] = [p.strip() for p in re.split(r"[,\n]", raw) if p.strip()] if field in _LIST_FIELDS else raw
+        sources[field] = env_name + "_FILE" if env.get(env_name + "_FILE") else env_name
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

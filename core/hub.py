@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from core.accounting import Accounting
 from core.ask import AskService
 from core.auth import Authenticator
 from core.cache import AnswerCache
@@ -19,7 +20,10 @@ from core.chat import ChatService
 from core.config import Settings
 from core.conversation import Conversations
 from core.dedupe import EventLedger
+from core.embeddings import EmbeddingService
 from core.feedback import FeedbackStore
+from core.inbox import Inbox
+from core.inbox.threads import ThreadMarkers
 from core.jobs import make_queue
 from core.kb.embedders import make_embedder
 from core.kb.holder import IndexHolder
@@ -43,24 +47,31 @@ class Hub:
         self.backend = make_backend(settings.redis_url)
         self.embedder = make_embedder(settings.embeddings, api_key=key, base_url=settings.openai_base_url)
         self.index = IndexHolder(settings, self.embedder)
-        self.retriever = Retriever(self.embedder, lexical_weight=settings.retrieval.lexical_weight)
+        self.retriever = Retriever.from_settings(self.embedder, settings.retrieval)
         self.models = ModelGateway(settings, self.embedder)
         self.conversations = Conversations(settings.conversation, self.backend)
         self.stats = Stats(self.backend)
+        self.feedback = FeedbackStore(self.backend, self.stats)
+        self.accounting = Accounting(self.stats)
         self.asker = AskService(
             settings,
             index=self.index,
             retriever=RewritingSearch(self.retriever, self.models, settings.retrieval),
             models=self.models,
             conversations=self.conversations,
-            stats=self.stats,
+            feedback=self.feedback,
+            accounting=self.accounting,
         )
-        self.chat = ChatService(index=self.index, retriever=self.retriever, models=self.models, stats=self.stats)
+        self.chat = ChatService(
+            index=self.index, retriever=self.retriever, models=self.models, accounting=self.accounting
+        )
+        self.embeddings = EmbeddingService(models=self.models, accounting=self.accounting)
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
-        self.feedback = FeedbackStore(self.backend, self.stats)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
                                reclaim_after_sec=settings.queue.reclaim_after_sec)  # fmt: skip
+        self.inbox = Inbox(self.events, self.jobs, self.backend)  # what adapters use (core.inbox.door.Door)
+        self.threads = ThreadMarkers(self.backend)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
@@ -74,8 +85,10 @@ class Hub:
         self.cache = AnswerCache(settings.cache, self.backend)
         self.usage.configure(settings)
         self.models.configure(settings)
-        self.asker.use(settings, governor=self.governor, cache=self.cache, usage=self.usage)
-        self.chat.use(settings, governor=self.governor, usage=self.usage)
+        self.accounting.use(self.governor, self.usage)
+        self.asker.use(settings, cache=self.cache, collections=self.auth.collections)
+        self.chat.use(settings)
+        self.embeddings.use(settings)
 
     def _apply_from_thread(self, settings: Settings) -> None:
         assert self._loop is not None
@@ -90,6 +103,7 @@ class Hub:
         self.watcher.start()
         self.usage.start()
         self.stats.start()
+        self.jobs.seal()  # every job kind is declared by now (adapters declare theirs when loaded)
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
         await self.index.start()
@@ -111,6 +125,7 @@ class Hub:
         await self.index.close()
         await self.models.aclose()
         await self.chat.aclose()
+        await self.embeddings.aclose()
         await self.backend.close()
 
     async def readiness(self) -> list[str]:

@@ -43,6 +43,8 @@ class JobQueue(Protocol):
 
     async def submit(self, kind: str, payload: dict[str, Any], *, event: Event | None = None) -> None: ...
 
+    def seal(self) -> None: ...
+
     def start(self) -> None: ...
 
     async def close(self, drain_sec: float = 10.0) -> None: ...
@@ -62,20 +64,41 @@ async def _run(handler: Handler, kind: str, payload: dict[str, Any], event: Even
     return True
 
 
-class MemoryQueue:
-    def __init__(self, ledger: EventLedger, *, workers: int = 16, max_waiting: int = 10_000) -> None:
-        self._ledger = ledger
+class KindError(RuntimeError):
+    """A job kind declared after the queue started (it would have no reader), or never declared."""
+
+
+class _Kinds:
+    """Job kinds are declared before the queue starts, so every kind a process submits has readers."""
+
+    def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._started = False
+
+    def register(self, kind: str, handler: Handler) -> None:
+        if self._started:
+            raise KindError(f"job kind {kind!r} declared after the queue started: declare it when the adapter loads")
+        self._handlers[kind] = handler
+
+    def seal(self) -> None:
+        """No more kinds from now on (the hub starts: readers start for what is declared)."""
+        self._started = True
+
+    def _check(self, kind: str) -> None:
+        if kind not in self._handlers:
+            raise KindError(f"job kind {kind!r} was never declared")
+
+
+class MemoryQueue(_Kinds):
+    def __init__(self, ledger: EventLedger, *, workers: int = 16, max_waiting: int = 10_000) -> None:
+        super().__init__()
+        self._ledger = ledger
         self._queue: asyncio.Queue[tuple[float, str, dict[str, Any], Event | None]] = asyncio.Queue(max_waiting)
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
 
-    def register(self, kind: str, handler: Handler) -> None:
-        self._handlers[kind] = handler
-
     async def submit(self, kind: str, payload: dict[str, Any], *, event: Event | None = None) -> None:
-        if kind not in self._handlers:
-            raise ValueError(f"no handler registered for {kind!r}")
+        self._check(kind)
         try:
             self._queue.put_nowait((time.monotonic(), kind, payload, event))
         except asyncio.QueueFull:
@@ -83,6 +106,7 @@ class MemoryQueue:
         QUEUE_DEPTH.set(self._queue.qsize())
 
     def start(self) -> None:
+        self.seal()
         self._tasks = [asyncio.create_task(self._work(), name=f"job-worker-{n}") for n in range(self._workers)]
 
     async def close(self, drain_sec: float = 10.0) -> None:
@@ -109,7 +133,7 @@ class MemoryQueue:
                 self._queue.task_done()
 
 
-class RedisQueue:
+class RedisQueue(_Kinds):
     GROUP = "workers"
     MAX_DELIVERIES = 5  # a job that failed this often is dropped, with a log line (a poison message)
 
@@ -124,6 +148,7 @@ class RedisQueue:
     ) -> None:
         import redis.asyncio as redis
 
+        super().__init__()
         # Blocking reads hold a connection each: a client of its own, with a socket timeout
         # longer than the block, and a bounded pool that makes a burst of submits wait their
         # turn for a connection instead of failing.
@@ -132,7 +157,6 @@ class RedisQueue:
         )
         self._redis = redis.Redis(connection_pool=pool)
         self._ledger = ledger
-        self._handlers: dict[str, Handler] = {}
         self._slots = asyncio.Semaphore(workers)
         self._reclaim_after_ms = int(reclaim_after_sec * 1000)
         self._max_length = max_length
@@ -145,10 +169,8 @@ class RedisQueue:
     def _key(kind: str) -> str:
         return f"askhub:jobs:{kind}"
 
-    def register(self, kind: str, handler: Handler) -> None:
-        self._handlers[kind] = handler
-
     async def submit(self, kind: str, payload: dict[str, Any], *, event: Event | None = None) -> None:
+        self._check(kind)
         fields = {"p": orjson.dumps(payload), "e": orjson.dumps(event) if event else b""}
         try:
             await self._redis.xadd(self._key(kind), fields, maxlen=self._max_length, approximate=True)
@@ -157,6 +179,7 @@ class RedisQueue:
             raise Unavailable("cannot accept the event right now; the platform will retry", retry_after=5) from None
 
     def start(self) -> None:
+        self.seal()
         for kind in self._handlers:
             self._loops.append(asyncio.create_task(self._read(kind), name=f"queue-read-{kind}"))
         self._loops.append(asyncio.create_task(self._reclaim(), name="queue-reclaim"))

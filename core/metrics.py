@@ -68,12 +68,22 @@ COST = Counter(
     ["tenant", "model"],
     registry=REGISTRY,
 )
+SOURCES = Counter(
+    "hub_sources_total",
+    "Passages an answer was grounded on, by knowledge-base collection (configured names only)",
+    ["collection"],
+    registry=REGISTRY,
+)
 RETRIEVAL_SECONDS = Histogram(
     "hub_retrieval_seconds",
     "Knowledge-base search latency",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1),
     registry=REGISTRY,
 )
+EMBEDDER_FALLBACK = Gauge(
+    "hub_embedder_fallback", "1 when the configured semantic embedder could not load and hash stands in",
+    registry=REGISTRY, multiprocess_mode="max",
+)  # fmt: skip
 INDEX_CHUNKS = Gauge("hub_index_chunks", "Chunks in the loaded index", registry=REGISTRY, multiprocess_mode="max")
 INDEX_VERSION = Gauge(
     "hub_index_version", "Version number of the loaded index", registry=REGISTRY, multiprocess_mode="max"
@@ -148,6 +158,12 @@ LLM_FALLBACKS = Counter(
 )
 TENANT_TOKENS = Counter(
     "hub_tenant_tokens_total", "Model tokens by tenant and model", ["tenant", "model"], registry=REGISTRY
+)
+KEYS_EXPIRING = Counter(
+    "hub_key_expiring_uses_total",
+    "Requests made with a client key within 14 days of its expiry, by client",
+    ["client"],
+    registry=REGISTRY,
 )
 QUERY_REWRITES = Counter(
     "hub_query_rewrites_total",

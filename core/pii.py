@@ -23,10 +23,23 @@ ip_address   [IP]        a public IPv4 address; private, loopback and documentat
                          DNS resolvers and version-like numbers are ordinary IT questions
 passport     [PASSPORT]  6-9 digits (maybe 1-2 letters first) right after "passport" or "護照":
                          without that word the shape is too common
+number_run   [NUMBERS]   a run of more than MAX_GROUPS separated numbers: too long to take apart
+                         cheaply, and it may hide any of the above, so it counts as personal data
 
-Full-width forms that Taiwanese input methods produce (０９１２－３４５－６７８, ＠) are folded to ASCII
-by a one-to-one character table taken from NFKC, so an offset in the folded copy is the same offset
-in the original: spans (and redact) need no mapping back.
+Spellings that hide a value do not: invisible format characters (Unicode category Cf: zero-width
+space, soft hyphen, bidi marks) are removed before detection, full-width forms that Taiwanese input
+methods produce (０９１２－３４５－６７８, ＠) are folded to ASCII by a one-to-one table taken from NFKC,
+and the separators people type inside numbers (spaces, dots, dashes, slashes) are accepted. Matches
+are found in that normalised copy and mapped back to the original's offsets, so redact removes the
+hidden characters with the value.
+
+Validation uses the libraries made for it where they know more than a table here: python-stdnum
+for IBAN (each country's account format, not only its length) and the Luhn check, phonenumbers for
+international numbers outside the calling codes this module knows exactly. The Taiwan national ID,
+resident certificates and Taiwan numbering plan stay hand-written: no library checks them.
+
+Cost is linear in the text: candidates are tried only where a cluster of digits makes a kind
+possible, and each try is bounded in length.
 """
 
 from __future__ import annotations
@@ -37,6 +50,10 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import phonenumbers
+from stdnum import iban as stdnum_iban
+from stdnum import luhn as stdnum_luhn
+
 PLACEHOLDERS: dict[str, str] = {
     "email": "[EMAIL]",
     "phone": "[PHONE]",
@@ -46,7 +63,9 @@ PLACEHOLDERS: dict[str, str] = {
     "iban": "[IBAN]",
     "ip_address": "[IP]",
     "passport": "[PASSPORT]",
+    "number_run": "[NUMBERS]",
 }
+MAX_GROUPS = 32  # digit groups in one run of numbers; no personal data needs more than nine
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +104,31 @@ _FOLDABLE = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_FOLD))
 _TRIGGER = re.compile("[0-9@\uff10-\uff19\uff20\ufe6b]")
 
 
+def _format_chars() -> str:
+    """Every Unicode format character (Cf) this Python knows: the BMP plus the planes that have some."""
+    ranges = (range(0x10000), range(0x110B0, 0x110D0), range(0x13430, 0x13460), range(0x1BCA0, 0x1BCA4),
+              range(0x1D173, 0x1D17B), range(0xE0000, 0xE0080))  # fmt: skip
+    return "".join(chr(cp) for r in ranges for cp in r if unicodedata.category(chr(cp)) == "Cf")
+
+
+_CF = re.compile("[" + re.escape(_format_chars()) + "]")
+
+
 def _fold(text: str) -> str:
     """Same length as text, full-width token characters made ASCII."""
     if text.isascii() or not _FOLDABLE.search(text):
         return text
     return text.translate(_FOLD)
+
+
+def _normalise(text: str) -> tuple[str, list[int] | None]:
+    """The copy detection reads: format characters removed, token characters folded. With
+    characters removed, also each copy position's offset in text (and one past the end)."""
+    if text.isascii() or not _CF.search(text):
+        return _fold(text), None
+    kept = [i for i, ch in enumerate(text) if not _CF.match(ch)]
+    origin = [*kept, len(text)]
+    return _fold("".join(text[i] for i in kept)), origin
 
 
 # --- validators -----------------------------------------------------------------------------------
@@ -125,13 +164,7 @@ def tw_id_kind(token: str) -> str | None:
 
 
 def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    return bool(stdnum_luhn.is_valid(digits))
 
 
 def _card_network_ok(d: str) -> bool:
@@ -150,22 +183,9 @@ def _card_network_ok(d: str) -> bool:
     return False
 
 
-# IBAN countries and their IBAN lengths.
-_IBAN_SPEC = (
-    "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DK18 DO28 EE20 "
-    "EG29 ES24 FI18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HR21 HU28 IE22 IL23 IQ23 IS26 IT27 JO30 "
-    "KW30 KZ20 LB28 LC32 LI21 LT20 LU20 LV21 MC27 MD24 ME22 MK19 MR27 MT31 MU30 NL18 NO15 PK24 PL28 "
-    "PS29 PT25 QA29 RO24 RS22 SA24 SC31 SE24 SI19 SK24 SM27 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20"
-)
-_IBAN_LENGTHS = {item[:2]: int(item[2:]) for item in _IBAN_SPEC.split()}
-
-
 def iban_ok(compact: str) -> bool:
-    compact = compact.upper()
-    if _IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
-        return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+    """Country, length, the country's account format and the mod-97 check (python-stdnum)."""
+    return compact[:2].isalpha() and bool(stdnum_iban.is_valid(compact))
 
 
 # Taiwan area codes -> allowed lengths of the local number (without the trunk 0).
@@ -245,11 +265,19 @@ def _international_ok(digits: str) -> bool:
         return _tw_national_ok(national.removeprefix("0"))
     if cc == "1":
         return _nanp_ok(national)
-    low, high = _NATIONAL_LENGTHS.get(cc, (7, 12))
-    return low <= len(national) <= high
+    if cc in _NATIONAL_LENGTHS:
+        low, high = _NATIONAL_LENGTHS[cc]
+        return low <= len(national) <= high
+    # Elsewhere the numbering plans are phonenumbers' (libphonenumber's metadata).
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits))
+    except phonenumbers.NumberParseException:
+        return False
 
 
 def _domestic_ok(digits: str, groups: list[str]) -> bool:
+    if digits.startswith("886") and _international_ok(digits):  # "886 912 345 678": the + left out
+        return True
     if digits[0] == "0":
         return len(digits) in (9, 10) and _tw_national_ok(digits[1:])
     # North American numbers only when written with the usual 3-3-4 grouping.
@@ -265,17 +293,19 @@ _EMAIL = re.compile(
 _PHONE = re.compile(
     r"""(?:(?<![0-9A-Za-z+])|(?=[(+])(?<![0-9]))   # "(" and "+" may follow a word: TEL(02)...
     (?P<num>
-      (?:\+[ ]?[1-9][0-9]{0,2}(?:[ .\-]?\((?P<trunk>0)\))?[ .\-]?)?   # +CC, maybe (0)
-      (?:\([0-9]{1,4}\)[ ]?)?                                         # (02)
-      [0-9]{1,12}(?:[ .\-][0-9]{1,12}){0,5}                            # digit groups
+      (?:\+[ ]?[1-9][0-9]{0,2}(?:[ .\-/]?\((?P<trunk>0)\))?[ .\-/]?)?  # +CC, maybe (0)
+      (?:\([0-9]{1,4}\)[ ]?)?                                          # (02)
+      [0-9]{1,12}(?:[ .\-/][0-9]{1,12}){0,5}                            # digit groups
     )
     (?P<ext>[ ]*(?:\#|ext\.?|x|分機|轉)[ ]*:?[ ]*[0-9]{1,6})?
     (?![0-9])""",
     re.X | re.I,
 )
 _DIGIT_GROUP = re.compile(r"[0-9]+")
-_TW_ID = re.compile(r"(?<![0-9A-Za-z])[A-Za-z][1289A-Da-d][0-9]{8}(?![0-9A-Za-z])")
-_CARD = re.compile(r"(?<![0-9A-Za-z+.,\-])[0-9](?:[0-9]|[ \-](?=[0-9])){12,22}(?![0-9])")
+# An ID may be typed in groups: "A 123 456 789", "A123-456-789".
+_TW_ID = re.compile(r"(?<![0-9A-Za-z])[A-Za-z][ .\-/]?[1289A-Da-d](?:[ .\-/]?[0-9]){8}(?![0-9A-Za-z])")
+_ID_SEPARATORS = str.maketrans("", "", " .-/")
+_CARD = re.compile(r"(?<![0-9A-Za-z+.,\-/])[0-9](?:[0-9]|[ \-./](?=[0-9])){12,22}(?![0-9])")
 _IBAN = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![0-9A-Za-z])")
 _IBAN_HEAD = re.compile(r"[A-Z]{2}[0-9]{2}")  # every IBAN also has a cluster of 10 or more digits
 _IPV4 = re.compile(r"(?<![0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])")
@@ -314,7 +344,7 @@ def _phone_span(m: re.Match[str]) -> tuple[int, int] | None:
 
 def _card_span(m: re.Match[str]) -> tuple[int, int] | None:
     text = m.group()
-    seps = set(re.findall(r"[ \-]", text))
+    seps = set(re.findall(r"[ \-./]", text))
     if len(seps) > 1:
         return None
     spans = _groups(text, m.start())
@@ -387,7 +417,7 @@ def _whole(m: re.Match[str]) -> tuple[int, int] | None:
 # inside numbers. Patterns are only tried (anchored) where a cluster makes them possible, so a question
 # with a year or a form number costs one cluster scan, not a search per kind.
 
-_CLUSTER = re.compile(r"[0-9](?:[ .()\-]*[0-9]){3}[0-9 .()\-]*")  # fewer than 4 digits: no PII
+_CLUSTER = re.compile(r"[0-9](?:[ .()\-/]*[0-9]){3}[0-9 .()\-/]*")  # fewer than 4 digits: no PII
 _Cluster = tuple[int, int, int, int]  # start, end, digits in it, dots in it
 _Starts = Callable[[str, list[_Cluster]], list[int]]
 
@@ -397,30 +427,38 @@ def _clusters(folded: str) -> list[_Cluster]:
     for m in _CLUSTER.finditer(folded):
         chunk = m.group()
         dots = chunk.count(".")
-        seps = chunk.count(" ") + dots + chunk.count("-") + chunk.count("(") + chunk.count(")")
+        seps = chunk.count(" ") + dots + chunk.count("-") + chunk.count("(") + chunk.count(")") + chunk.count("/")
         found.append((m.start(), m.end(), len(chunk) - seps, dots))
     return found
 
 
-def _group_starts(folded: str, cluster: _Cluster, min_digits: int) -> Iterator[int]:
-    """Starts of the digit groups with at least min_digits digits from there to the cluster's end."""
+def _group_spans(folded: str, cluster: _Cluster, min_digits: int) -> Iterator[tuple[int, int]]:
+    """Spans of the digit groups with at least min_digits digits from there to the cluster's end."""
     start, end, digits, _dots = cluster
     for group in _DIGIT_GROUP.finditer(folded, start, end):
         if digits < min_digits:
             return
-        yield group.start()
+        yield group.span()
         digits -= group.end() - group.start()
 
 
+def _group_starts(folded: str, cluster: _Cluster, min_digits: int) -> Iterator[int]:
+    return (a for a, _b in _group_spans(folded, cluster, min_digits))
+
+
 def _phone_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
-    """Groups that can begin a phone number: a trunk 0, a +country code, an (area), a NANP area."""
+    """Groups that can begin a phone number: a +country code, an (area), a trunk 0 or a country
+    code typed without its + (two digits or more: "0 9 1 2 ..." is no number), a NANP area."""
     starts = []
     for cluster in clusters:
         if cluster[2] >= 8:
-            for pos in _group_starts(folded, cluster, 8):
+            for pos, end in _group_spans(folded, cluster, 8):
                 if pos and folded[pos - 1] in "+(":
                     starts.append(pos - 1)
-                elif folded[pos] == "0" or folded[pos + 3 : pos + 4] in ("-", " ", "."):
+                    continue
+                trunk_or_code = (folded[pos] == "0" or folded.startswith("886", pos)) and end - pos >= 2
+                nanp_area = end - pos == 3 and folded[end : end + 1] in ("-", " ", ".", "/")
+                if trunk_or_code or nanp_area:
                     starts.append(pos)
     return starts
 
@@ -430,14 +468,16 @@ def _card_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
 
 
 def _id_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
-    """An ID's digits follow one letter (national ID, new ARC) or two (old ARC)."""
+    """An ID's digits follow one letter (national ID, new ARC) or two (old ARC), maybe with a
+    separator after the first letter ("A 123 456 789")."""
     starts = []
     for start, _end, digits, _dots in clusters:
-        if digits >= 8 and (run := _DIGIT_GROUP.match(folded, start)) is not None:
-            letters = 10 - (run.end() - start)
-            if letters in (1, 2) and start >= letters:
-                starts.append(start - letters)
-    return starts
+        if digits >= 8:
+            for back in (1, 2, 3):
+                pos = start - back
+                if pos >= 0 and folded[pos].isascii() and folded[pos].isalpha():
+                    starts.append(pos)
+    return sorted(set(starts))
 
 
 def _iban_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
@@ -501,23 +541,42 @@ def _scan(folded: str, starts: list[int], detector: _Detector) -> Iterator[PIIMa
         span = detector.span(m)
         if span is None:
             continue
-        kind = detector.kind or tw_id_kind(folded[span[0] : span[1]])
+        kind = detector.kind or tw_id_kind(folded[span[0] : span[1]].translate(_ID_SEPARATORS))
         if kind is not None:
             covered = span[1]
             yield PIIMatch(kind, span[0], span[1])
 
 
+def _runs(folded: str, clusters: list[_Cluster]) -> tuple[list[_Cluster], list[PIIMatch]]:
+    """Clusters split into those worth taking apart and overlong runs of numbers (whole matches)."""
+    kept: list[_Cluster] = []
+    runs: list[PIIMatch] = []
+    for cluster in clusters:
+        start, end, digits, _dots = cluster
+        if digits > MAX_GROUPS and len(_DIGIT_GROUP.findall(folded, start, end)) > MAX_GROUPS:
+            runs.append(PIIMatch("number_run", start, len(folded[start:end].rstrip(" .()-/")) + start))
+        else:
+            kept.append(cluster)
+    return kept, runs
+
+
 def _candidates(text: str) -> Iterator[PIIMatch]:
     if not _TRIGGER.search(text):
         return
-    folded = _fold(text)
-    clusters = _clusters(folded)
+    folded, origin = _normalise(text)
+    clusters, runs = _runs(folded, _clusters(folded))
     most = max((cluster[2] for cluster in clusters), default=0)
-    if not most and "@" not in folded:
-        return
-    for detector in _DETECTORS:
-        if most >= detector.min_digits and (starts := detector.starts(folded, clusters)):
-            yield from _scan(folded, starts, detector)
+    found = iter(runs)
+    if most or "@" in folded:
+        found = _chain(runs, (m for d in _DETECTORS if most >= d.min_digits and (starts := d.starts(folded, clusters))
+                              for m in _scan(folded, starts, d)))  # fmt: skip
+    for match in found:
+        yield match if origin is None else PIIMatch(match.kind, origin[match.start], origin[match.end - 1] + 1)
+
+
+def _chain(first: list[PIIMatch], rest: Iterator[PIIMatch]) -> Iterator[PIIMatch]:
+    yield from first
+    yield from rest
 
 
 # --- public API -----------------------------------------------------------------------------------

@@ -30,9 +30,11 @@ class Source:
     title: str
     text: str
     score: float
+    collection: str = "default"  # the knowledge-base collection it came from
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "text": self.text, "score": round(self.score, 4)}
+        return {"id": self.id, "title": self.title, "text": self.text, "score": round(self.score, 4),
+                "collection": self.collection}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 
 import uvicorn
 
 from core.config import Settings
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from core.http.hosts import is_loopback
 
 
 def serve(settings: Settings) -> int:
@@ -34,6 +25,7 @@ def serve(settings: Settings) -> int:
             file=sys.stderr,
         )
     from core.http.app import create_app
+    from core.http.slow_clients import BoundedHeaders
 
     uvicorn.run(
         create_app(settings, run_adapters=True),
@@ -42,7 +34,7 @@ def serve(settings: Settings) -> int:
         access_log=False,
         log_level="warning",
         loop="uvloop",
-        http="httptools",
+        http=BoundedHeaders,  # a client's headers must arrive in time (core/http/slow_clients.py)
         server_header=False,
     )
     return 0

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
-
 from core import logs
-from core.adapters import installed
+from core.adapters import load_all
 from core.config import Settings
 from core.hub import Hub
 from core.lifecycle import stop_on_signals
+from core.probes import serve_probes
 
 log = logging.getLogger("askhub.worker")
 
@@ -23,15 +22,17 @@ log = logging.getLogger("askhub.worker")
 async def run(settings: Settings) -> None:
     logs.setup(settings)
     hub = Hub(settings)
-    mounted = FastAPI()  # adapters register their job handlers while mounting; no routes are served
-    kinds = [m.__name__ for m in installed() if getattr(m, "mount", None) and m.mount(mounted, hub)]
+    adapters = [adapter.name for adapter in load_all(hub, clients=False)]  # their job kinds; no routes
     if not settings.redis_url:
         log.warning("no REDIS_URL: this worker can only answer events submitted in its own process")
     stop = stop_on_signals()
     await hub.start()
-    log.info("worker ready", extra={"adapters": kinds})
+    probes = await serve_probes(hub, settings.host, settings.worker_port) if settings.worker_port else None
+    log.info("worker ready", extra={"adapters": adapters})
     try:
         await stop.wait()
     finally:
         log.info("worker stopping: draining in-flight events")
         await hub.close()
+        if probes is not None:
+            await probes.cleanup()

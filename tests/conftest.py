@@ -33,6 +33,7 @@ def make_settings(tmp_path: Path, **env: str) -> Settings:
         "KB_DIR": str(SAMPLE_KB),
         "INDEX_DIR": str(tmp_path / "index"),
         "LOG_FILE": str(tmp_path / "gateway.log"),
+        "EMBEDDINGS": "hash",  # instant ingest; the semantic model has its own tests (test_retrieval_*)
     }
     base.update(env)
     return load_settings(base)
@@ -167,17 +168,22 @@ def free_port() -> int:
 class HubProcess:
     """``python -m core serve`` as a real separate process (for multi-process tests)."""
 
-    def __init__(self, env: dict[str, str], tmp_path: Path, command: tuple[str, ...] = ("serve",)) -> None:
+    def __init__(
+        self, env: dict[str, str], tmp_path: Path, command: tuple[str, ...] = ("serve",), *, module: bool = False
+    ) -> None:
+        """``python -m core <command>``, or with ``module`` ``python -m <command>`` (an adapter's process)."""
         import subprocess
         import sys
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KB_DIR": str(SAMPLE_KB), "LOG_FILE": ""}
+        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KB_DIR": str(SAMPLE_KB), "LOG_FILE": "",
+                "EMBEDDINGS": "hash"}  # fmt: skip
         full = {**base, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
         self.output = tmp_path / f"hub-{command[0]}-{self.port}.out"
         self._log = open(self.output, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "core", *command], cwd=ROOT, env=full,
+        argv = [sys.executable, "-m", *command] if module else [sys.executable, "-m", "core", *command]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=full,
                                      stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
 
     def wait_output(self, text: str, timeout: float = 30) -> HubProcess:

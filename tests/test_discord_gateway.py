@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from core.schema import AskRequest
-from tests.conftest import ROOT, SAMPLE_KB, HubServer, make_settings, metric
+from tests.conftest import ROOT, SAMPLE_KB, HubServer, free_port, make_settings, metric
 from tests.fakes.discord_api import MESSAGE_CONTENT_INTENT, FakeDiscord
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -245,6 +245,7 @@ def test_python_m_adapters_discord_runs_the_bot_on_its_own(tmp_path: Path, sampl
             "NO_PROXY": "127.0.0.1,localhost",
             "KB_DIR": str(SAMPLE_KB),
             "INDEX_DIR": str(sample_index),
+            "EMBEDDINGS": "hash",
             "LOG_FILE": "",
             "HUB_CONFIG": str(config),
             "DISCORD_BOT_TOKEN": discord.token,
@@ -267,6 +268,57 @@ def test_python_m_adapters_discord_runs_the_bot_on_its_own(tmp_path: Path, sampl
                 )
                 proc.send_signal(signal.SIGTERM)
                 assert proc.wait(15) == 0, log.read_text()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(5)
+
+
+@pytest.mark.parametrize("command", [("adapters.discord",), ("core", "serve")])
+def test_with_redis_the_bot_answers_a_dm_a_mention_and_ask(
+    command: tuple[str, ...], tmp_path: Path, sample_index: Path, redis_db: str
+) -> None:
+    """With REDIS_URL the durable queue must have readers for every kind the bot submits, from the start."""
+    with FakeDiscord() as discord:
+        port = free_port()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "KB_DIR": str(SAMPLE_KB),
+            "INDEX_DIR": str(sample_index),
+            "EMBEDDINGS": "hash",
+            "LOG_FILE": "",
+            "REDIS_URL": redis_db,
+            "PORT": str(port),
+            "DISCORD_BOT_TOKEN": discord.token,
+            "DISCORD_API_URL": discord.api_url,
+            "DISCORD_GATEWAY_URL": discord.gateway_url,
+        }
+        log = tmp_path / "bot.out"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", *command], cwd=ROOT, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            try:
+                discord.wait_ready(timeout=30)
+                discord.send_message("How do I connect to the guest Wi-Fi?", dm=True)
+                mention = discord.send_message(f"<@{discord.bot_id}> How do I set up the VPN?", mention_bot=True)
+                data = {"id": "1", "name": "ask", "type": 1,
+                        "options": [{"name": "question", "type": 3, "value": "VPN on macOS?"}]}  # fmt: skip
+                interaction = discord.interaction(2, data)
+                discord.dispatch("INTERACTION_CREATE", interaction)
+
+                def answered() -> bool:
+                    return (
+                        any(m["components"] for m in discord.channel_messages(discord.dm_channel_id))
+                        and any(m["components"] for m in discord.channel_messages(mention["id"]))
+                        and bool(discord.webhook_messages(interaction["token"]))
+                    )
+
+                discord.wait_until(answered, timeout=30)
+                proc.send_signal(signal.SIGTERM)
+                # uvicorn re-raises the signal once it has shut down cleanly
+                assert proc.wait(15) in (0, -signal.SIGTERM), log.read_text()
+                assert "ResponseError" not in log.read_text()
             finally:
                 if proc.poll() is None:
                     proc.kill()

@@ -43,7 +43,7 @@ def test_ask_answers_with_contract_shape(hub: HubServer) -> None:
     assert body["request_id"] == response.headers["x-request-id"]
     assert body["sources"], "a grounded answer names its sources"
     for source in body["sources"]:
-        assert set(source) == {"id", "title", "text", "score"}
+        assert set(source) == {"id", "title", "text", "score", "collection"}
         assert 0 < source["score"] <= 1
     assert any(s["id"].startswith("travel-expenses.md") for s in body["sources"])
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", body["answer"])}

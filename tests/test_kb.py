@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -192,6 +193,7 @@ def test_eval_command_meets_the_recall_bar() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "core", "eval"],
         cwd=ROOT,
+        env={**os.environ, "EMBEDDINGS": "hash"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -205,7 +207,7 @@ def test_eval_command_meets_the_recall_bar() -> None:
 def test_ingest_command_reports_and_refuses_mismatch(tmp_path: Path) -> None:
     kb = tmp_path / "kb"
     shutil.copytree(SAMPLE_KB, kb)
-    env = {"PATH": "/usr/bin:/bin", "INDEX_DIR": str(tmp_path / "index"), "LOG_FILE": ""}
+    env = {"PATH": "/usr/bin:/bin", "INDEX_DIR": str(tmp_path / "index"), "LOG_FILE": "", "EMBEDDINGS": "hash"}
     run = subprocess.run(
         [sys.executable, "-m", "core", "ingest", str(kb)],
         cwd=ROOT,

@@ -294,7 +294,7 @@ def test_two_workers_add_up_in_one_metrics_page(tmp_path: Path, sample_index: Pa
     folder.mkdir()
     port = free_port()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PROMETHEUS_MULTIPROC_DIR": str(folder),
-           "INDEX_DIR": str(sample_index), "KB_DIR": str(SAMPLE_KB), "LOG_FILE": "",
+           "INDEX_DIR": str(sample_index), "KB_DIR": str(SAMPLE_KB), "LOG_FILE": "", "EMBEDDINGS": "hash",
            "RATE_LIMIT_MAX_PER_USER": "100000", "NO_PROXY": "127.0.0.1"}  # fmt: skip
     out = open(tmp_path / "uvicorn.out", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

@@ -54,6 +54,7 @@ def test_python_m_adapters_slack_runs_the_socket_mode_bot(tmp_path: Path, sample
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "KB_DIR": str(SAMPLE_KB),
             "INDEX_DIR": str(sample_index),
+            "EMBEDDINGS": "hash",
             "LOG_FILE": str(tmp_path / "slack.log"),
             "SLACK_BOT_TOKEN": slack.bot_token,
             "SLACK_APP_TOKEN": slack.app_token,

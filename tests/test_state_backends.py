@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.dedupe import EventLedger
+from core.jobs import KindError, MemoryQueue, RedisQueue
 from core.state import BackendUnavailable, Decision, MemoryBackend, StateBackend
 from core.state.base import AdmitPlan
 from core.state.redis_backend import RedisBackend
@@ -147,3 +148,21 @@ async def test_an_answered_event_is_recorded_through_a_redis_restart(tmp_path: P
     finally:
         await backend.close()
         redis.stop()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_job_kind_declared_late_or_never_is_refused_loudly(kind: str, request: pytest.FixtureRequest) -> None:
+    ledger = EventLedger(MemoryBackend())
+    queue = MemoryQueue(ledger) if kind == "memory" else RedisQueue(request.getfixturevalue("redis_db"), ledger)
+
+    async def handler(payload: dict[str, object]) -> None: ...
+
+    queue.register("early", handler)
+    queue.start()
+    try:
+        with pytest.raises(KindError, match="'late' declared after the queue started"):
+            queue.register("late", handler)
+        with pytest.raises(KindError, match="'never' was never declared"):
+            await queue.submit("never", {})
+    finally:
+        await queue.close(0.1)

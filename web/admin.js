@@ -107,6 +107,16 @@ const LABELS = {
     colOutcome: "Outcome",
     colFeedback: "Feedback",
     noRecent: "No questions in this window yet.",
+    keysTitle: "Client keys by expiry",
+    keysNote: "Rotate with python -m core keys rotate. Only fingerprints are shown.",
+    colClient: "Client",
+    colKey: "Key",
+    colExpires: "Expires",
+    colDaysLeft: "Days left",
+    key_expired: "expired",
+    key_expiring: "expiring",
+    key_valid: "valid",
+    key_no_expiry: "no end date",
     cached: "cached",
     outcome_answered: "answered",
     outcome_no_knowledge: "not in the KB",
@@ -196,6 +206,16 @@ const LABELS = {
     colOutcome: "結果",
     colFeedback: "回饋",
     noRecent: "此期間還沒有提問。",
+    keysTitle: "用戶端金鑰（依到期日）",
+    keysNote: "以 python -m core keys rotate 輪換。只顯示指紋。",
+    colClient: "用戶端",
+    colKey: "金鑰",
+    colExpires: "到期日",
+    colDaysLeft: "剩餘天數",
+    key_expired: "已過期",
+    key_expiring: "即將到期",
+    key_valid: "有效",
+    key_no_expiry: "無到期日",
     cached: "快取",
     outcome_answered: "已回答",
     outcome_no_knowledge: "知識庫無資料",
@@ -217,6 +237,7 @@ const ui = {
   charts: $("#charts"),
   recentBody: $("#recent tbody"),
   recentEmpty: $("#recent-empty"),
+  keysBody: $("#keys tbody"),
   updated: $("#updated"),
   problem: $("#problem"),
   forgetKey: $("#forget-key"),
@@ -228,6 +249,7 @@ const state = {
   data: null, // the last /admin/stats answer; null while locked
   usage: null, // { cost, tokens } of today, from /admin/usage?days=1
   usageAt: 0,
+  keys: [], // /admin/keys rows (fingerprints and dates, never a key)
   loadedAt: null,
   timer: null,
   controller: null,
@@ -311,7 +333,10 @@ async function load() {
     if (!stats.ok || !isStats(stats.body)) {
       showProblem(stats.ok ? 0 : stats.status);
     } else {
-      if (Date.now() - state.usageAt > USAGE_REFRESH_MS) await loadUsage(controller.signal);
+      if (Date.now() - state.usageAt > USAGE_REFRESH_MS) {
+        await loadUsage(controller.signal);
+        await loadKeys(controller.signal);
+      }
       state.data = stats.body;
       state.loadedAt = Date.now() / 1000;
       unlock();
@@ -343,6 +368,16 @@ async function loadUsage(signal) {
   } catch (err) {
     if (err.name === "AbortError") throw err;
     state.usage = null; // the headline says "not available"; the charts still show
+  }
+}
+
+async function loadKeys(signal) {
+  try {
+    const keys = await getJson("/admin/keys", signal);
+    state.keys = keys.ok && Array.isArray(keys.body?.keys) ? keys.body.keys : [];
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    state.keys = [];
   }
 }
 
@@ -378,6 +413,8 @@ function lock(status) {
   ui.kpis.replaceChildren();
   ui.charts.replaceChildren();
   ui.recentBody.replaceChildren();
+  ui.keysBody.replaceChildren();
+  state.keys = [];
   ui.dashboard.hidden = true;
   ui.problem.hidden = true;
   ui.updated.textContent = "";
@@ -424,6 +461,7 @@ function renderAll() {
   renderKpis(state.data);
   renderCharts(state.data);
   renderRecent(state.data.recent);
+  renderKeys(state.keys);
 }
 
 function renderKpis(data) {
@@ -854,6 +892,27 @@ function renderRecent(recent) {
         cell(7, { class: "feedback-cell" }, el("span", { "aria-label": fb[1], title: fb[1], text: fb[0] })),
       );
     }),
+  );
+}
+
+function renderKeys(keys) {
+  const rows = Array.isArray(keys) ? keys : [];
+  const heads = ["colClient", "colTenant", "colKey", "colExpires", "colDaysLeft"];
+  const cell = (i, props, ...children) => el("td", { "data-label": t(heads[i]), ...props }, ...children);
+  const tags = { expired: "other", expiring: "none", valid: "ok", no_expiry: "ok" };
+  ui.keysBody.replaceChildren(
+    ...rows.map((row) =>
+      el(
+        "tr",
+        { "data-state": String(row.state ?? "") },
+        cell(0, { text: String(row.client ?? "") }),
+        cell(1, { text: String(row.tenant ?? "") }),
+        cell(2, { class: "mono", text: `${String(row.fingerprint ?? "")}…` }),
+        cell(3, { class: "nowrap" }, row.expires ? String(row.expires) + " " : "",
+             el("span", { class: `tag tag-${tags[row.state] ?? "other"}`, text: t(`key_${row.state}`) })),
+        cell(4, { class: "num", text: row.days_left == null ? "–" : String(row.days_left) }),
+      ),
+    ),
   );
 }
 

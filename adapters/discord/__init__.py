@@ -1,6 +1,6 @@
 """Discord front door (discord.py): the HTTP interactions endpoint and the gateway bot.
 
-- ``POST /discord/interactions`` (mounted in the hub app when ``DISCORD_PUBLIC_KEY`` is set):
+- ``POST /discord/interactions`` (served by the hub app when ``DISCORD_PUBLIC_KEY`` is set):
   Ed25519-verified interactions — PING, `/ask` (deferred, answered through the interaction
   webhook), the 👍/👎 buttons. No bot token needed.
 - The gateway bot (when ``DISCORD_BOT_TOKEN`` is set): mentions in guild channels (answered in a
@@ -14,38 +14,38 @@ client), ``translate`` (event -> AskRequest), ``render`` (AskResult -> messages)
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-
-from core.hub import Hub
+if TYPE_CHECKING:
+    from core.adapters import Loaded
+    from core.inbox.door import Door
 
 log = logging.getLogger("askhub.discord")
 
 
-def mount(app: FastAPI, hub: Hub) -> bool:
-    """The HTTP interactions endpoint, when DISCORD_PUBLIC_KEY is set."""
-    if not hub.settings.discord_public_key:
-        return False
-    from adapters.discord import transport
+def load(door: Door, *, clients: bool) -> Loaded | None:
+    """The interactions endpoint (DISCORD_PUBLIC_KEY) and, with ``clients``, the gateway bot
+    (DISCORD_BOT_TOKEN): the bot is prepared now, so its job kinds are declared before the queue starts."""
+    from core.adapters import Loaded
 
-    transport.mount(app, hub)
-    return True
+    settings = door.settings
+    loaded = Loaded("discord")
+    if settings.discord_public_key:
+        from adapters.discord import transport
 
+        loaded.routes["/discord/interactions"] = transport.endpoint(door)
+    token = settings.discord_bot_token
+    if clients and token is not None and token.get_secret_value():
+        from adapters.discord.gateway import prepare, run
 
-def runners(hub: Hub) -> list[Callable[[], Awaitable[None]]]:
-    """The gateway bot, when DISCORD_BOT_TOKEN is set."""
-    token = hub.settings.discord_bot_token
-    if token is None or not token.get_secret_value():
-        return []
+        bot = prepare(door)
 
-    async def gateway() -> None:
-        from adapters.discord.gateway import run
+        async def gateway() -> None:
+            try:
+                await run(bot)
+            except Exception as exc:  # keep the app serving; say why the bot stopped
+                log.error("discord gateway bot stopped", extra={"exc": type(exc).__name__, "reason": str(exc)})
+                raise
 
-        try:
-            await run(hub)
-        except Exception as exc:  # keep the app serving; say why the bot stopped
-            log.error("discord gateway bot stopped", extra={"exc": type(exc).__name__, "reason": str(exc)})
-            raise
-
-    return [gateway]
+        loaded.runners.append(gateway)
+    return loaded if loaded.routes or loaded.runners else None

@@ -25,11 +25,13 @@ async def main() -> int:
     if settings.discord_bot_token is None or not settings.discord_bot_token.get_secret_value():
         print("DISCORD_BOT_TOKEN is not set: the gateway bot needs the bot's token.", file=sys.stderr)
         return 2
-    from adapters.discord.gateway import run
+    from adapters.discord import load
 
     logs.setup(settings)
     hub = Hub(settings)
-    return await run_until_stopped(hub, [lambda: run(hub)], "discord gateway bot")
+    loaded = load(hub, clients=True)
+    assert loaded is not None
+    return await run_until_stopped(hub, loaded.runners, "discord gateway bot")
 
 
 if __name__ == "__main__":

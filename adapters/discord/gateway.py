@@ -14,12 +14,14 @@
 - ``DISCORD_API_URL`` becomes discord.py's REST base; the gateway is ``DISCORD_GATEWAY_URL`` when
   set, else the URL ``GET /gateway/bot`` names.
 
-Events are acknowledged by claiming them in ``hub.events`` and queueing a plain-data job; the job
-answers through this process's client.
+Events are accepted through the core inbox (claimed, queued as plain-data jobs); the job answers
+through this process's client. What it opened (the thread, the progress message, the parts sent)
+is noted, so a worker that reclaims the job after a crash finishes that answer, never a second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sys
@@ -36,7 +38,8 @@ from adapters.discord import render, translate, transport
 from core.ask import Delta
 from core.config import ConfigError, Settings
 from core.errors import HubError
-from core.hub import Hub
+from core.inbox import Answer
+from core.inbox.door import Door
 from core.messages import for_error, polite
 from core.metrics import ADAPTER_EVENTS
 from core.progress import Progress
@@ -85,9 +88,9 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=tr
         return cls("up" if match["rating"] == "up" else "down", match["request_id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        hub: Hub = interaction.client.hub  # type: ignore[attr-defined]
-        tenant = translate.tenant_for(hub.settings, interaction.guild_id)
-        await hub.feedback.record(
+        door: Door = interaction.client.door  # type: ignore[attr-defined]
+        tenant = translate.tenant_for(door.settings, interaction.guild_id)
+        await door.feedback.record(
             self.request_id, self.rating, platform=PLATFORM, user=str(interaction.user.id), tenant=tenant
         )
         ADAPTER_EVENTS.labels(PLATFORM, "answered").inc()
@@ -129,8 +132,8 @@ class _Recent:
 
 
 class AskBot(discord.Client):
-    def __init__(self, hub: Hub) -> None:
-        settings = hub.settings
+    def __init__(self, door: Door) -> None:
+        settings = door.settings
         discord.VoiceClient.warn_dave = False  # no voice here: skip discord.py's start-up warning
         app_id = settings.discord_application_id
         super().__init__(
@@ -138,8 +141,9 @@ class AskBot(discord.Client):
             allowed_mentions=discord.AllowedMentions.none(),  # an answer never pings anyone
             application_id=int(app_id) if app_id else None,
         )
-        self.hub = hub
+        self.door = door
         self.tree = app_commands.CommandTree(self)
+        self._logged_in = asyncio.Event()  # jobs may arrive (from Redis) before the login
         self._own_threads = _Recent()  # threads this process started (the cache may lag behind)
         self._hinted = _Recent()  # threads where the bot asked to be mentioned
 
@@ -155,10 +159,9 @@ class AskBot(discord.Client):
     # -- start --
 
     async def setup_hook(self) -> None:
-        settings = self.hub.settings
+        settings = self.door.settings
         self.add_dynamic_items(FeedbackButton)
-        transport.register_jobs(self.hub)
-        self.hub.jobs.register(JOB, self.answer_message)
+        self._logged_in.set()
         if settings.discord_gateway_url:
             DiscordWebSocket.DEFAULT_GATEWAY = gateway_url(settings.discord_gateway_url)
         else:
@@ -229,9 +232,6 @@ class AskBot(discord.Client):
             return
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
         event_id = f"message:{message.id}"
-        if not await self.hub.events.claim(PLATFORM, event_id):
-            ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
-            return
         job = {
             "message_id": str(message.id),
             "channel_id": str(message.channel.id),
@@ -243,9 +243,9 @@ class AskBot(discord.Client):
             "request_id": uuid.uuid4().hex,
         }
         try:
-            await self.hub.jobs.submit(JOB, job, event=(PLATFORM, event_id))
+            if not await self.door.inbox.accept(PLATFORM, event_id, JOB, job):
+                ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
         except HubError as exc:
-            await self.hub.events.release(PLATFORM, event_id)
             ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
             with contextlib.suppress(discord.HTTPException):
                 await message.reply(for_error(exc, question, job["request_id"]), mention_author=False)
@@ -267,55 +267,66 @@ class AskBot(discord.Client):
 
     async def answer_message(self, job: dict[str, Any]) -> None:
         """The job: find where to answer (a new thread, the thread, the DM), then answer there."""
+        await self._logged_in.wait()
+        event_id = f"message:{job['message_id']}"
+        async with self.door.inbox.answer(PLATFORM, event_id) as answer:
+            try:
+                await self._answer_message(job, answer)
+            except discord.HTTPException as exc:
+                log.error("discord reply failed", extra={"event": event_id, "exc": type(exc).__name__})
+                ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
+                answer.give_back()  # unless the user has (part of) an answer: a redelivery must not repeat it
+                return
+        ADAPTER_EVENTS.labels(PLATFORM, "answered").inc()
+
+    async def _answer_message(self, job: dict[str, Any], answer: Answer) -> None:
         event_id = f"message:{job['message_id']}"
         channel_id, message_id = int(job["channel_id"]), int(job["message_id"])
         guild_id = int(job["guild_id"]) if job.get("guild_id") else None
         channel: Any = self.get_channel(channel_id) or self.get_partial_messageable(channel_id, guild_id=guild_id)
         question_message = channel.get_partial_message(message_id)
         target, conversation, reference = channel, str(channel_id), None
-        delivery: dict[str, bool] = {"posted": False}
-        try:
-            if not job["dm"] and not job["in_thread"]:
-                try:
-                    target = await question_message.create_thread(
-                        name=render.thread_name(job["question"]), auto_archive_duration=1440
-                    )
-                    self._own_threads.add(target.id)
-                    conversation = str(target.id)
-                except (discord.HTTPException, ValueError) as exc:
-                    # No permission to create threads here (or not a text channel): reply in place.
-                    log.warning("thread not created", extra={"event": event_id, "exc": type(exc).__name__})
-                    conversation, reference = f"{channel_id}:{message_id}", question_message
-            request = translate.ask_request(
-                self.hub.settings,
-                question=job["question"],
-                user_id=job["user_id"],
-                guild_id=guild_id,
-                channel_id=target.id,
-                conversation=conversation,
-                request_id=job["request_id"],
-            )
-            await self._answer(target, request, reference, delivery)
-        except discord.HTTPException as exc:
-            log.error("discord reply failed", extra={"event": event_id, "exc": type(exc).__name__})
-            ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
-            if delivery["posted"]:  # the user has (part of) an answer: a redelivery must not repeat it
-                await self.hub.events.done(PLATFORM, event_id)
-            else:
-                await self.hub.events.release(PLATFORM, event_id)
-            return
-        await self.hub.events.done(PLATFORM, event_id)
-        ADAPTER_EVENTS.labels(PLATFORM, "answered").inc()
+        if answer.opened.get("thread"):  # an attempt that died had started the thread: answer there
+            thread_id = int(answer.opened["thread"])
+            target, conversation = self.get_partial_messageable(thread_id, guild_id=guild_id), str(thread_id)
+        elif not job["dm"] and not job["in_thread"]:
+            try:
+                target = await question_message.create_thread(
+                    name=render.thread_name(job["question"]), auto_archive_duration=1440
+                )
+                self._own_threads.add(target.id)
+                conversation = str(target.id)
+                await answer.note(thread=str(target.id))
+            except (discord.HTTPException, ValueError) as exc:
+                # No permission to create threads here (or not a text channel): reply in place.
+                log.warning("thread not created", extra={"event": event_id, "exc": type(exc).__name__})
+                conversation, reference = f"{channel_id}:{message_id}", question_message
+        request = translate.ask_request(
+            self.door.settings,
+            question=job["question"],
+            user_id=job["user_id"],
+            guild_id=guild_id,
+            channel_id=target.id,
+            conversation=conversation,
+            request_id=job["request_id"],
+        )
+        await self._answer(target, request, reference, answer)
 
-    async def _answer(self, target: Any, request: AskRequest, reference: Any, delivery: dict[str, bool]) -> None:
-        """Stream the answer into target: progress in one message, then the final messages."""
-        sent: discord.Message | None = None
+    async def _answer(self, target: Any, request: AskRequest, reference: Any, answer: Answer) -> None:
+        """Stream the answer into target: progress in one message, then the final messages.
+
+        The progress message and the parts sent are noted; a reclaimed job edits that message
+        and skips those parts."""
+        sent: Any = None
+        if answer.opened.get("progress"):
+            sent = target.get_partial_message(int(answer.opened["progress"]))
 
         async def show(text: str) -> None:
             nonlocal sent
             if sent is None:
                 sent = await target.send(render.progress(text), reference=reference, mention_author=False)
-                delivery["posted"] = True
+                answer.shown()
+                await answer.note(progress=str(sent.id))
             else:  # a lost progress edit is harmless: the final edit follows
                 with contextlib.suppress(discord.HTTPException):
                     await sent.edit(content=render.progress(text))
@@ -325,7 +336,7 @@ class AskBot(discord.Client):
         async with target.typing():
             try:
                 result: AskResult | None = None
-                async for event in self.hub.asker.stream(request):
+                async for event in self.door.asker.stream(request):
                     if isinstance(event, Delta):
                         text += event.text
                         await shown.push(text)
@@ -341,21 +352,22 @@ class AskBot(discord.Client):
                 log.error("ask failed", extra={"request_id": request.request_id, "exc": type(exc).__name__})
                 messages = [render.text_message(polite("error", request_id=request.request_id))]
         for n, message in enumerate(messages):
+            if n and n <= answer.opened.get("parts", 0):
+                continue  # sent by an attempt that died
             kwargs = _message_kwargs(message, request.request_id)
             if n == 0 and sent is not None:
                 await sent.edit(**kwargs)
             else:
                 await target.send(**kwargs, reference=reference if n == 0 else None, mention_author=False)
-            delivery["posted"] = True
+            answer.shown()
+            if n:
+                await answer.note(parts=n)
 
     # -- /ask --
 
     async def on_ask(self, interaction: discord.Interaction, question: str) -> None:
         await interaction.response.defer(thinking=True)
         event_id = f"interaction:{interaction.id}"
-        if not await self.hub.events.claim(PLATFORM, event_id):
-            ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
-            return
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
         channel = interaction.channel
         is_thread = isinstance(channel, discord.Thread) or getattr(channel, "type", None) in (
@@ -375,21 +387,30 @@ class AskBot(discord.Client):
             "request_id": uuid.uuid4().hex,
         }
         try:
-            await self.hub.jobs.submit(transport.JOB, job, event=(PLATFORM, event_id))
+            if not await self.door.inbox.accept(PLATFORM, event_id, transport.JOB, job):
+                ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
         except HubError as exc:
-            await self.hub.events.release(PLATFORM, event_id)
             ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
             await interaction.followup.send(for_error(exc, question, job["request_id"]))
 
 
-async def run(hub: Hub) -> None:
-    """The gateway bot until cancelled (discord.py reconnects on its own)."""
-    settings = hub.settings
-    assert settings.discord_bot_token is not None
+def prepare(door: Door) -> AskBot:
+    """The bot, with its job kinds declared: called when the adapter loads, before the queue starts,
+    so that a durable queue has readers for them from the first moment."""
+    settings = door.settings
     configure_endpoints(settings)
     if settings.discord_gateway_url:
         gateway_url(settings.discord_gateway_url)  # a bad URL stops here, with one clear line
-    bot = AskBot(hub)
+    bot = AskBot(door)
+    transport.register_jobs(door)
+    door.inbox.declare(JOB, bot.answer_message)
+    return bot
+
+
+async def run(bot: AskBot) -> None:
+    """The gateway bot until cancelled (discord.py reconnects on its own)."""
+    settings = bot.door.settings
+    assert settings.discord_bot_token is not None
     try:
         await bot.start(settings.discord_bot_token.get_secret_value())
     except discord.LoginFailure:

@@ -16,19 +16,21 @@ import logging
 import time
 import uuid
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import orjson
-from fastapi import FastAPI, Request
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
+from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.discord import render, translate
 from core.config import ConfigError
 from core.errors import BadRequest, HubError, Unauthorized
-from core.hub import Hub
+from core.inbox import Answer
+from core.inbox.door import Door
 from core.messages import for_error, polite
 from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS
 
@@ -61,10 +63,11 @@ def _json(data: dict[str, Any]) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-def mount(app: FastAPI, hub: Hub) -> None:
-    assert hub.settings.discord_public_key is not None
-    key = verify_key(hub.settings.discord_public_key)
-    register_jobs(hub)
+def endpoint(door: Door) -> Callable[[Request], Awaitable[Response]]:
+    """``POST /discord/interactions``; declares the interaction job."""
+    assert door.settings.discord_public_key is not None
+    key = verify_key(door.settings.discord_public_key)
+    register_jobs(door)
 
     async def interactions(request: Request) -> Response:
         started = time.perf_counter()
@@ -81,48 +84,46 @@ def mount(app: FastAPI, hub: Hub) -> None:
             return _json({"type": PONG})
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
         if kind == APPLICATION_COMMAND:
-            response = await _command(hub, payload)
+            response = await _command(door, payload)
         elif kind == MESSAGE_COMPONENT:
-            response = await _component(hub, payload)
+            response = await _component(door, payload)
         else:
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             raise BadRequest(f"unsupported interaction type {kind!r}")
         ADAPTER_ACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
         return _json(response)
 
-    app.add_api_route("/discord/interactions", interactions, methods=["POST"], include_in_schema=False)
+    return interactions
 
 
-async def _command(hub: Hub, payload: dict[str, Any]) -> dict[str, Any]:
+async def _command(door: Door, payload: dict[str, Any]) -> dict[str, Any]:
     question = translate.command_question(payload)
     if question is None or "id" not in payload or "token" not in payload or not translate.interaction_user(payload):
         ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
         return {"type": CHANNEL_MESSAGE, "data": {"content": "Unknown command.", "flags": render.EPHEMERAL}}
     event_id = f"interaction:{payload['id']}"
-    if not await hub.events.claim(PLATFORM, event_id):
-        ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
-        log.info("duplicate interaction", extra={"event": event_id})
-        return {"type": DEFERRED_CHANNEL_MESSAGE}
     request_id = uuid.uuid4().hex
-    job = translate.command_job(hub.settings, payload, question, request_id)
+    job = translate.command_job(door.settings, payload, question, request_id)
     try:
-        await hub.jobs.submit(JOB, job, event=(PLATFORM, event_id))
+        accepted = await door.inbox.accept(PLATFORM, event_id, JOB, job)
     except HubError as exc:  # the queue is full: say so now, let the user ask again
-        await hub.events.release(PLATFORM, event_id)
         ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
         return {"type": CHANNEL_MESSAGE, "data": render.text_message(for_error(exc, question, request_id))}
+    if not accepted:
+        ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
+        log.info("duplicate interaction", extra={"event": event_id})
     return {"type": DEFERRED_CHANNEL_MESSAGE}
 
 
-async def _component(hub: Hub, payload: dict[str, Any]) -> dict[str, Any]:
+async def _component(door: Door, payload: dict[str, Any]) -> dict[str, Any]:
     parsed = translate.parse_feedback((payload.get("data") or {}).get("custom_id", ""))
     user_id = translate.interaction_user(payload)
     if parsed is None or user_id is None:
         ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
         return {"type": DEFERRED_UPDATE}  # acknowledge a button that is not ours, change nothing
     request_id, rating = parsed
-    tenant = translate.tenant_for(hub.settings, payload.get("guild_id"))
-    await hub.feedback.record(request_id, rating, platform=PLATFORM, user=user_id, tenant=tenant)
+    tenant = translate.tenant_for(door.settings, payload.get("guild_id"))
+    await door.feedback.record(request_id, rating, platform=PLATFORM, user=user_id, tenant=tenant)
     ADAPTER_EVENTS.labels(PLATFORM, "answered").inc()
     return render.thanks_response(payload.get("locale"))
 
@@ -148,26 +149,20 @@ class Replies:
             self._client = None
 
 
-_REPLIES: weakref.WeakKeyDictionary[Hub, Replies] = weakref.WeakKeyDictionary()
+_REPLIES: weakref.WeakKeyDictionary[Door, Replies] = weakref.WeakKeyDictionary()
 
 
-def replies_for(hub: Hub) -> Replies:
-    replies = _REPLIES.get(hub)
-    if replies is None:
-        replies = _REPLIES[hub] = Replies()
-        hub.on_close(replies.aclose)  # after the job queue has drained
-    return replies
-
-
-def register_jobs(hub: Hub) -> Replies:
-    """Register the interaction job (the app and the gateway bot may both do it: one client)."""
-    replies = replies_for(hub)
+def register_jobs(door: Door) -> None:
+    """Declare the interaction job (the app and the gateway bot may both do it: one client)."""
+    if door in _REPLIES:
+        return
+    replies = _REPLIES[door] = Replies()
+    door.on_close(replies.aclose)  # after the job queue has drained
 
     async def handler(job: dict[str, Any]) -> None:
-        await answer_interaction(hub, job, replies.client)
+        await answer_interaction(door, job, replies.client)
 
-    hub.jobs.register(JOB, handler)
-    return replies
+    door.inbox.declare(JOB, handler)
 
 
 class InteractionWebhook:
@@ -205,9 +200,12 @@ class InteractionWebhook:
             await asyncio.sleep(min(wait, 5.0))
 
 
-async def answer_interaction(hub: Hub, job: dict[str, Any], client: httpx.AsyncClient) -> None:
-    """Ask the core, then edit the answer into the deferred response (follow-ups for more parts)."""
-    settings = hub.settings
+async def answer_interaction(door: Door, job: dict[str, Any], client: httpx.AsyncClient) -> None:
+    """Ask the core, then edit the answer into the deferred response (follow-ups for more parts).
+
+    Editing ``@original`` is idempotent and the follow-ups sent are noted, so a worker that
+    reclaims the job after a crash completes the one answer instead of adding a second."""
+    settings = door.settings
     event_id = f"interaction:{job['interaction_id']}"
     request = translate.ask_request(
         settings,
@@ -219,25 +217,30 @@ async def answer_interaction(hub: Hub, job: dict[str, Any], client: httpx.AsyncC
         request_id=job["request_id"],
     )
     try:
-        messages = render.answer_messages(await hub.asker.ask(request))
+        messages = render.answer_messages(await door.asker.ask(request))
     except HubError as exc:
         messages = [render.text_message(for_error(exc, request.question, request.request_id))]
     except Exception as exc:  # never leave the user with "thinking…" forever
         log.error("ask failed", extra={"event": event_id, "exc": type(exc).__name__})
         messages = [render.text_message(polite("error", request_id=request.request_id))]
-    posted = False
-    try:
-        webhook = InteractionWebhook(client, settings.discord_api_url, job["application_id"], job["token"])
-        await webhook.edit_original(messages[0])
-        posted = True
-        for message in messages[1:]:
-            await webhook.follow_up(message)
-    except httpx.HTTPError as exc:
-        log.error("interaction reply failed", extra={"event": event_id, "exc": type(exc).__name__})
-        ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
-        if not posted:
-            await hub.events.release(PLATFORM, event_id)
-        return
-    await hub.events.done(PLATFORM, event_id)
+    async with door.inbox.answer(PLATFORM, event_id) as answer:
+        try:
+            await _deliver(InteractionWebhook(client, settings.discord_api_url, job["application_id"], job["token"]),
+                           messages, answer)  # fmt: skip
+        except httpx.HTTPError as exc:
+            log.error("interaction reply failed", extra={"event": event_id, "exc": type(exc).__name__})
+            ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
+            answer.give_back()
+            return
     ADAPTER_EVENTS.labels(PLATFORM, "answered").inc()
     log.info("interaction answered", extra={"event": event_id, "request_id": request.request_id})
+
+
+async def _deliver(webhook: InteractionWebhook, messages: list[dict[str, Any]], answer: Answer) -> None:
+    await webhook.edit_original(messages[0])
+    answer.shown()
+    for n, message in enumerate(messages[1:], start=1):
+        if n <= answer.opened.get("follow_ups", 0):
+            continue  # sent by an attempt that died
+        await webhook.follow_up(message)
+        await answer.note(follow_ups=n)

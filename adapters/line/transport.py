@@ -39,7 +39,8 @@ from prometheus_client import Counter
 from starlette.responses import JSONResponse, Response
 
 from core.errors import BadRequest, HubError
-from core.hub import Hub
+from core.inbox import Answer
+from core.inbox.door import Door
 from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS, REGISTRY
 
 from . import render
@@ -126,10 +127,10 @@ class LineApi:
 
 
 class LineBot:
-    def __init__(self, hub: Hub, channel_secret: str, access_token: str) -> None:
-        self.hub = hub
+    def __init__(self, door: Door, channel_secret: str, access_token: str) -> None:
+        self.door = door
         self._validator = SignatureValidator(channel_secret)
-        self.api = LineApi(hub.settings.line_api_url, access_token)
+        self.api = LineApi(door.settings.line_api_url, access_token)
 
     # -- in ------------------------------------------------------------------------------------
 
@@ -162,52 +163,47 @@ class LineBot:
         if not isinstance(event_id, str) or not event_id:
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             return
-        if not await self.hub.events.claim(PLATFORM, event_id):
+        # Cannot be queued: LINE gets a 503 and redelivers; later events of the batch were not claimed.
+        if not await self.door.inbox.accept(PLATFORM, event_id, JOB, {"event": raw, "destination": destination}):
             redelivery = bool((raw.get("deliveryContext") or {}).get("isRedelivery"))
             log.info("duplicate event skipped", extra={"event_id": event_id, "redelivery": redelivery})
             ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
-            return
-        try:
-            await self.hub.jobs.submit(JOB, {"event": raw, "destination": destination}, event=(PLATFORM, event_id))
-        except HubError:
-            # Queue full: LINE gets a 503 and redelivers; later events of the batch were not claimed.
-            await self.hub.events.release(PLATFORM, event_id)
-            raise
 
     # -- the job: one event ----------------------------------------------------------------------
 
     async def handle(self, payload: dict[str, Any]) -> None:
         raw = payload["event"]
         event_id = raw["webhookEventId"]
-        try:
-            event = parse_event(raw)
-            if event is None:
-                incoming = Incoming("ignore", event_id, 0, why="unknown_type")
+        async with self.door.inbox.answer(PLATFORM, event_id) as answer:
+            try:
+                event = parse_event(raw)
+                if event is None:
+                    incoming = Incoming("ignore", event_id, 0, why="unknown_type")
+                else:
+                    incoming = translate(event, self.door.settings.line, payload.get("destination"))
+                delivered = await self._act(incoming, answer)
+            except Exception as exc:
+                log.error("event failed", extra={"event_id": event_id, "exc": type(exc).__name__})
+                delivered = False
+                ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
+            if delivered:
+                answer.shown()
             else:
-                incoming = translate(event, self.hub.settings.line, payload.get("destination"))
-            delivered = await self._act(incoming)
-        except Exception as exc:
-            log.error("event failed", extra={"event_id": event_id, "exc": type(exc).__name__})
-            delivered = False
-            ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
-        if delivered:
-            await self.hub.events.done(PLATFORM, event_id)
-        else:
-            await self.hub.events.release(PLATFORM, event_id)  # a later delivery may answer it
+                answer.give_back()  # a later delivery may answer it
 
-    async def _act(self, incoming: Incoming) -> bool:
+    async def _act(self, incoming: Incoming, answer: Answer) -> bool:
         """Handle one event; True when it is finished (answered, or nothing to answer)."""
-        settings = self.hub.settings.line
+        settings = self.door.settings.line
         if incoming.action == "ignore" or incoming.chat is None:
             log.info("event ignored", extra={"event_id": incoming.event_id, "why": incoming.why})
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             return True
         if incoming.action == "ask":
-            return await self._answer(incoming, incoming.chat)
+            return await self._answer(incoming, incoming.chat, answer)
         if incoming.action == "feedback":
             fb = incoming.feedback
             assert fb is not None
-            await self.hub.feedback.record(
+            await self.door.feedback.record(
                 fb.request_id,
                 fb.rating,
                 platform=PLATFORM,
@@ -223,12 +219,12 @@ class LineBot:
         ADAPTER_EVENTS.labels(PLATFORM, "answered" if sent else "failed").inc()
         return True  # a courtesy message is not worth a redelivery
 
-    async def _answer(self, incoming: Incoming, chat: Chat) -> bool:
+    async def _answer(self, incoming: Incoming, chat: Chat, answer: Answer) -> bool:
         request_id = uuid.uuid4().hex
         loading = asyncio.create_task(self._show_loading(chat)) if chat.one_to_one else None
         answered = False
         try:
-            result = await self.hub.asker.ask(to_request(incoming, self.hub.settings.line, request_id))
+            result = await self.door.asker.ask(to_request(incoming, self.door.settings.line, request_id))
             messages = render.answer_messages(result)
             answered = True
         except Exception as exc:  # every failure still gets a short, polite message
@@ -237,7 +233,7 @@ class LineBot:
             messages = render.error_messages(exc, incoming.question, request_id)
         if loading is not None:
             await loading
-        sent = await self._deliver(incoming, chat, messages)
+        sent = await self._deliver(incoming, chat, messages, answer)
         outcome = "answered" if sent and answered else "failed"
         log.info(
             "event handled",
@@ -254,16 +250,31 @@ class LineBot:
 
     # -- out -------------------------------------------------------------------------------------
 
-    async def _deliver(self, incoming: Incoming, chat: Chat, messages: list[Message]) -> bool:
-        if await self._try_reply(incoming, messages):
-            return True
+    async def _deliver(self, incoming: Incoming, chat: Chat, messages: list[Message], answer: Answer) -> bool:
+        """By reply while the token is fresh, else by push (whose retry key makes a repeat harmless).
+
+        A worker that died during the reply leaves a note: LINE cannot say whether that reply went
+        out, so the token is tried again (refused then as used: it had) and, once stale, nothing
+        more is sent — one answer or, rarely, none, never two."""
+        if answer.opened.get("reply"):
+            if not self._fresh(incoming):
+                log.warning("an earlier attempt's reply may have gone out; not pushing a second answer",
+                            extra={"event_id": incoming.event_id})  # fmt: skip
+                return True
+            if await self._reply_once(incoming, messages) in ("sent", "refused"):
+                DELIVERIES.labels("reply").inc()
+                return True
+        elif self._fresh(incoming):
+            await answer.note(reply=True)
+            if await self._try_reply(incoming, messages):
+                return True
         if await self.api.push(chat.id, messages, retry_key(incoming.event_id)):
             DELIVERIES.labels("push").inc()
             return True
         return False
 
     def _fresh(self, incoming: Incoming) -> bool:
-        deadline = incoming.timestamp_ms / 1000 + self.hub.settings.line.reply_within_sec
+        deadline = incoming.timestamp_ms / 1000 + self.door.settings.line.reply_within_sec
         return incoming.reply_token is not None and time.time() < deadline
 
     async def _try_reply(self, incoming: Incoming, messages: list[Message]) -> bool:

@@ -11,21 +11,15 @@ SLACK_APP_TOKEN (Socket Mode: ``python -m adapters.slack``, or ``python -m core 
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from core.config import Settings
 
 if TYPE_CHECKING:  # the SDKs load only when Slack is configured (and `python -m adapters.slack` starts fast)
-    from fastapi import FastAPI
+    from core.adapters import Loaded
+    from core.inbox.door import Door
 
-    from adapters.slack.transport import SlackTransport
-    from core.hub import Hub
-
-__all__ = ["mount", "runners", "transport_for"]
-
-_transports: weakref.WeakKeyDictionary[Hub, SlackTransport] = weakref.WeakKeyDictionary()
+__all__ = ["load"]
 
 
 def http_configured(settings: Settings) -> bool:
@@ -36,28 +30,18 @@ def socket_configured(settings: Settings) -> bool:
     return bool(settings.slack_bot_token and settings.slack_app_token)
 
 
-def transport_for(hub: Hub) -> SlackTransport:
-    """The one Bolt app (and job handlers) of a hub, shared by the HTTP route and Socket Mode."""
-    from adapters.slack.transport import SlackTransport
-
-    transport = _transports.get(hub)
-    if transport is None:
-        transport = _transports[hub] = SlackTransport(hub)
-    transport.register_jobs()
-    return transport
-
-
-def mount(app: FastAPI, hub: Hub) -> bool:
-    settings = hub.settings
+def load(door: Door, *, clients: bool) -> Loaded | None:
+    """One Bolt app (and its job kinds) for the HTTP route and Socket Mode alike."""
+    settings = door.settings
     if not (http_configured(settings) or socket_configured(settings)):
-        return False
-    transport = transport_for(hub)  # job handlers: Socket Mode events are answered by them too
+        return None
+    from adapters.slack.transport import SlackTransport
+    from core.adapters import Loaded
+
+    transport = SlackTransport(door)  # declares the job kinds: Socket Mode events are answered by them too
+    loaded = Loaded("slack")
     if http_configured(settings):
-        app.add_api_route("/slack/events", transport.http_endpoint, methods=["POST"], include_in_schema=False)
-    return True
-
-
-def runners(hub: Hub) -> list[Callable[[], Awaitable[None]]]:
-    if not socket_configured(hub.settings):
-        return []
-    return [transport_for(hub).run_socket_mode]
+        loaded.routes["/slack/events"] = transport.http_endpoint
+    if clients and socket_configured(settings):
+        loaded.runners.append(transport.run_socket_mode)
+    return loaded

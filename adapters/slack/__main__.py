@@ -24,14 +24,16 @@ async def _run() -> int:
         print("config error: Slack Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN", file=sys.stderr)
         return 2
     # The heavy imports (index, models, SDKs) only once the configuration is known to be usable.
-    from adapters.slack import runners
+    from adapters.slack import load
     from core import logs
     from core.hub import Hub
     from core.lifecycle import run_until_stopped
 
     logs.setup(settings)
     hub = Hub(settings)
-    return await run_until_stopped(hub, runners(hub), "slack socket mode")
+    loaded = load(hub, clients=True)
+    assert loaded is not None
+    return await run_until_stopped(hub, loaded.runners, "slack socket mode")
 
 
 def main() -> int:

@@ -27,10 +27,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack import render
-from adapters.slack.translate import PLATFORM, Incoming, Vote, tenant_for, thread_key, to_request
+from adapters.slack.translate import PLATFORM, Incoming, Vote, tenant_for, thread_id, to_request
 from core.ask import Delta
 from core.errors import HubError
-from core.hub import Hub
+from core.inbox import Answer
+from core.inbox.door import Door
 from core.llm.prompt import language_of
 from core.messages import for_error, polite
 from core.metrics import ADAPTER_EVENTS
@@ -40,7 +41,6 @@ from core.schema import AskResult
 log = logging.getLogger("askhub.slack")
 
 EARLY_SEC = 0.3  # wait this long for the core's first word before showing progress (limits answer at once)
-THREAD_SEC = 7 * 86400.0  # follow-ups in a thread the bot answered, without a mention, for a week
 STREAM_RECHECK_SEC = 3600.0  # a team that cannot stream is asked again after an hour
 STREAM_INTERVAL = 0.5  # seconds between chat.appendStream calls
 UPDATE_INTERVAL = 1.0  # seconds between chat.update calls (Slack's rate for edits)
@@ -61,8 +61,8 @@ NO_STREAMING = {
 class Replier:
     """The ``slack.answer`` and ``slack.feedback`` job handlers of one process."""
 
-    def __init__(self, hub: Hub, web: AsyncWebClient) -> None:
-        self.hub = hub
+    def __init__(self, door: Door, web: AsyncWebClient) -> None:
+        self.door = door
         self.web = web
         self._no_stream_until: dict[str, float] = {}  # team -> monotonic time to try streaming again
 
@@ -70,39 +70,36 @@ class Replier:
 
     async def answer(self, payload: dict[str, Any]) -> None:
         incoming = Incoming(**payload["incoming"])
-        reply = _Reply(self, incoming, payload.get("request_id") or uuid.uuid4().hex)
-        try:
-            outcome = await reply.run()
-        except Exception as exc:
-            # Slack itself failed us (or a bug). Done if the user saw an answer or an apology,
-            # else released so that a redelivery of the event is answered.
-            ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
-            log.warning(
-                "slack answer not delivered",
-                extra={"event": incoming.key, "request_id": reply.request_id, "exc": type(exc).__name__,
-                       "slack_error": _slack_error(exc), "visible": reply.delivered},
-            )  # fmt: skip
-            if reply.delivered:
-                await self.hub.events.done(PLATFORM, incoming.key)
-            else:
-                await self.hub.events.release(PLATFORM, incoming.key)
-            return
-        await self.hub.events.done(PLATFORM, incoming.key)
+        async with self.door.inbox.answer(PLATFORM, incoming.key) as answer:
+            reply = _Reply(self, incoming, payload.get("request_id") or uuid.uuid4().hex, answer)
+            try:
+                outcome = await reply.run()
+            except Exception as exc:
+                # Slack itself failed us (or a bug). Done if the user saw an answer or an apology,
+                # else given back so that a redelivery of the event is answered.
+                ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
+                log.warning(
+                    "slack answer not delivered",
+                    extra={"event": incoming.key, "request_id": reply.request_id, "exc": type(exc).__name__,
+                           "slack_error": _slack_error(exc), "visible": answer.visible},
+                )  # fmt: skip
+                answer.give_back()
+                return
         ADAPTER_EVENTS.labels(PLATFORM, outcome).inc()
         log.info("slack event handled", extra={"event": incoming.key, "request_id": reply.request_id,
                                                "outcome": outcome, "view": reply.view_kind})  # fmt: skip
 
     async def feedback(self, payload: dict[str, Any]) -> None:
         vote = Vote(**payload)
-        tenant = tenant_for(self.hub.settings, vote.team)
-        await self.hub.feedback.record(
-            vote.request_id,
-            "up" if vote.rating == "up" else "down",
-            platform=PLATFORM,
-            user=vote.user,
-            tenant=tenant,
-        )
-        await self.hub.events.done(PLATFORM, vote.key)
+        tenant = tenant_for(self.door.settings, vote.team)
+        async with self.door.inbox.answer(PLATFORM, vote.key):
+            await self.door.feedback.record(
+                vote.request_id,
+                "up" if vote.rating == "up" else "down",
+                platform=PLATFORM,
+                user=vote.user,
+                tenant=tenant,
+            )
         log.info("slack feedback recorded", extra={"request_id": vote.request_id, "rating": vote.rating})
         thanks = render.THANKS[vote.rating]
         try:
@@ -137,24 +134,24 @@ class Replier:
 class _Reply:
     """One question's way from the job to Slack."""
 
-    def __init__(self, replier: Replier, incoming: Incoming, request_id: str) -> None:
+    def __init__(self, replier: Replier, incoming: Incoming, request_id: str, answer: Answer) -> None:
         self.r = replier
-        self.hub = replier.hub
+        self.door = replier.door
         self.web = replier.web
         self.incoming = incoming
         self.request_id = request_id
-        self.thread_ts = incoming.thread_ts
-        self.parent_ts: str | None = None  # the "asked:" message /ask posts
+        self.answer = answer  # its notes: what an attempt that died opened (a reclaimed job reuses it)
+        self.parent_ts: str | None = answer.opened.get("parent_ts")  # the "asked:" message /ask posts
+        self.thread_ts = incoming.thread_ts or self.parent_ts
         self.respond_only = False  # /ask where the bot may not post: answer through response_url
-        self.delivered = False
         self.view_kind = "none"
 
     async def run(self) -> str:
         inc = self.incoming
         if self.thread_ts is None:
             await self._post_parent()
-        request = to_request(inc, self.hub.settings, request_id=self.request_id, thread_ts=self.thread_ts)
-        events = self.hub.asker.stream(request)
+        request = to_request(inc, self.door.settings, request_id=self.request_id, thread_ts=self.thread_ts)
+        events = self.door.asker.stream(request)
         first: asyncio.Future[Delta | AskResult] = asyncio.ensure_future(anext(events))
         view: _View | None = None
         try:
@@ -175,7 +172,7 @@ class _Reply:
                 return "failed"
             assert view is not None
             await view.finish(result)
-            self.delivered = True
+            self.answer.shown()
             return "answered"
         finally:
             if not first.done():
@@ -201,6 +198,7 @@ class _Reply:
             self.respond_only = True
             return
         self.parent_ts = self.thread_ts = str(posted["ts"])
+        await self.answer.note(parent_ts=self.parent_ts)
 
     async def _open_view(self) -> _View:
         inc = self.incoming
@@ -208,10 +206,17 @@ class _Reply:
             self.view_kind = "response_url"
             return _RespondView(self)
         assert self.thread_ts is not None
-        try:  # follow-ups in this thread need no mention from now on
-            await self.hub.backend.set(thread_key(inc.team, inc.channel, self.thread_ts), b"1", THREAD_SEC)
-        except Exception as exc:  # the shared state is down: answer anyway, follow-ups need a mention
-            log.warning("thread not recorded", extra={"request_id": self.request_id, "exc": type(exc).__name__})
+        # Follow-ups in this thread need no mention from now on (with the shared state down, they do).
+        await self.door.threads.mark(PLATFORM, tenant_for(self.door.settings, inc.team),
+                                     thread_id(inc.team, inc.channel, self.thread_ts))  # fmt: skip
+        reclaimed = self.answer.opened.get("view_ts")
+        if reclaimed:  # a worker died answering: take over its stream or placeholder, never post a second
+            if self.answer.opened.get("view") == "stream":
+                with contextlib.suppress(SlackApiError):
+                    await self.r.call("chat.stopStream", channel=inc.channel, ts=reclaimed)
+            self.view_kind = "reclaimed"
+            self.answer.shown()
+            return _UpdateView(self, str(reclaimed))
         if self.r.may_stream(inc.team):
             try:
                 started = await self.r.call(
@@ -222,6 +227,7 @@ class _Reply:
                     recipient_user_id=inc.user,
                 )
                 self.view_kind = "stream"
+                await self.answer.note(view="stream", view_ts=str(started["ts"]))
                 return _StreamView(self, str(started["ts"]))
             except SlackApiError as exc:
                 error = _slack_error(exc)
@@ -230,6 +236,7 @@ class _Reply:
                 log.info("streaming unavailable; updating a message instead", extra={"slack_error": error})
         posted = await self.web.chat_postMessage(channel=inc.channel, thread_ts=self.thread_ts, text=render.THINKING)
         self.view_kind = "update"
+        await self.answer.note(view="update", view_ts=str(posted["ts"]))
         return _UpdateView(self, str(posted["ts"]))
 
     async def _apologise(self, view: _View | None, text: str, ephemeral: bool) -> None:
@@ -253,7 +260,7 @@ class _Reply:
                 await _respond(inc.response_url, text=text)
         else:
             await self.web.chat_postMessage(channel=inc.channel, thread_ts=self.thread_ts, text=text)
-        self.delivered = True
+        self.answer.shown()
 
 
 async def _consume(

@@ -56,9 +56,9 @@ def conversation_id(team: str, channel: str, thread_ts: str) -> str:
     return f"slack:{team}:{channel}:{thread_ts}"
 
 
-def thread_key(team: str, channel: str, thread_ts: str) -> str:
-    """Shared-state key marking a thread the bot answers in (follow-ups there need no mention)."""
-    return f"slack:thread:{team}:{channel}:{thread_ts}"
+def thread_id(team: str, channel: str, thread_ts: str) -> str:
+    """A thread, for core's thread markers (kept per platform and tenant)."""
+    return f"{team}:{channel}:{thread_ts}"
 
 
 def team_of(body: dict[str, Any]) -> str:

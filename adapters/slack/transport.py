@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
@@ -37,8 +38,8 @@ from adapters.slack import translate
 from adapters.slack.reply import Replier
 from adapters.slack.translate import PLATFORM, Ignored, Incoming
 from core.config import Settings
-from core.errors import Unauthorized
-from core.hub import Hub
+from core.errors import BadRequest, HubError, Unauthorized
+from core.inbox.door import Door
 from core.llm.prompt import language_of
 from core.messages import polite
 from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS
@@ -72,18 +73,17 @@ def api_url(settings: Settings) -> str:
 class SlackTransport:
     """The Bolt app, its listeners, and the two ways requests reach it."""
 
-    def __init__(self, hub: Hub) -> None:
-        settings = hub.settings
+    def __init__(self, door: Door) -> None:
+        settings = door.settings
         assert settings.slack_bot_token is not None
-        self.hub = hub
+        self.door = door
         self.web = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(), base_url=api_url(settings), logger=SDK_LOG
         )
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         self._verifier = SignatureVerifier(secret) if secret.strip() else None
         self.app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
-        self.replier = Replier(hub, self.web)
-        self._jobs_registered = False
+        self.replier = Replier(door, self.web)
         self.app = AsyncApp(
             name="askhub.slack.app",  # Bolt's per-listener loggers are named after the app
             client=self.web,
@@ -98,12 +98,9 @@ class SlackTransport:
         self.app.command(re.compile(r"^/ask"))(self._on_command)
         self.app.action(re.compile(r"^askhub_feedback_(up|down)$"))(self._on_action)
         self.app.event(re.compile(r".*"))(self._on_other_event)  # acked: an unhandled event would be retried
-
-    def register_jobs(self) -> None:
-        if not self._jobs_registered:
-            self.hub.jobs.register(ANSWER_JOB, self.replier.answer)
-            self.hub.jobs.register(FEEDBACK_JOB, self.replier.feedback)
-            self._jobs_registered = True
+        self._requests = AsyncSlackRequestHandler(self.app)
+        door.inbox.declare(ANSWER_JOB, self.replier.answer)
+        door.inbox.declare(FEEDBACK_JOB, self.replier.feedback)
 
     # -- listeners (each returns quickly: that return is the ack) --
 
@@ -112,12 +109,15 @@ class SlackTransport:
         got = translate.from_event(body, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
         if isinstance(got, Incoming) and got.kind == "thread":
             # A reply in a thread without a mention: answered only in threads the bot answers.
+            tenant = translate.tenant_for(self.door.settings, got.team)
             try:
-                answering = await self.hub.backend.get(translate.thread_key(got.team, got.channel, got.thread_ts or ""))
-            except Exception as exc:  # the shared state is down: let Slack retry later
+                answering = await self.door.threads.marked(
+                    PLATFORM, tenant, translate.thread_id(got.team, got.channel, got.thread_ts or "")
+                )
+            except HubError as exc:  # the shared state is down: let Slack retry later
                 log.warning("slack thread lookup failed", extra={"exc": type(exc).__name__})
                 return BoltResponse(status=503, body="")
-            if answering is None:
+            if not answering:
                 got = Ignored("not_addressed")
         if isinstance(got, Ignored):
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
@@ -161,18 +161,13 @@ class SlackTransport:
     ) -> BoltResponse | None:
         """Claim, queue, and let the listener return (the ack). None when accepted or a duplicate;
         a 503 when the work could not be queued (the claim is released, so a retry is answered)."""
-        claimed = False
         try:
-            claimed = await self.hub.events.claim(PLATFORM, key)
-            if not claimed:
+            if not await self.door.inbox.accept(PLATFORM, key, job, payload):
                 ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
                 log.info("slack duplicate delivery skipped", extra={"event": key, "event_id": event_id,
                                                                     "retry": retry})  # fmt: skip
                 return None
-            await self.hub.jobs.submit(job, payload, event=(PLATFORM, key))
-        except Exception as exc:
-            if claimed:
-                await _quietly(self.hub.events.release(PLATFORM, key))
+        except Exception as exc:  # the inbox released the claim: Slack's retry is answered
             ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
             log.warning("slack event not accepted", extra={"event": key, "exc": type(exc).__name__})
             return BoltResponse(status=503, body="")
@@ -186,18 +181,13 @@ class SlackTransport:
         body = await request.body()
         if not self._signed(body, request.headers):
             raise Unauthorized("invalid or expired Slack request signature")
-        bolt_request = AsyncBoltRequest(
-            body=body.decode("utf-8", "replace"),
-            query=dict(request.query_params),
-            headers={k: v for k, v in request.headers.items()},
-        )
-        bolt_response = await self.app.async_dispatch(bolt_request)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("the body is not UTF-8") from None
+        response = await self._requests.handle(request)  # slack-bolt's own request conversion
         ADAPTER_ACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
-        return Response(
-            content=bolt_response.body,
-            status_code=bolt_response.status,
-            headers=bolt_response.first_headers_without_set_cookie(),
-        )
+        return response
 
     def _signed(self, body: bytes, headers: Mapping[str, str]) -> bool:
         """v0 HMAC-SHA256 of ``v0:{timestamp}:{body}``, timestamp within 5 minutes of now."""

@@ -12,6 +12,9 @@ class Principal:
     user: str  # the person: JWT sub, platform user, else the client itself
     scopes: frozenset[str]
     exempt_when_backend_down: bool = False
+    # The knowledge-base collections this asker may be answered from (core/auth/collections.py);
+    # None only for a principal an adapter's request stands for, resolved by AskService.
+    collections: frozenset[str] | None = None
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes

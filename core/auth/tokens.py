@@ -7,13 +7,13 @@ RSA key). Several keys may be live at once, so keys rotate with an overlap.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
 from core.config import ConfigError, JWTSettings
+from core.secrets import secret as secret_value
 
 
 class TokenError(Exception):
@@ -25,6 +25,7 @@ class Claims:
     subject: str
     tenant: str
     scopes: frozenset[str]
+    collections: frozenset[str] | None = None  # the collections claim, when configured and present
 
 
 def looks_like_jwt(value: str) -> bool:
@@ -37,7 +38,7 @@ class TokenVerifier:
         self._keys: dict[str, tuple[str, Any]] = {}
         for key in settings.keys:
             if key.algorithm.startswith("HS"):
-                secret = os.environ.get(key.secret_env or "", "")
+                secret = (secret_value(key.secret_env) if key.secret_env else None) or ""
                 if not secret:
                     raise ConfigError(f"jwt.keys.{key.kid}: the variable {key.secret_env} (secret_env) is not set")
                 material: Any = secret.encode()
@@ -76,10 +77,21 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token ({type(exc).__name__})") from None
         scope = claims.get("scope", claims.get("scp", ""))
-        scopes = frozenset(scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else ())
+        scopes = frozenset(scope.split()) if isinstance(scope, str) else _names(scope, "scope")
         tenant = claims.get(s.tenant_claim)
+        collections = None
+        if s.collections_claim is not None and s.collections_claim in claims:
+            collections = _names(claims[s.collections_claim], s.collections_claim)
         return Claims(
             subject=str(claims["sub"]),
             tenant=tenant if isinstance(tenant, str) and tenant else s.default_tenant,
             scopes=scopes,
+            collections=collections,
         )
+
+
+def _names(value: Any, claim: str) -> frozenset[str]:
+    """A claim that must be a list of strings; anything else is a bad token, not a server error."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TokenError(f"claim '{claim}' must be a list of strings")
+    return frozenset(value)

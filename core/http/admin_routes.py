@@ -1,13 +1,16 @@
-"""Admin API: usage and cost. An admin key sees every tenant; any other key, its own."""
+"""Admin API: usage and cost (an admin key sees every tenant; any other key, its own), dashboard
+data, feedback, and client keys by expiry."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from core.auth import keys
 from core.errors import Forbidden
 from core.http.auth import credential
 from core.http.auth import principal as authenticate
@@ -58,3 +61,16 @@ async def feedback(request: Request, limit: int = Query(100, ge=1, le=5000)) -> 
     authenticate(request, "admin")
     rows = await request.app.state.hub.feedback.recent(limit)
     return Response(orjson.dumps({"feedback": rows}), media_type="application/json")
+
+
+@router.get("/keys", summary="Client keys by expiry, soonest first: client, fingerprint, end (never a key)")
+async def key_expiries(request: Request) -> Response:
+    who = authenticate(request, "admin")
+    hub = request.app.state.hub
+    AUDIT.info("keys read", extra={"event": "admin_keys", "client": who.client})
+    rows = [
+        {**asdict(row), "expires": row.expires.isoformat() if row.expires else None}
+        for row in hub.auth.clients.expiries(keys.today())
+    ]
+    body = {"keys": rows, "warning_days": keys.EXPIRY_WARNING_DAYS}
+    return Response(orjson.dumps(body), media_type="application/json")

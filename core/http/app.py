@@ -19,11 +19,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from core import logs
-from core.adapters import installed
+from core.adapters import load_all
 from core.config import Settings
-from core.http import admin_routes, ask_routes, errors, feedback_routes, openai_routes, ops_routes
+from core.http import admin_routes, ask_routes, embeddings_routes, errors, feedback_routes, openai_routes, ops_routes
 from core.http.fastlane import FastLane, LaneRoute
+from core.http.hosts import HostGuard
 from core.http.middleware import HubMiddleware
+from core.http.slow_clients import BODY_TIMEOUT_SEC
 from core.hub import Hub
 from core.metrics import MULTIPROCESS
 
@@ -45,13 +47,14 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     the Discord gateway) in this process, as ``python -m core serve`` does."""
     logs.setup(settings)
     hub = Hub(settings)
-    adapters = installed()
+    # Loading declares the adapters' job kinds (and prepares their clients) before the queue starts.
+    adapters = load_all(hub, clients=run_adapters)
+    runners = [run for adapter in adapters for run in adapter.runners]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
-        runners = [getattr(m, "runners", None) for m in adapters] if run_adapters else []
-        clients = [run() for runner in runners if runner for run in runner(hub)]
+        clients = [run() for run in runners]
         tasks = [asyncio.create_task(client, name="adapter-runner") for client in clients]
         # Everything loaded so far lives as long as the process: keep it out of the
         # collector's work, so collections stay short and rare under load.
@@ -77,6 +80,9 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.max_body_bytes = settings.requests.max_body_bytes
     app.webhook_max_body_bytes = settings.requests.webhook_max_body_bytes
     app.allowed_origins = settings.hub_allowed_origins
+    app.guard = HostGuard(lambda: hub.auth.demo, settings.public_url, settings.hub_allowed_hosts)
+    # No redirect is built from the request's Host: a trailing slash is simply not found.
+    app.router.redirect_slashes = False
     app.state.hub = hub
     errors.install(app)
     app.include_router(ops_routes.router)
@@ -84,10 +90,10 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(feedback_routes.router)
     app.include_router(openai_routes.router)
-    for module in adapters:
-        mount = getattr(module, "mount", None)
-        if mount is not None and mount(app, hub):
-            log.info("adapter %s mounted", module.__name__)
+    app.include_router(embeddings_routes.router)
+    for adapter in adapters:
+        for path, endpoint in adapter.routes.items():
+            app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
     if WEB_DIR.is_dir():
         app.include_router(portal_router())
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
@@ -99,13 +105,21 @@ class HubApp(FastAPI):
     for request id, body limit, metrics and errors, then the fast lane, then FastAPI."""
 
     lane_routes: list[LaneRoute]
+    body_timeout_sec = BODY_TIMEOUT_SEC
     max_body_bytes: int
     webhook_max_body_bytes: int
     allowed_origins: list[str]
+    guard: HostGuard
 
     def build_middleware_stack(self) -> ASGIApp:
         app: ASGIApp = FastLane(super().build_middleware_stack(), self.lane_routes)
-        app = HubMiddleware(app, max_body_bytes=self.max_body_bytes, webhook_max_body_bytes=self.webhook_max_body_bytes)
+        app = HubMiddleware(
+            app,
+            guard=self.guard,
+            max_body_bytes=self.max_body_bytes,
+            webhook_max_body_bytes=self.webhook_max_body_bytes,
+            body_timeout_sec=self.body_timeout_sec,
+        )
         if self.allowed_origins:
             app = CORSMiddleware(
                 app,

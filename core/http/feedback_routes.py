@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
-from core.errors import BadRequest, InvalidType
+from core.errors import BadRequest, InvalidType, NotFound
 from core.http.auth import principal
 
 router = APIRouter()
@@ -35,12 +35,15 @@ async def feedback(request: Request) -> Response:
             raise BadRequest("body must be a JSON object") from None
         raise InvalidType(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
     platform = "web" if request.headers.get("x-askhub-client") == "portal" else "api"
-    await request.app.state.hub.feedback.record(
+    taken = await request.app.state.hub.feedback.record(
         body.request_id,
         body.rating,
         platform=platform,
         user=who.user,
         tenant=who.tenant,
+        client=who.client,
         comment=body.comment,
     )
+    if not taken:  # another asker's answer looks exactly like one that never existed
+        raise NotFound("no answer with this request_id was given to this client")
     return Response(status_code=204)

@@ -41,10 +41,32 @@ def build(vectors: np.ndarray, exact_max: int) -> faiss.Index:
     return index
 
 
-def search(index: faiss.Index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    if index.ntotal == 0:
+class Subset:
+    """The vectors a search may return (a per-vector mask), as FAISS's bitmap selector."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.mask = mask
+        self.share = float(mask.mean()) if len(mask) else 0.0
+        self._bitmap = np.packbits(mask, bitorder="little")  # kept alive: FAISS reads it by pointer
+        self.selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(self._bitmap))
+
+
+def search(
+    index: faiss.Index, query: np.ndarray, k: int, subset: Subset | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest vectors; with ``subset`` only among those, filtered inside FAISS's scan,
+    so k of them come back when there are k."""
+    if index.ntotal == 0 or (subset is not None and subset.share == 0.0):
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    scores, ids = index.search(query.reshape(1, -1), min(k, index.ntotal))
+    params = None
+    if subset is not None and isinstance(index, faiss.IndexIVF):
+        # A subset holding a share of the vectors fills that share of each list: probe
+        # proportionally more lists to find as many neighbours as the unfiltered search.
+        nprobe = min(index.nlist, math.ceil(NPROBE / subset.share))
+        params = faiss.SearchParametersIVF(sel=subset.selector, nprobe=nprobe)
+    elif subset is not None:
+        params = faiss.SearchParameters(sel=subset.selector)
+    scores, ids = index.search(query.reshape(1, -1), min(k, index.ntotal), params=params)
     keep = ids[0] >= 0
     return ids[0][keep], scores[0][keep]
 

@@ -1,4 +1,5 @@
-"""Text embedders: the offline hash embedder (default) and the OpenAI embeddings endpoint.
+"""Text embedders: the offline semantic model (default, e5.py), the offline hash embedder
+and the OpenAI embeddings endpoint.
 
 Every embedder returns L2-normalised float32 rows, so inner product is cosine similarity
 and the FAISS index can be an inner-product index.
@@ -6,6 +7,7 @@ and the FAISS index can be an inner-product index.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from typing import Protocol
@@ -13,6 +15,9 @@ from typing import Protocol
 import numpy as np
 
 from core.kb.terms import TermRows, analyse
+from core.metrics import EMBEDDER_FALLBACK
+
+log = logging.getLogger("askhub.index")
 
 
 class EmbedderError(Exception):
@@ -27,6 +32,12 @@ class Embedder(Protocol):
     def dim(self) -> int: ...
 
     async def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+async def embed_query(embedder: Embedder, text: str) -> np.ndarray:
+    """A question's vector: models that embed questions differently (e5's "query: ") do."""
+    own = getattr(embedder, "embed_query", None)
+    return await own(text) if own is not None else (await embedder.embed([text]))[0]
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -126,9 +137,28 @@ class OpenAIEmbedder:
         return _normalise(matrix) if len(texts) else np.zeros((0, self._dim or 0), np.float32)
 
 
+class FallbackHashEmbedder(HashEmbedder):
+    """The hash embedder standing in for a semantic model that could not load: it works,
+    retrieves worse, and says so (``fallback_reason`` reaches the log, /readyz and /metrics)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.fallback_reason = reason
+
+
 def make_embedder(spec: str, *, api_key: str | None = None, base_url: str | None = None) -> Embedder:
     if spec == "hash":
         return HashEmbedder()
+    if spec == "e5":
+        from core.kb import e5
+
+        try:
+            return e5.shared()
+        except e5.E5Unavailable as exc:
+            reason = f"the semantic embedder (e5) cannot load: {exc}; using the hash embedder instead"
+            log.warning(reason)
+            EMBEDDER_FALLBACK.set(1)
+            return FallbackHashEmbedder(reason)
     import openai
 
     model = spec.removeprefix("openai:")

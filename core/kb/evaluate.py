@@ -55,13 +55,16 @@ def read_questions(path: Path) -> list[Question]:
     return questions
 
 
-async def evaluate(name: str, index: KnowledgeIndex, retriever: Retriever, questions: list[Question]) -> EvalReport:
+async def evaluate(
+    name: str, index: KnowledgeIndex, retriever: Retriever, questions: list[Question], min_score: float = 0.0
+) -> EvalReport:
+    """Recall and MRR by document, counting only hits /ask would use (score >= min_score)."""
     r1 = r3 = rr = 0.0
     latencies: list[float] = []
     misses: list[tuple[str, str, list[str]]] = []
     for q in questions:
         started = time.perf_counter()
-        hits = await retriever.search(index, q.question, DEPTH * 2)
+        hits = [h for h in await retriever.search(index, q.question, DEPTH * 2) if h.score >= min_score]
         latencies.append((time.perf_counter() - started) * 1000)
         ranked: list[str] = []
         for hit in hits:

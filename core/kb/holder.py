@@ -11,7 +11,7 @@ from pathlib import Path
 from core.config import Settings
 from core.kb import store
 from core.kb.embedders import Embedder
-from core.kb.ingest import IngestError, ingest
+from core.kb.ingest import IngestError, ingest_settings
 from core.metrics import INDEX_CHUNKS, INDEX_VERSION
 
 log = logging.getLogger("askhub.index")
@@ -48,13 +48,7 @@ class IndexHolder:
             try:
                 if store.current_name(self._dir) is None:
                     log.info("no index in %s yet: building it from %s", self._dir, self._settings.kb_dir)
-                    report = await ingest(
-                        self._settings.kb_dir,
-                        self._dir,
-                        self._embedder,
-                        chunk_chars=self._settings.retrieval.chunk_chars,
-                        exact_max=self._settings.retrieval.exact_max_chunks,
-                    )
+                    report = await ingest_settings(self._settings, self._embedder)
                     log.info(report.summary())
             except IngestError as exc:
                 self.error = f"cannot build the index: {exc}"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +22,20 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from core.config import DEFAULT_COLLECTION, Settings
 from core.kb import store
 from core.kb.chunker import chunk_document, document_title
-from core.kb.embedders import Embedder, HashEmbedder
+from core.kb.embedders import Embedder, EmbedderError, HashEmbedder
 from core.kb.pdf import PdfTextError, pdf_to_markdown
 from core.kb.synonyms import SynonymsError, read_groups
 from core.kb.terms import TermRows, analyse
+from core.kb.text import script_group
+from core.kb.vectorcache import VectorCache
 
+log = logging.getLogger("askhub.index")
 SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
 EMBED_BATCH = 256
+MODEL_BATCH = 32  # a model's batches: cached as they finish, and the bar's ETA moves often
 PARALLEL_FROM = 4096  # chunks; below this, starting worker processes costs more than it saves
 
 
@@ -63,50 +70,91 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class _Doc:
-    id: str
+    collection: str
+    id: str  # the path inside the collection's folder
     path: Path
     text: str | None  # None: a PDF already indexed with these bytes, not parsed again
     content_hash: str
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.collection, self.id
 
-def _read_documents(kb_dir: Path, indexed: dict[str, str]) -> tuple[list[_Doc], list[str]]:
-    """The documents, and "path: why" for each PDF that gave no text (skipped, not fatal:
-    a scanned or locked PDF in a shared folder should not stop the rest being indexed)."""
-    if not kb_dir.is_dir():
-        raise IngestError(f"knowledge-base folder not found: {kb_dir}")
+
+def _read_documents(folders: dict[str, Path], indexed: dict[tuple[str, str], str]) -> tuple[list[_Doc], list[str]]:
+    """The documents, collection by collection (each collection one range of chunk ids), and
+    "path: why" for each PDF that gave no text (skipped, not fatal: a scanned or locked PDF
+    in a shared folder should not stop the rest being indexed)."""
     docs: list[_Doc] = []
     skipped: list[str] = []
-    for path in sorted(kb_dir.rglob("*")):
-        if path.suffix.lower() not in SUFFIXES or not path.is_file() or path.name.startswith("."):
-            continue
-        raw = path.read_bytes()
-        doc_id = path.relative_to(kb_dir).as_posix()
-        content_hash = hashlib.sha256(raw).hexdigest()
-        text: str | None = None
-        if path.suffix.lower() == ".pdf":
-            if indexed.get(doc_id) == content_hash:
-                docs.append(_Doc(doc_id, path, None, content_hash))
+    for collection, kb_dir in folders.items():
+        if not kb_dir.is_dir():
+            named = "" if collection == DEFAULT_COLLECTION else f" (collection {collection!r})"
+            raise IngestError(f"knowledge-base folder not found: {kb_dir}{named}")
+        for path in sorted(kb_dir.rglob("*")):
+            if path.suffix.lower() not in SUFFIXES or not path.is_file() or path.name.startswith("."):
                 continue
-            try:
-                text = pdf_to_markdown(raw, path.stem)
-            except PdfTextError as exc:
-                skipped.append(f"{doc_id}: {exc}")
-                continue
-        else:
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise IngestError(f"{path}: not UTF-8 text") from None
-        docs.append(_Doc(doc_id, path, text, content_hash))
+            raw = path.read_bytes()
+            doc_id = path.relative_to(kb_dir).as_posix()
+            content_hash = hashlib.sha256(raw).hexdigest()
+            text: str | None = None
+            if path.suffix.lower() == ".pdf":
+                if indexed.get((collection, doc_id)) == content_hash:
+                    docs.append(_Doc(collection, doc_id, path, None, content_hash))
+                    continue
+                try:
+                    text = pdf_to_markdown(raw, path.stem)
+                except PdfTextError as exc:
+                    skipped.append(f"{doc_id}: {exc}")
+                    continue
+            else:
+                try:
+                    text = raw.decode("utf-8-sig")
+                except UnicodeDecodeError:
+                    raise IngestError(f"{path}: not UTF-8 text") from None
+            docs.append(_Doc(collection, doc_id, path, text, content_hash))
     return docs, skipped
+
+
+def _glossary(folders: list[Path]) -> list[list[str]]:
+    """The synonym groups of every folder (KB_DIR and each collection's), each group once."""
+    groups: list[list[str]] = []
+    for folder in dict.fromkeys(folders):
+        try:
+            groups += [g for g in read_groups(folder) if g not in groups]
+        except SynonymsError as exc:
+            raise IngestError(str(exc)) from None
+    return groups
 
 
 def _embed_input(title: str, section: str, text: str) -> str:
     return f"{title}\n{section}\n{text}" if section else f"{title}\n{text}"
 
 
+async def ingest_settings(
+    settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = False
+) -> IngestReport:
+    """Ingest every collection of the settings into INDEX_DIR."""
+    return await ingest(
+        settings.collection_dirs(),
+        settings.index_dir,
+        embedder,
+        chunk_chars=settings.retrieval.chunk_chars,
+        exact_max=settings.retrieval.exact_max_chunks,
+        rebuild=rebuild,
+        progress=progress,
+        glossary=settings.kb_dir,
+        cache=vector_cache_path(settings),
+    )
+
+
+def vector_cache_path(settings: Settings) -> Path:
+    """Beside INDEX_DIR (not inside it: versions come and go, the cache stays)."""
+    return settings.index_dir.parent / f"{settings.index_dir.name}-vectors.sqlite"
+
+
 async def ingest(
-    kb_dir: Path,
+    kb_dir: Path | Mapping[str, Path],
     index_dir: Path,
     embedder: Embedder,
     *,
@@ -114,28 +162,36 @@ async def ingest(
     exact_max: int,
     rebuild: bool = False,
     progress: bool = False,
+    glossary: Path | None = None,
+    cache: Path | None = None,
 ) -> IngestReport:
+    """Index one folder (the collection ``default``) or several collections (name -> folder)
+    into one index whose chunks each know their collection. ``glossary``: a folder whose
+    synonyms.yaml applies too (KB_DIR, above the collections' folders); ``cache``: a
+    content-hash vector cache (vectorcache.py) a semantic model reads before embedding."""
     started = time.perf_counter()
+    folders = {DEFAULT_COLLECTION: kb_dir} if isinstance(kb_dir, Path) else dict(kb_dir)
     chunker = {"max_chars": chunk_chars}
     old = None if rebuild else _previous(index_dir)
-    indexed = {d["id"]: d["content_hash"] for d in old.manifest["documents"]} if old else {}
-    docs, skipped = await asyncio.to_thread(
-        _read_documents, kb_dir, indexed if old and old.manifest["chunker"] == chunker else {}
-    )
-    try:
-        synonyms = read_groups(kb_dir)
-    except SynonymsError as exc:
-        raise IngestError(str(exc)) from None
-    if old is not None:
+    if old is not None and old.manifest["embedder"]["name"] != embedder.name:
         built_by = old.manifest["embedder"]["name"]
-        if built_by != embedder.name:
+        if not (built_by.startswith("hash-") and getattr(embedder, "semantic", False)):
             raise IngestError(
                 f"the index in {index_dir} was built with the '{built_by}' embedder but "
                 f"'{embedder.name}' is configured; vectors of two embedders cannot be mixed. "
                 "Re-ingest with --rebuild, or set INDEX_DIR to another folder."
             )
+        # The default moved from hash to the semantic model: rebuilding costs no money and
+        # loses nothing (hash vectors are recomputed in seconds), so nobody has to ask.
+        log.warning("the index was built with '%s': rebuilding it with '%s'", built_by, embedder.name)
+        old = None
+    indexed = {_key(d): d["content_hash"] for d in old.manifest["documents"]} if old else {}
+    docs, skipped = await asyncio.to_thread(
+        _read_documents, folders, indexed if old and old.manifest["chunker"] == chunker else {}
+    )
+    synonyms = _glossary(([glossary] if glossary else []) + list(folders.values()))
     reusable = _reusable(old.manifest, docs, chunker) if old else {}
-    removed = len({d["id"] for d in old.manifest["documents"]} - {d.id for d in docs}) if old else 0
+    removed = len({_key(d) for d in old.manifest["documents"]} - {d.key for d in docs}) if old else 0
     if old is not None and len(reusable) == len(docs) and not removed and old.manifest.get("synonyms") == synonyms:
         size = old.manifest["chunk_count"]
         return IngestReport(None, len(docs), size, 0, size, 0, time.perf_counter() - started, tuple(skipped))
@@ -147,8 +203,8 @@ async def ingest(
     fresh: list[str] = []
     for doc in docs:
         first = len(chunks)
-        if doc.id in reusable and old is not None:
-            start, count, title = reusable[doc.id]
+        if doc.key in reusable and old is not None:
+            start, count, title = reusable[doc.key]
             for i in range(start, start + count):
                 chunks.append(old.texts[i])
                 origin.append((False, i))
@@ -167,10 +223,11 @@ async def ingest(
                 doc.content_hash,
                 first,
                 len(chunks) - first,
+                doc.collection,
             )
         )
 
-    fresh_vectors, fresh_rows = await _analyse_and_embed(embedder, fresh, progress)
+    fresh_vectors, fresh_rows = await _analyse_and_embed(embedder, fresh, progress, cache)
     dim = fresh_vectors.shape[1] if fresh else old.manifest["embedder"]["dim"] if old else embedder.dim
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
     parts: list[tuple[TermRows, list[int]]] = []
@@ -181,6 +238,14 @@ async def ingest(
             parts[-1][1].append(i)
         else:
             parts.append((source_rows, [i]))
+    groups = np.zeros(len(chunks), dtype=np.uint8)
+    for entry, doc in zip(entries, docs, strict=True):
+        text = (
+            doc.text
+            if doc.text is not None
+            else " ".join(c[2] for c in chunks[entry.first_chunk : entry.first_chunk + entry.chunk_count])
+        )
+        groups[entry.first_chunk : entry.first_chunk + entry.chunk_count] = script_group(f"{entry.title} {text[:4000]}")
     version = store.write(
         index_dir,
         embedder=embedder.name,
@@ -192,6 +257,7 @@ async def ingest(
         rows=TermRows.concat(parts),
         exact_max=exact_max,
         synonyms=synonyms,
+        groups=groups,
     )
     seconds = time.perf_counter() - started
     return IngestReport(
@@ -213,15 +279,22 @@ def _previous(index_dir: Path) -> store.IngestState | None:
         return None  # unreadable or an older format: rebuild from scratch
 
 
-def _reusable(manifest: dict[str, Any], docs: list[_Doc], chunker: dict[str, Any]) -> dict[str, tuple[int, int, str]]:
-    """Documents whose bytes and chunking are unchanged: id -> (first row, row count, title)."""
+def _key(entry: dict[str, Any]) -> tuple[str, str]:
+    """A manifest document's (collection, id); indexes from before collections hold default."""
+    return entry.get("collection", DEFAULT_COLLECTION), entry["id"]
+
+
+def _reusable(
+    manifest: dict[str, Any], docs: list[_Doc], chunker: dict[str, Any]
+) -> dict[tuple[str, str], tuple[int, int, str]]:
+    """Documents whose bytes and chunking are unchanged: (collection, id) -> (first row, row count, title)."""
     if manifest["chunker"] != chunker:
         return {}
-    current = {doc.id: doc.content_hash for doc in docs}
+    current = {doc.key: doc.content_hash for doc in docs}
     return {
-        d["id"]: (d["first_chunk"], d["chunk_count"], d["title"])
+        _key(d): (d["first_chunk"], d["chunk_count"], d["title"])
         for d in manifest["documents"]
-        if current.get(d["id"]) == d["content_hash"]
+        if current.get(_key(d)) == d["content_hash"]
     }
 
 
@@ -231,32 +304,65 @@ def _hash_batch(dim: int, texts: list[str]) -> tuple[np.ndarray, TermRows]:
     return HashEmbedder(dim).vectors(terms, trigrams), terms
 
 
-async def _analyse_and_embed(embedder: Embedder, texts: list[str], progress: bool) -> tuple[np.ndarray, TermRows]:
+async def _analyse_and_embed(
+    embedder: Embedder, texts: list[str], progress: bool, cache: Path | None = None
+) -> tuple[np.ndarray, TermRows]:
     """BM25 term rows and vectors of the new chunks; the hash embedder reuses the analysis
-    and, for big ingests, spreads batches over every core."""
+    and, for big ingests, spreads batches over every core. A model's vectors come from the
+    content-hash cache where it has them; only the rest is embedded."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32), TermRows.join([])
-    vectors: list[np.ndarray] = []
-    rows: list[TermRows] = []
     batches = [texts[i : i + EMBED_BATCH] for i in range(0, len(texts), EMBED_BATCH)]
-    # disable=None lets tqdm hide the bar when stderr is not a terminal (CI logs).
-    with tqdm(total=len(texts), unit="chunk", desc="embedding", disable=None if progress else True) as bar:
-        if isinstance(embedder, HashEmbedder):
-            workers = min(os.cpu_count() or 1, 4) if len(texts) >= PARALLEL_FROM else 1
-            with _pool(workers) as pool:
-                loop = asyncio.get_running_loop()
-                futures = [loop.run_in_executor(pool, _hash_batch, embedder.dim, b) for b in batches]
-                for future, batch in zip(futures, batches, strict=True):
-                    batch_vectors, batch_rows = await future
-                    vectors.append(batch_vectors)
-                    rows.append(batch_rows)
-                    bar.update(len(batch))
-        else:
-            for batch in batches:
-                vectors.append(await embedder.embed(batch))
-                rows.append(analyse(batch)[0])
+    if isinstance(embedder, HashEmbedder):
+        vectors: list[np.ndarray] = []
+        rows: list[TermRows] = []
+        workers = min(os.cpu_count() or 1, 4) if len(texts) >= PARALLEL_FROM else 1
+        with _pool(workers) as pool, _bar(len(texts), progress) as bar:
+            loop = asyncio.get_running_loop()
+            futures = [loop.run_in_executor(pool, _hash_batch, embedder.dim, b) for b in batches]
+            for future, batch in zip(futures, batches, strict=True):
+                batch_vectors, batch_rows = await future
+                vectors.append(batch_vectors)
+                rows.append(batch_rows)
                 bar.update(len(batch))
-    return np.concatenate(vectors), TermRows.join(rows)
+        return np.concatenate(vectors), TermRows.join(rows)
+    terms = TermRows.join([analyse(b)[0] for b in batches])
+    store_ = VectorCache(cache, embedder.name) if cache is not None and _dim(embedder) else None
+    try:
+        if store_ is not None:
+            found, missing = await asyncio.to_thread(store_.get, texts, embedder.dim)
+        else:
+            found, missing = None, list(range(len(texts)))
+        todo = [texts[i] for i in missing]
+        parts: list[np.ndarray] = []
+        with _bar(len(todo), progress) as bar:
+            for start in range(0, len(todo), MODEL_BATCH):
+                batch = todo[start : start + MODEL_BATCH]
+                parts.append(await embedder.embed(batch))
+                if store_ is not None:
+                    await asyncio.to_thread(store_.put, batch, parts[-1])
+                bar.update(len(batch))
+    finally:
+        if store_ is not None:
+            store_.close()
+    fresh = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
+    if found is None:
+        return fresh, terms
+    found[missing] = fresh
+    return found, terms
+
+
+def _dim(embedder: Embedder) -> int:
+    """The embedder's dimension, 0 while unknown (an OpenAI model's until its first call)."""
+    try:
+        return embedder.dim
+    except EmbedderError:
+        return 0
+
+
+def _bar(total: int, progress: bool) -> tqdm:
+    # disable=None lets tqdm hide the bar when stderr is not a terminal (CI logs); it shows the ETA.
+    return tqdm(total=total, unit="chunk", desc="embedding", disable=None if progress else True)
 
 
 def _pool(workers: int) -> Executor:

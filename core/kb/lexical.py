@@ -111,8 +111,9 @@ class LexicalQuery:
     best: float
     _scores: np.ndarray | None = None
 
-    def candidates(self, k: int) -> np.ndarray:
-        """Up to k chunks with the highest BM25, and the scores of every chunk (``score``).
+    def candidates(self, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Up to k chunks with the highest BM25, and the scores of every chunk (``score``);
+        with ``allowed`` (a per-chunk mask) only allowed chunks score, so k of them come back.
 
         Terms in over a third of the chunks, and the commonest past the postings budget, are
         left out: they carry little idf but most of the postings (a common character sits in
@@ -133,6 +134,8 @@ class LexicalQuery:
             self.factors[usable], lengths
         )
         raw = np.bincount(gather(index.post_docs, starts, lengths), weights=weights, minlength=n)
+        if allowed is not None:
+            raw *= allowed
         self._scores = raw / self.best
         top = np.flatnonzero(raw) if n <= k else np.argpartition(-raw, k)[:k]
         return top[raw[top] > 0]

@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 import orjson
 
+from core.config import DEFAULT_COLLECTION
 from core.kb import dense
 from core.kb.diskarray import DiskArray
 from core.kb.lexical import LexicalIndex
@@ -52,16 +53,18 @@ class Chunk:
     section: str
     text: str
     source: str
+    collection: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True, slots=True)
 class DocumentEntry:
-    id: str
+    id: str  # the path inside its collection's folder
     path: str
     title: str
     content_hash: str
     first_chunk: int
     chunk_count: int
+    collection: str = DEFAULT_COLLECTION  # absent from indexes built before collections: default
 
 
 class ChunkTexts:
@@ -122,6 +125,8 @@ class KnowledgeIndex:
     lexical: LexicalIndex
     synonyms: Synonyms
     titles: TitleTerms
+    groups: np.ndarray  # uint8 per chunk: its document's script group (text.script_group)
+    centroids: np.ndarray  # float32 (groups, dim): each group's mean vector; empty if unknown
 
     @property
     def size(self) -> int:
@@ -130,7 +135,31 @@ class KnowledgeIndex:
     def chunk(self, i: int) -> Chunk:
         doc = self.documents[bisect.bisect_right(self._starts, i) - 1]
         chunk_id, section, text = self.texts[i]
-        return Chunk(chunk_id, doc.id, doc.title, section, text, doc.path)
+        return Chunk(chunk_id, doc.id, doc.title, section, text, doc.path, doc.collection)
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """The collections this index holds, in the order of their chunk ranges."""
+        return tuple(dict.fromkeys(d.collection for d in self.documents))
+
+    def subset(self, collections: frozenset[str] | None) -> dense.Subset | None:
+        """The chunks of the given collections (None: every chunk may be a candidate).
+
+        Chunks are laid out collection by collection, so the mask is a few ranges; it is kept
+        per collection set (an index sees only the handful of sets its askers have)."""
+        if collections is None or set(self.collections) <= collections:
+            return None
+        cache: dict[frozenset[str], dense.Subset] = self.__dict__.setdefault("_subsets", {})
+        subset = cache.get(collections)
+        if subset is None:
+            mask = np.zeros(self.size, dtype=bool)
+            for d in self.documents:
+                if d.collection in collections:
+                    mask[d.first_chunk : d.first_chunk + d.chunk_count] = True
+            subset = dense.Subset(mask)
+            if len(cache) < 64:
+                cache[collections] = subset
+        return subset
 
     def chunks(self) -> Iterator[Chunk]:
         return (self.chunk(i) for i in range(self.size))
@@ -193,6 +222,9 @@ def load(index_dir: Path) -> KnowledgeIndex | None:
         lexical = LexicalIndex.from_arrays(arrays)
         dense_index = dense.load(str(path / "dense.faiss"))
         texts = ChunkTexts.open(path)
+        calibrated = (path / "centroids.npy").is_file()  # indexes written before calibration lack it
+        groups = np.load(path / "groups.npy") if calibrated else np.zeros(len(texts), np.uint8)
+        centroids = np.load(path / "centroids.npy") if calibrated else np.zeros((0, 0), np.float32)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise IndexLoadError(f"index {path} is unreadable: {exc}") from None
     documents = [DocumentEntry(**d) for d in manifest["documents"]]
@@ -207,6 +239,8 @@ def load(index_dir: Path) -> KnowledgeIndex | None:
         lexical=lexical,
         synonyms=Synonyms(manifest.get("synonyms", [])),
         titles=TitleTerms.build([d.title for d in documents]),
+        groups=groups,
+        centroids=centroids,
     )
 
 
@@ -249,6 +283,7 @@ def write(
     rows: TermRows,
     exact_max: int,
     synonyms: list[list[str]],
+    groups: np.ndarray | None = None,
 ) -> int:
     """Write a new version and make it live; returns its version number."""
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -279,6 +314,9 @@ def write(
         for key, array in LexicalIndex.build(rows).arrays().items():
             np.save(tmp / f"lexical.{key}.npy", array)
         dense.save(dense.build(vectors, exact_max), str(tmp / "dense.faiss"))
+        if groups is not None:
+            np.save(tmp / "groups.npy", groups.astype(np.uint8))
+            np.save(tmp / "centroids.npy", group_centroids(vectors, groups))
         for f in tmp.iterdir():
             _fsync(f)
         final = index_dir / name
@@ -296,6 +334,26 @@ def write(
             shutil.rmtree(tmp, ignore_errors=True)
     _prune(index_dir, keep=name)
     return version
+
+
+CENTROID_PRIOR = 3  # chunks' worth of the whole index's mean mixed into each group's mean
+
+
+def group_centroids(vectors: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each script group's mean chunk vector: a question's inner product with it is its
+    average similarity to that group, the baseline retrieval subtracts (retriever.py).
+
+    A small group's mean is mostly its own few documents, and subtracting it would push
+    exactly those down: it is shrunk toward the whole index's mean (CENTROID_PRIOR)."""
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    sums = np.zeros((2, dim), dtype=np.float64)
+    counts = np.array([np.count_nonzero(groups == g) for g in range(2)], dtype=np.float64)
+    for g in range(2):
+        rows = np.flatnonzero(groups == g)
+        for start in range(0, len(rows), 65536):  # bounded memory for a memory-mapped array
+            sums[g] += vectors[rows[start : start + 65536]].sum(axis=0)
+    overall = sums.sum(axis=0) / max(counts.sum(), 1)
+    return ((sums + CENTROID_PRIOR * overall) / (counts + CENTROID_PRIOR)[:, None]).astype(np.float32)
 
 
 def _highest_version(index_dir: Path) -> int:

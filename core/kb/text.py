@@ -113,6 +113,14 @@ def has_cjk(text: str) -> bool:
     return _CJK_RE.search(text) is not None
 
 
+def script_group(text: str) -> int:
+    """1 for text mostly written in CJK characters, 0 otherwise (Latin and the rest): the
+    language groups whose similarity scores retrieval calibrates separately."""
+    cjk = len(_CJK_RE.findall(text))
+    letters = sum(ch.isalpha() for ch in text)
+    return int(letters > 0 and cjk / letters >= 0.3)
+
+
 def fold_word(word: str) -> str:
     """Light English suffix folding: enough to join plural and verb forms, never more."""
     if len(word) <= 3 or word.isdigit():

@@ -40,15 +40,22 @@ class Forwarder:
         return session
 
     @staticmethod
-    def _target(spec: ModelSpec) -> tuple[str, dict[str, str]]:
+    def _target(spec: ModelSpec, path: str = "chat/completions") -> tuple[str, dict[str, str]]:
         base = (spec.base_url or "https://api.openai.com/v1").rstrip("/")
         headers = {"Content-Type": "application/json"}
         if spec.api_key:
             headers["Authorization"] = f"Bearer {spec.api_key}"
-        return f"{base}/chat/completions", headers
+        return f"{base}/{path}", headers
 
     async def complete(self, spec: ModelSpec, body: dict[str, Any]) -> Forwarded:
-        url, headers = self._target(spec)
+        return await self._post(spec, "chat/completions", "choices", body)
+
+    async def embed(self, spec: ModelSpec, body: dict[str, Any]) -> Forwarded:
+        """POST /embeddings, forwarded like a chat request (the reply's ``data`` must hold rows)."""
+        return await self._post(spec, "embeddings", "data", body)
+
+    async def _post(self, spec: ModelSpec, path: str, rows: str, body: dict[str, Any]) -> Forwarded:
+        url, headers = self._target(spec, path)
         timeout = aiohttp.ClientTimeout(total=spec.timeout)
         try:
             async with self._session(url).post(url, data=orjson.dumps(body), headers=headers, timeout=timeout) as resp:
@@ -61,8 +68,8 @@ class Forwarder:
             raise ProviderError("connection", f"{spec.name}: {type(exc).__name__}") from None
         try:
             data = orjson.loads(raw)
-            if not data["choices"]:
-                raise ValueError("no choices")
+            if not data[rows]:
+                raise ValueError(f"no {rows}")
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             raise ProviderError("bad_response", f"{spec.name}: unreadable reply") from None
         return Forwarded(raw, data)

@@ -6,7 +6,8 @@ Front ends never name a provider. A question with personal data goes to a local 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from core.config import Settings
 from core.kb.embedders import Embedder
@@ -16,6 +17,8 @@ from core.llm.resilience import Resilience
 from core.llm.routing import ModelSpec, Route, Router
 from core.metrics import LLM_TOKENS, PII_ROUTED
 from core.pii import has_pii
+
+T = TypeVar("T")
 
 
 def make_provider(spec: ModelSpec, embedder: Embedder | None = None) -> Provider:
@@ -49,6 +52,33 @@ class ModelGateway:
             self._retired.append(self._providers.pop(name))
         self.router = router
         self.resilience.configure(settings.resilience)
+
+    @property
+    def names(self) -> list[str]:
+        """The logical models, as /v1/models lists them."""
+        return list(self.router.specs)
+
+    def spec(self, name: str) -> ModelSpec | None:
+        """The logical model ``name`` means (its own name or its upstream's), if configured."""
+        return self.router.by_name(self.router.resolve(name))
+
+    def resolve(self, name: str) -> str:
+        return self.router.resolve(name)
+
+    def rules(self, question: str, *, pii: bool, tenant: str, platform: str) -> Route:
+        """The route the rules pick for a question whose personal-data verdict is known."""
+        return self.router.route(question, pii=pii, tenant=tenant, platform=platform)
+
+    async def call(self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]]) -> T:
+        """``attempt`` over the route's models with retries, fallbacks and breakers (for /v1
+        bodies the hub relays as they are)."""
+        result, _ = await self.resilience.call(route, attempt)
+        return result
+
+    def relay(
+        self, route: Route, open_stream: Callable[[ModelSpec], AsyncIterator[bytes]]
+    ) -> AsyncIterator[tuple[bytes, ModelSpec]]:
+        return self.resilience.stream(route, open_stream)
 
     def route(self, question: str, *, earlier: str = "", tenant: str, platform: str, tenant_label: str) -> Route:
         """The rules match the question; personal data in it or in ``earlier`` turns of its

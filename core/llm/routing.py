@@ -12,12 +12,12 @@ never a cloud fallback.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
 from core.config import ConfigError, ModelSettings, RouteMatch, RouteSettings, Settings
 from core.errors import Unavailable
+from core.secrets import secret
 
 # Words that ask for reasoning rather than a lookup: such questions go to the large model.
 REASONING = ["why", "compare", "explain", "difference", "analy", "step by step", "pros and cons", "evaluate",
@@ -60,7 +60,7 @@ def model_specs(settings: Settings) -> dict[str, ModelSpec]:
 
 
 def _from_settings(m: ModelSettings, settings: Settings) -> ModelSpec:
-    key = os.environ.get(m.api_key_env) if m.api_key_env else None
+    key = secret(m.api_key_env) if m.api_key_env else None
     if key is None and m.api_key_env == "OPENAI_API_KEY" and settings.openai_api_key:
         key = settings.openai_api_key.get_secret_value()
     base_url = m.base_url or settings.openai_base_url
@@ -89,6 +89,12 @@ class Router:
             if missing:
                 raise ConfigError(f"routes.{rule.name}: unknown model(s) {', '.join(missing)}")
         self._patterns = {r.name: re.compile(r.when.pattern, re.I) for r in self.rules if r.when.pattern}
+        # OpenAI clients name upstream models ("gpt-4o-mini"): each upstream name stands for the
+        # first logical model that uses it, unless a logical model already has that name.
+        self.aliases: dict[str, str] = {}
+        for spec in self.specs.values():
+            if spec.upstream not in self.specs:
+                self.aliases.setdefault(spec.upstream, spec.name)
         self._default = next((r for r in reversed(self.rules) if r.when == RouteMatch()), None)
 
     def route(self, question: str, *, pii: bool, tenant: str, platform: str) -> Route:
@@ -105,6 +111,10 @@ class Router:
 
     def by_name(self, name: str) -> ModelSpec | None:
         return self.specs.get(name)
+
+    def resolve(self, name: str) -> str:
+        """The logical model ``name`` means: itself, or the one whose upstream name it is."""
+        return name if name in self.specs else self.aliases.get(name, name)
 
     def _matches(self, rule: RouteSettings, question: str, pii: bool, tenant: str, platform: str) -> bool:
         w = rule.when

@@ -1,0 +1,36 @@
+"""What an adapter may use of the hub: a narrow interface, so no adapter reaches into core's state.
+
+``Hub`` satisfies it; adapters are typed against ``Door`` and never see the state backend, the
+ledger or the queue — only the inbox, thread markers, the answer service, feedback and close hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from core.ask import AskService
+    from core.config import Settings
+    from core.feedback import FeedbackStore
+    from core.inbox import Inbox
+    from core.inbox.threads import ThreadMarkers
+
+
+class Door(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def asker(self) -> AskService: ...
+
+    @property
+    def inbox(self) -> Inbox: ...
+
+    @property
+    def threads(self) -> ThreadMarkers: ...
+
+    @property
+    def feedback(self) -> FeedbackStore: ...
+
+    def on_close(self, hook: Callable[[], Awaitable[None]]) -> None: ...

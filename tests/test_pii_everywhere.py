@@ -1,0 +1,234 @@
+"""Personal data wherever it hides: every field of a /v1 body, and the spellings that used to
+slip past detection on /ask, reach only the local model and never a log line raw."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from core import logs
+from core.pii import find_pii, has_pii, redact
+from tests.conftest import HubServer, make_settings, write_yaml
+from tests.fakes.openai_upstream import FakeOpenAI
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover
+    given = None
+
+KEY = "ah_pii-everywhere-key-0000000"
+EMAIL, TW_ID, PHONE = "mary.chen@lumentech.com.tw", "A123456789", "0912-345-678"
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, sample_index: Path, cloud: FakeOpenAI, local: FakeOpenAI
+) -> Iterator[HubServer]:
+    tmp = tmp_path_factory.mktemp("pii-everywhere")
+    config = write_yaml(tmp / "hub.yaml", {"resilience": {"retries": 0}})
+    settings = make_settings(
+        tmp, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), HUB_API_KEYS=f"svc:hr:{KEY}",
+        OPENAI_API_KEY="sk-up", OPENAI_BASE_URL=cloud.base_url, LOCAL_LLM_BASE_URL=local.base_url,
+        LOCAL_LLM_MODEL="local-llm", RATE_LIMIT_MAX_PER_USER="10000",
+    )  # fmt: skip
+    with HubServer(settings) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _reset(cloud: FakeOpenAI, local: FakeOpenAI) -> None:
+    cloud.reset()
+    local.reset()
+
+
+def user(content: Any) -> dict[str, Any]:
+    return {"role": "user", "content": content}
+
+
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+# Each body hides one value where the hub used to look away (the issue's seven cases and more).
+HIDING_PLACES: dict[str, dict[str, Any]] = {
+    "messages[].name": {"messages": [{"role": "user", "name": TW_ID, "content": "What is the leave policy?"}]},
+    "tool_calls[].function.arguments": {
+        "messages": [
+            user("Find my record"),
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": json.dumps({"email": EMAIL})},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "found"},
+        ]
+    },
+    "tools[].function.description": {
+        "messages": [user("Which tool?")],
+        "tools": [{**TOOL, "function": {**TOOL["function"], "description": f"Call {PHONE} for help"}}],
+    },
+    "image_url": {
+        "messages": [
+            user(
+                [
+                    {"type": "text", "text": "What is in this?"},
+                    {"type": "image_url", "image_url": {"url": f"https://x.example/?id={TW_ID}"}},
+                ]
+            )
+        ]
+    },
+    "user": {"messages": [user("What is the leave policy?")], "user": EMAIL},
+    "metadata": {"messages": [user("What is the leave policy?")], "metadata": {"caller": PHONE}},
+    "input_text part": {"messages": [user([{"type": "input_text", "text": f"My ID is {TW_ID}"}])]},
+    "system message": {"messages": [{"role": "system", "content": f"The user is {EMAIL}"}, user("Hi")]},
+    "a key of metadata": {"messages": [user("Hi")], "metadata": {EMAIL: "x"}},
+}
+
+
+def post_v1(hub: HubServer, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{hub.url}/v1/chat/completions", json={"model": "large", **body},
+                      headers={"Authorization": f"Bearer {KEY}"}, timeout=20)  # fmt: skip
+
+
+@pytest.mark.parametrize("place", list(HIDING_PLACES))
+def test_v1_personal_data_in_any_field_reaches_only_the_local_model(
+    place: str, hub: HubServer, cloud: FakeOpenAI, local: FakeOpenAI
+) -> None:
+    response = post_v1(hub, HIDING_PLACES[place])
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == "local-llm"
+    assert cloud.calls == [], f"personal data in {place} reached the cloud model"
+    assert local.calls
+
+
+def test_v1_without_personal_data_still_goes_to_the_cloud(hub: HubServer, cloud: FakeOpenAI) -> None:
+    """The control: the same shapes with nothing personal are not all sent to the local model."""
+    body = {"messages": [{"role": "user", "name": "mary", "content": "What is the leave policy?"}],
+            "user": "tester", "metadata": {"caller": "portal"}, "tools": [TOOL]}  # fmt: skip
+    response = post_v1(hub, body)
+    assert response.status_code == 200 and response.json()["model"] == "gpt-4o"
+    assert cloud.calls
+
+
+def test_v1_refuses_bytes_it_cannot_read(hub: HubServer, cloud: FakeOpenAI, local: FakeOpenAI) -> None:
+    image = user([{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}])
+    audio = user([{"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}])
+    for body in ({"messages": [image]}, {"messages": [audio]}):
+        response = post_v1(hub, body)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["type"] == "invalid_request"
+        assert "personal data" in response.json()["error"]["message"]
+    assert cloud.calls == [] and local.calls == []
+
+
+def test_v1_deeply_nested_body_is_a_clear_error_or_answer(hub: HubServer) -> None:
+    nested: Any = PHONE
+    for _ in range(200):
+        nested = {"k": nested}
+    response = post_v1(hub, {"messages": [user("Hi")], "metadata": nested})
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 200:
+        assert response.json()["model"] == "local-llm"
+
+
+def test_v1_sdk_with_a_phone_in_the_tool_arguments(hub: HubServer, cloud: FakeOpenAI) -> None:
+    sdk = openai.OpenAI(api_key=KEY, base_url=f"{hub.url}/v1", max_retries=0, timeout=20)
+    reply = sdk.chat.completions.create(
+        model="small", messages=HIDING_PLACES["tool_calls[].function.arguments"]["messages"]
+    )
+    assert reply.model == "local-llm" and cloud.calls == []
+
+
+# --- spellings that hide a value, on /ask -----------------------------------------------------------------
+
+SPELLINGS = [
+    ("zero-width space in an e-mail", "mail mary\u200b.chen@lumentech.com.tw about it", "email"),
+    ("soft hyphen in an e-mail", "mail mary.chen@lumen\u00adtech.com.tw about it", "email"),
+    ("zero-width space in an ID", "身分證 A12345\u200b6789 遺失", "tw_id"),
+    ("word joiner in a phone", "call 0912\u2060345678", "phone"),
+    ("country code without +", "call 886 912 345 678 please", "phone"),
+    ("slashes in a phone", "手機 0912/345/678", "phone"),
+    ("dots in a card", "卡號 4111.1111.1111.1111 被盜刷", "credit_card"),
+    ("spaces in an ID", "ID A 123 456 789 lost", "tw_id"),
+    ("dashes in an ID", "ID A123-456-789 lost", "tw_id"),
+    ("full-width slashes", "手機 ０９１２／３４５／６７８", "phone"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "kind"), SPELLINGS, ids=[s[0] for s in SPELLINGS])
+def test_spellings_that_hide_personal_data_are_found(name: str, text: str, kind: str) -> None:
+    assert [m.kind for m in find_pii(text)] == [kind], name
+    redacted = redact(text)
+    assert not has_pii(redacted)
+    assert not any(ch.isdigit() for ch in redacted.split()[-1]) or "@" not in redacted
+
+
+def test_a_hidden_spelling_on_ask_goes_local_and_stays_out_of_the_log(
+    hub: HubServer, cloud: FakeOpenAI, local: FakeOpenAI
+) -> None:
+    for _name, text, _kind in SPELLINGS:
+        response = httpx.post(f"{hub.url}/ask", json={"question": text}, headers={"X-API-Key": KEY}, timeout=20)
+        assert response.status_code == 200, response.text
+    assert not any("gpt" in (c.model or "") for c in cloud.calls), "a hidden spelling reached the cloud model"
+    logs.flush()
+    log = Path(str(hub.settings.log_file)).read_text(encoding="utf-8")
+    for raw in ("lumentech", "345678", "1111.1111", "456 789", "456-789", "３４５"):
+        assert raw not in log, raw
+
+
+def test_a_long_run_of_numbers_counts_as_personal_data() -> None:
+    """Too long to take apart cheaply, and it could hide anything: treated as personal data."""
+    run = " ".join(["0"] * 5000) + " 0912345678 " + " ".join(["1"] * 5000)
+    assert has_pii(run)
+    assert redact(run).strip() == "[NUMBERS]"
+    assert not has_pii("2024 年第 3 季 12 個專案 45 人")
+
+
+if given is not None:
+    INVISIBLE = ["\u200b", "\u00ad", "\u2060", "\ufeff", "\u200e"]
+    # Where people put visible separators: after the ID's letter and between digit groups.
+    VALUES = {"A123456789": (1, 4, 7), "F131104093": (1, 4, 7), "0912345678": (4, 7), "886912345678": (3, 6, 9)}
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.sampled_from(sorted(VALUES)),
+        st.sampled_from(["", " ", "-", ".", "/"]),
+        st.sets(st.integers(1, 11)),
+        st.lists(st.sampled_from(INVISIBLE), min_size=11, max_size=11),
+    )
+    def test_invisible_characters_and_separators_do_not_hide_a_value(
+        value: str, separator: str, hidden_at: set[int], invisible: list[str]
+    ) -> None:
+        spelled = ""
+        for i, ch in enumerate(value):
+            if i and i in VALUES[value]:
+                spelled += separator
+            if i and i in hidden_at:
+                spelled += invisible[i - 1]
+            spelled += ch
+        text = f"我的資料 {spelled} 謝謝"
+        assert has_pii(text), repr(text)
+        assert not has_pii(redact(text))
+        assert value[-4:] not in redact(text)
