@@ -4,8 +4,8 @@
 
 Each line holds a question, the rewrite a good model would return (written by hand, in the
 knowledge base's other language) and the expected document. For every question: the plain
-search, whether the rewrite's call would be made (``retrieval.rewrite``: a best hit between
-``min_score`` and ``skip_above``), and the merged search (``core.llm.rewrite.fuse``); then
+search, whether the rewrite's call would be made (``core.llm.rewrite.skip_reason``), and the
+merged search (``core.llm.rewrite.fuse``); then
 recall@3 by document for both, and how many calls the sample's question sets would cost.
 """
 
@@ -26,7 +26,7 @@ from core.kb import store  # noqa: E402
 from core.kb.embedders import make_embedder  # noqa: E402
 from core.kb.ingest import ingest  # noqa: E402
 from core.kb.retriever import Hit, Retriever  # noqa: E402
-from core.llm.rewrite import fuse  # noqa: E402
+from core.llm.rewrite import fuse, skip_reason  # noqa: E402
 
 
 def read_lines(path: Path) -> list[dict[str, str]]:
@@ -39,7 +39,7 @@ async def main(questions: Path, top_k: int) -> None:
     sample = {name: read_lines(ROOT / "data" / "eval" / name) for name in ("questions.jsonl", "offtopic.jsonl")}
     low, high = settings.retrieval.min_score, settings.retrieval.rewrite.skip_above
     embedder = make_embedder(settings.embeddings)
-    retriever = Retriever(embedder, lexical_weight=settings.retrieval.lexical_weight)
+    retriever = Retriever.from_settings(embedder, settings.retrieval)
     with tempfile.TemporaryDirectory() as tmp:
         await ingest(settings.kb_dir, Path(tmp), embedder, chunk_chars=settings.retrieval.chunk_chars,
                      exact_max=settings.retrieval.exact_max_chunks)  # fmt: skip
@@ -52,8 +52,7 @@ async def main(questions: Path, top_k: int) -> None:
         plain_ok = merged_ok = calls = 0
         for row in rows:
             plain = await retriever.search(index, row["question"], top_k)
-            top = plain[0].score if plain else 0.0
-            call = low <= top < high
+            call = skip_reason(plain, skip_above=high, min_score=low) is None
             merged = fuse([plain, await retriever.search(index, row["rewrite"], top_k)], top_k) if call else plain
             calls += call
             plain_ok += found(plain, row["expected"])
@@ -63,8 +62,8 @@ async def main(questions: Path, top_k: int) -> None:
         print(f"  recall@{top_k} plain {plain_ok / n:.3f}, with the rewrite {merged_ok / n:.3f}; calls {calls} of {n}")
         for name, items in sample.items():
             texts = [item["question"] for item in items]
-            tops = [(await retriever.search(index, q, top_k) or [None])[0] for q in texts]
-            made = sum(1 for h in tops if h is not None and low <= h.score < high)
+            searched = [await retriever.search(index, q, top_k) for q in texts]
+            made = sum(skip_reason(hits, skip_above=high, min_score=low) is None for hits in searched)
             print(f"  data/eval/{name}: the rewrite call is made for {made} of {len(texts)} (single questions)")
 
 
