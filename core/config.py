@@ -36,9 +36,9 @@ class RewriteSettings(_Section):
     standalone and puts the question into the knowledge base's other language(s)."""
 
     enabled: bool = True
-    # The plain search is trusted, and no call made, when its best hit scores at least this
-    # (a follow-up is always rewritten). On the hash embedder's fused scores 0.4 skips about a
-    # sixth of the sample's questions: the clear matches.
+    # The plain search is trusted, and no call made, when a retrieved chunk holds at least
+    # this share of the question's words (BM25's share, the same scale for every embedder); a
+    # follow-up is always rewritten. bench/rewrite.py measures the trade-off.
     skip_above: float = Field(0.4, ge=0.0, le=1.0)
     timeout_sec: float = Field(3.0, gt=0, le=30)
     model: str | None = None  # a logical model; default: the first model of the question's route

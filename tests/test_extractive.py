@@ -212,14 +212,38 @@ async def test_a_semantic_embedder_ranks_lines_by_meaning_across_languages() -> 
         {question: [1.0, 0.0, 0.0], "配偶分娩時，可請陪產檢及陪產假 7 日，薪資照給。": [0.9, 0.1, 0.0]}
     )
     completion = await ExtractiveProvider(embedder).complete(build_prompt(question, [PATERNITY]))
-    assert embedder.calls == 1
+    assert embedder.calls == 2, "the passage's lines, then the question"
     assert quoted(completion.text)[0] == ("配偶分娩時，可請陪產檢及陪產假 7 日，薪資照給。", 1)
     assert completion.text.startswith("From the knowledge base (quoted in its original language):")
     # Words alone cannot rank Chinese lines for an English question: the passage is quoted in order.
     assert quoted(answer(build_prompt(question, [PATERNITY])))[0] == ("請假須事先在 LumenHR 申請。", 1)
 
 
-async def test_the_hash_embedder_adds_nothing_and_the_provider_answers_like_answer() -> None:
+async def test_the_embedder_is_asked_only_where_words_cannot_rank() -> None:
     prompt = build_prompt("How do I claim travel expenses?", [SCOPE, STEPS])
-    completion = await ExtractiveProvider(HashEmbedder()).complete(prompt)
+    embedder = MeaningEmbedder({})
+    completion = await ExtractiveProvider(embedder).complete(prompt)
+    assert embedder.calls == 0, "a question in its passages' language: words rank, no model pass"
     assert completion.text == answer(prompt) and completion.model == "extractive"
+    assert (await ExtractiveProvider(HashEmbedder()).complete(prompt)).text == answer(prompt)
+
+
+class BrokenEmbedder(MeaningEmbedder):
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        raise RuntimeError("model not loaded")
+
+
+async def test_an_embedder_failure_leaves_the_answer_by_words() -> None:
+    prompt = build_prompt("How many days off do I get when my wife gives birth?", [PATERNITY])
+    completion = await ExtractiveProvider(BrokenEmbedder({})).complete(prompt)
+    assert completion.text == answer(prompt)
+
+
+def test_passages_that_share_no_word_with_the_question_are_still_quoted() -> None:
+    # Retrieval found them (synonyms, meaning); words cannot rank their lines: the best one is
+    # quoted in its own order rather than answering "I don't know".
+    contact = hit(
+        "parking-zh.md", "停車與通勤補助辦法", "聯絡窗口", "總務課：facilities@lumentech.example，分機 1200。"
+    )
+    lines = quoted(answer(build_prompt("Is there a subsidy if I commute by MRT?", [contact, PATERNITY])))
+    assert lines == [("總務課：facilities@lumentech.example，分機 1200。", 1)]

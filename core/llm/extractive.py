@@ -4,19 +4,22 @@ verbatim and cited, and the document to read for the rest.
 It invents nothing — every line is a sentence or list item of a passage, copied as written —
 which makes it a safe default with no key and no network. A line is chosen for:
 
-- the question's words it holds (idf over the candidate lines; a word found only in the
-  passage's title or heading counts half) and, with a local embedder, its meaning (cosine to
-  the question, normalised per question: the only signal across languages);
+- the question's words it holds (idf over the passages; a word found only in the passage's
+  title or heading counts half) and, with a semantic embedder, its meaning (cosine to the
+  question, normalised per question: across languages the only signal);
 - what the question asks for: a how-to question prefers the steps of a procedure, a
   how-much or when question lines with figures, and a sentence about the document itself
-  ("This guide explains…", "本辦法適用於…") is a weak answer unless the question asks about scope.
+  ("This guide explains…", "本辦法適用於…") is a weak answer unless the question asks about scope;
+- its passage's retrieval score, relative to the best passage's.
 
-A numbered procedure is answered whole; a line that introduces a list brings its items.
+A numbered procedure is answered whole; a line that introduces a list brings its items. The
+answer ends with the sources it quotes and the document to read for the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from collections import Counter
@@ -25,10 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.kb.embedders import Embedder, HashEmbedder
+from core.kb.embedders import Embedder, HashEmbedder, embed_query
 from core.kb.store import Chunk
 from core.kb.text import lexical_terms, split_sentences
 from core.llm.base import Completion, Prompt
+
+log = logging.getLogger("askhub.extractive")
 
 MAX_LINES = 6
 MAX_CHARS = 700
@@ -39,6 +44,8 @@ KEEP = 0.55  # a further line must score this share of the best line …
 KEEP_OTHER = 0.7  # … or this share when it comes from another passage than the best line
 HEADING_SHARE = 0.5  # a question word found only in the passage's title or heading counts half
 MEANING_SHARE = 0.4  # weight of the embedder's similarity when there is one
+MEANING_LINES = 12  # lines in another language ranked by meaning (each costs a model pass) …
+MEANING_PER_PASSAGE = 6  # … at most this many from one passage
 OTHER_LANGUAGE = 0.8  # a line in another language than the question's is harder to use
 STEP_BONUS = 1.3
 FIGURE_BONUS = 1.25
@@ -116,9 +123,10 @@ def _weight(term: str) -> float:
 
 
 class ExtractiveProvider:
-    """The answerer behind the ``extractive`` model. With a semantic embedder, lines are ranked
-    by meaning too. The hash embedder is left out (it sees the same words again), and so is a
-    remote one (``openai:``): the offline answer makes no network call."""
+    """The answerer behind the ``extractive`` model. With a semantic embedder, lines a question
+    in another language cannot reach by words are ranked by meaning. The hash embedder is left
+    out (it sees the same words again), and so is a remote one (``openai:``): the offline
+    answer makes no network call."""
 
     model = "extractive"
 
@@ -146,25 +154,32 @@ class ExtractiveProvider:
 
 
 async def answer_async(prompt: Prompt, embedder: Embedder | None = None) -> str:
-    """``answer`` off the event loop. The hash embedder (``embed_sync``) runs in the same
-    worker thread; any other embedder is awaited first (it keeps its own work off the loop)."""
-    lines = _lines(prompt)
-    if not lines:
-        return ""
-    texts = [prompt.question, *(line.text for line in lines)]
-    embed_sync = getattr(embedder, "embed_sync", None)
-    vectors: np.ndarray | None = None
-    if embedder is not None and embed_sync is None:
-        try:
-            vectors = await embedder.embed(texts)
-        except Exception:  # ranking by meaning is a refinement: without it, words still rank
-            vectors = None
+    """``answer`` off the event loop. With a semantic ``embedder`` and a question in another
+    language than the best passage's — where words cannot rank lines — the first lines of the
+    passages in that other language (MEANING_LINES at most) are ranked by meaning too: a model
+    pass per line, spent only there."""
+    lines = await asyncio.to_thread(_lines, prompt)
+    if embedder is None or not lines or _passage_language(prompt, 0) == prompt.language:
+        return await asyncio.to_thread(_compose, prompt, lines, None)
+    ranked: list[_Line] = []
+    for passage in range(min(len(prompt.hits), PASSAGES)):
+        if _passage_language(prompt, passage) != prompt.language:
+            ranked += [line for line in lines if line.passage == passage][:MEANING_PER_PASSAGE]
+    ranked = ranked[:MEANING_LINES]
+    try:
+        rows = await embedder.embed([line.text for line in ranked])
+        question = await embed_query(embedder, prompt.question)
+    except Exception as exc:  # ranking by meaning is a refinement: the passage's order still answers
+        log.warning("sentence embedding failed; ranking by words", extra={"exc": type(exc).__name__})
+        return await asyncio.to_thread(_compose, prompt, lines, None)
+    near = dict(zip(((line.passage, line.position) for line in ranked), _closeness(question, rows), strict=True))
+    closeness = [near.get((line.passage, line.position), 0.0) for line in lines]
+    return await asyncio.to_thread(_compose, prompt, lines, closeness)
 
-    def run() -> str:
-        rows = embed_sync(texts) if embed_sync is not None else vectors
-        return _compose(prompt, lines, _closeness(rows) if rows is not None else None)
 
-    return await asyncio.to_thread(run)
+def _passage_language(prompt: Prompt, passage: int) -> str:
+    chunk = prompt.hits[passage].chunk
+    return _language(f"{chunk.title} {chunk.section} {chunk.text}")
 
 
 def answer(prompt: Prompt) -> str:
@@ -172,9 +187,9 @@ def answer(prompt: Prompt) -> str:
     return _compose(prompt, _lines(prompt), None)
 
 
-def _closeness(rows: np.ndarray) -> list[float]:
-    """Each line's cosine to the question (row 0), rescaled to [0, 1] over this question's lines."""
-    sims = rows[1:] @ rows[0]
+def _closeness(question: np.ndarray, rows: np.ndarray) -> list[float]:
+    """Each line's cosine to the question, rescaled to [0, 1] over this question's lines."""
+    sims = rows @ question
     low, high = float(sims.min()), float(sims.max())
     if high - low < 1e-6:
         return [0.0] * len(sims)
@@ -233,9 +248,8 @@ def _scores(prompt: Prompt, lines: list[_Line], closeness: Sequence[float] | Non
     how_to = bool(HOW_TO_QUESTION.search(question))
     figures = bool(FIGURE_QUESTION.search(question))
     scope = bool(SCOPE_QUESTION.search(question))
-    if closeness is None and _language(prompt.hits[0].chunk.text) != prompt.language:
-        # Across languages words cannot rank lines: the best passage answers, in its order.
-        return [1.0 / (1 + 0.1 * line.position) if line.passage == 0 else 0.0 for line in lines]
+    if closeness is None and _passage_language(prompt, 0) != prompt.language:
+        return _in_order(lines)
     top = max(prompt.hits[0].score, 1e-9)
     priors = [min(1.0, max(0.25, (hit.score / top) ** 2)) for hit in prompt.hits[:PASSAGES]]
     scores: list[float] = []
@@ -258,6 +272,12 @@ def _scores(prompt: Prompt, lines: list[_Line], closeness: Sequence[float] | Non
     return scores
 
 
+def _in_order(lines: list[_Line]) -> list[float]:
+    """When words cannot rank lines (another language, no shared word): the best passage
+    answers, in its own order."""
+    return [1.0 / (1 + 0.1 * line.position) if line.passage == 0 else 0.0 for line in lines]
+
+
 def _compose(prompt: Prompt, lines: list[_Line], closeness: Sequence[float] | None) -> str:
     if not lines or (not lexical_terms(prompt.question) and closeness is None):
         return ""
@@ -269,10 +289,11 @@ def _compose(prompt: Prompt, lines: list[_Line], closeness: Sequence[float] | No
             mean = sum(score[(i.passage, i.position)] for i in items) / len(items)
             score[(line.passage, line.position)] += LIST_SHARE * mean
     ranked = sorted(lines, key=lambda line: (-score[(line.passage, line.position)], line.passage, line.position))
+    if score[(ranked[0].passage, ranked[0].position)] <= 0:  # no line holds a word of the question
+        score = {(line.passage, line.position): s for line, s in zip(lines, _in_order(lines), strict=True)}
+        ranked = sorted(lines, key=lambda line: (-score[(line.passage, line.position)], line.passage, line.position))
     best_line = ranked[0]
     best = score[(best_line.passage, best_line.position)]
-    if best <= 0:
-        return ""
     chosen: dict[tuple[int, int], _Line] = {}
     used = 0
     for line in ranked:

@@ -69,9 +69,9 @@ class RewritingSearch:
         hits = await self._retriever.search(index, question, top_k, **kwargs)
         if not self._s.enabled or route is None:
             return hits
-        top = hits[0].score if hits else 0.0
-        if not history and (top >= self._s.skip_above or top < self._min_score):
-            QUERY_REWRITES.labels("not_needed" if top >= self._s.skip_above else "off_topic").inc()
+        skip = None if history else skip_reason(hits, skip_above=self._s.skip_above, min_score=self._min_score)
+        if skip is not None:
+            QUERY_REWRITES.labels(skip).inc()
             return hits
         spec = self._model(route)
         if spec is None:
@@ -124,6 +124,16 @@ class RewritingSearch:
         if self._languages is None or self._languages[0] != key:
             self._languages = (key, tuple(sorted({language_of(d.title) for d in index.documents})))
         return self._languages[1]
+
+
+def skip_reason(hits: Sequence[Hit], *, skip_above: float, min_score: float) -> str | None:
+    """Why a single question needs no rewrite: ``off_topic`` when nothing reaches ``min_score``
+    (the semantic retriever returns nothing at all for such a question), ``not_needed`` when a
+    chunk holds ``skip_above`` of the question's words (its lexical share: the same scale for
+    every embedder, and low exactly where a rewrite helps — another language, other words)."""
+    if not hits or hits[0].score < min_score:
+        return "off_topic"
+    return "not_needed" if max(hit.lexical for hit in hits) >= skip_above else None
 
 
 def rewrite_prompt(question: str, history: Sequence[Turn], languages: Sequence[str]) -> Prompt:
