@@ -1,6 +1,11 @@
 """Ingest throughput, search latency and hub memory at 1k, 10k and 100k synthetic chunks.
 
-    .venv/bin/python bench/retrieval.py [--sizes 1000 10000 100000]
+    .venv/bin/python bench/retrieval.py [--sizes 1000 10000 100000] [--embedder hash|e5]
+
+With e5 the model really embeds the first --embed-max chunks (that is the ingest rate
+reported; 100k chunks would take hours on 2 cores); the rest of a big index reuses those
+vectors with a little noise, which is all search latency and memory depend on. Searches
+embed every question with the real model, so their latency includes it.
 
 Synthetic documents are built from real sentences (the sample knowledge base plus the
 DRCD and MedQuAD passages in ../shared when present), shuffled into new documents, so the
@@ -22,13 +27,14 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.config import load_settings  # noqa: E402
 from core.kb import store  # noqa: E402
-from core.kb.embedders import HashEmbedder  # noqa: E402
+from core.kb.embedders import Embedder, HashEmbedder, make_embedder  # noqa: E402
 from core.kb.ingest import ingest  # noqa: E402
 from core.kb.retriever import Retriever  # noqa: E402
 from core.kb.text import split_sentences  # noqa: E402
@@ -65,6 +71,30 @@ def write_corpus(folder: Path, n_chunks: int, pool: list[str], rng: random.Rando
         (folder / f"doc{d:06d}.md").write_text("\n".join(parts), encoding="utf-8")
 
 
+class Replay:
+    """The real model for the first ``real`` texts, then its vectors again with noise."""
+
+    def __init__(self, model: Embedder, real: int) -> None:
+        self.model, self.real, self.seconds, self.embedded = model, real, 0.0, 0
+        self.seen: list[np.ndarray] = []
+        self.rng = np.random.default_rng(0)
+        for attr in ("name", "dim", "semantic", "similarity_floor", "embed_query"):
+            if hasattr(model, attr):
+                setattr(self, attr, getattr(model, attr))
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        if self.embedded < self.real:
+            started = time.perf_counter()
+            vectors = await self.model.embed(texts)
+            self.seconds += time.perf_counter() - started
+            self.embedded += len(texts)
+            self.seen.append(vectors)
+            return vectors
+        pool = np.concatenate(self.seen)
+        rows = pool[self.rng.integers(0, len(pool), len(texts))] + self.rng.normal(0, 0.02, (len(texts), pool.shape[1]))
+        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
 def _rss(pid: int) -> tuple[float, float]:
     status = Path(f"/proc/{pid}/status").read_text()
     total = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
@@ -81,6 +111,7 @@ def rss_of_hub(index_dir: Path, kb_dir: Path, queries: list[str]) -> tuple[float
         **os.environ,
         "INDEX_DIR": str(index_dir),
         "KB_DIR": str(kb_dir),
+        "EMBEDDINGS": os.environ.get("BENCH_EMBEDDINGS", "hash"),
         "PORT": str(port),
         "LOG_FILE": "",
     }
@@ -111,12 +142,13 @@ def rss_of_hub(index_dir: Path, kb_dir: Path, queries: list[str]) -> tuple[float
         proc.wait(10)
 
 
-async def run(sizes: list[int]) -> None:
-    settings = load_settings({})
+async def run(sizes: list[int], embedder_name: str, embed_max: int) -> None:
+    settings = load_settings({"EMBEDDINGS": embedder_name})
+    model = make_embedder(embedder_name)
     pool = sentences()
     rng = random.Random(7)
     queries = [rng.choice(pool)[:40] for _ in range(300)]
-    print(f"sentence pool: {len(pool)}; exact search up to {settings.retrieval.exact_max_chunks} chunks")
+    print(f"sentence pool: {len(pool)}; exact search up to {settings.retrieval.exact_max_chunks} chunks; {model.name}")
     header = (
         "chunks",
         "ingest s",
@@ -133,17 +165,21 @@ async def run(sizes: list[int]) -> None:
             kb, index_dir = Path(tmp) / "kb", Path(tmp) / "index"
             write_corpus(kb, size, pool, rng)
             started = time.perf_counter()
+            embedder = model if isinstance(model, HashEmbedder) else Replay(model, embed_max)
             report = await ingest(
                 kb,
                 index_dir,
-                HashEmbedder(),
+                embedder,  # type: ignore[arg-type]
                 chunk_chars=CHUNK_CHARS,
                 exact_max=settings.retrieval.exact_max_chunks,
             )
             seconds = time.perf_counter() - started
+            rate = report.chunks / seconds
+            if isinstance(embedder, Replay):  # the model's own rate on the chunks it really embedded
+                rate = embedder.embedded / embedder.seconds
             index = store.load(index_dir)
             assert index is not None
-            retriever = Retriever(HashEmbedder(), lexical_weight=settings.retrieval.lexical_weight)
+            retriever = Retriever.from_settings(model, settings.retrieval)
             for q in queries[:20]:
                 await retriever.search(index, q, 5)
             latencies = []
@@ -158,7 +194,7 @@ async def run(sizes: list[int]) -> None:
             row = (
                 report.chunks,
                 f"{seconds:.1f}",
-                f"{report.chunks / seconds:.0f}",
+                f"{rate:.1f}",
                 f"{p50:.2f}",
                 f"{p99:.2f}",
                 f"{loaded:.0f}",
@@ -171,4 +207,8 @@ async def run(sizes: list[int]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
-    asyncio.run(run(parser.parse_args().sizes))
+    parser.add_argument("--embedder", default="hash", help="hash or e5")
+    parser.add_argument("--embed-max", type=int, default=1000, help="chunks the model really embeds (e5)")
+    args = parser.parse_args()
+    os.environ["BENCH_EMBEDDINGS"] = args.embedder
+    asyncio.run(run(args.sizes, args.embedder, args.embed_max))

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from core import logs
+from core.accounting import Accounting
 from core.auth.collections import CollectionPolicy
 from core.auth.principal import Principal
 from core.auth.service import fingerprint
@@ -26,16 +27,13 @@ from core.errors import BadRequest, HubError, Unavailable
 from core.feedback import FeedbackStore
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Hit, Retriever
-from core.limits import Governor
 from core.llm.base import Completion, Message
 from core.llm.gateway import ModelGateway
 from core.llm.prompt import build_prompt, language_of
 from core.messages import NO_KNOWLEDGE
-from core.metrics import ASKS, COST, RETRIEVAL_SECONDS, SOURCES, TENANT_TOKENS
+from core.metrics import ASKS, RETRIEVAL_SECONDS, SOURCES
 from core.pii import redact
 from core.schema import Admission, AskRequest, AskResult, Source, Usage
-from core.stats import Stats
-from core.usage import UsageLedger
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +78,7 @@ class AskService:
         models: ModelGateway,
         conversations: Conversations,
         feedback: FeedbackStore,
-        stats: Stats,
+        accounting: Accounting,
     ) -> None:
         self._settings = settings
         self._index = index
@@ -88,22 +86,13 @@ class AskService:
         self._models = models
         self._conversations = conversations
         self._feedback = feedback
-        self._stats = stats
+        self._accounting = accounting
+        self._stats = accounting.stats
 
-    def use(
-        self,
-        settings: Settings,
-        *,
-        governor: Governor,
-        cache: AnswerCache,
-        usage: UsageLedger,
-        collections: CollectionPolicy,
-    ) -> None:
+    def use(self, settings: Settings, *, cache: AnswerCache, collections: CollectionPolicy) -> None:
         """The policies in force (replaced as a whole when the config changes)."""
         self._settings = settings
-        self._governor = governor
         self._cache = cache
-        self._usage = usage
         self._collections = collections
 
     async def ask(self, request: AskRequest, principal: Principal | None = None) -> AskResult:
@@ -138,7 +127,7 @@ class AskService:
         try:
             who = self._asker(request, principal)
             # The audit's route: the chat platform, or the HTTP route the caller used.
-            admission = await self._governor.admit(
+            admission = await self._accounting.admit(
                 who, request.platform if request.platform in CHAT_PLATFORMS else "/ask"
             )
             if on_admission is not None:
@@ -152,8 +141,9 @@ class AskService:
                 yield event
         except HubError as exc:
             outcome = exc.type
-            self._stats.failed(limited=exc.type == "rate_limited", error=exc.status >= 500)
-            if admission is not None:  # limit headers go on every admitted request's response
+            if admission is not None:  # a refusal by the limits was counted as it was raised
+                self._accounting.failed(exc)
+                # Limit headers go on every admitted request's response.
                 for name, value in admission.headers().items():
                     exc.headers.setdefault(name, value)
             raise
@@ -195,7 +185,7 @@ class AskService:
             earlier=" ".join(f"{t.question} {t.answer}" for t in history),
             tenant=request.tenant,
             platform=request.platform,
-            tenant_label=self._governor.tenant_label(request.tenant),
+            tenant_label=self._accounting.tenant_label(request.tenant),
         )
         if route.pii:
             self._stats.pii()
@@ -216,7 +206,9 @@ class AskService:
 
         t0 = time.perf_counter()
         context = history[-1].question if history else ""
-        hits = await self._retriever.search(index, question, top_k, context=context, collections=readable)
+        hits = await self._retriever.search(
+            index, question, top_k, context=context, collections=readable, route=route, history=history
+        )
         RETRIEVAL_SECONDS.observe(time.perf_counter() - t0)
         relevant = [h for h in hits if h.score >= settings.retrieval.min_score]
         completion: Completion | None = None
@@ -241,7 +233,9 @@ class AskService:
         if streaming and data["model"] == "none":
             yield Delta(data["answer"])
         if completion is not None:
-            await self._governor.charge_tokens(request.tenant, completion.prompt_tokens + completion.completion_tokens)
+            await self._accounting.charge_tokens(
+                request.tenant, completion.prompt_tokens + completion.completion_tokens
+            )
         if not history:
             await self._cache.put(key, orjson.dumps(data), tenant=request.tenant, scope=scope, question=question)
         await self._conversations.add(conversation, question, data["answer"])
@@ -253,7 +247,7 @@ class AskService:
         if completion is None or not completion.text:
             answer = NO_KNOWLEDGE[language_of(question)]
             return {"answer": answer, "model": "none", "outcome": "no_knowledge", "sources": []}, Usage()
-        cost = self._usage.cost(completion.model, completion.prompt_tokens, completion.completion_tokens)
+        cost = self._accounting.cost(completion.model, completion.prompt_tokens, completion.completion_tokens)
         for hit in relevant:
             SOURCES.labels(hit.chunk.collection).inc()
         sources = [
@@ -280,18 +274,9 @@ class AskService:
     ) -> AskResult:
         model = data["model"]
         if model != "none":
-            tenant = self._governor.tenant_label(request.tenant)
-            COST.labels(tenant, model).inc(usage.cost_usd)
-            TENANT_TOKENS.labels(tenant, model).inc(usage.prompt_tokens + usage.completion_tokens)
-            self._usage.record(
-                tenant=request.tenant,
-                client=request.client,
-                model=model,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost=usage.cost_usd,
-                cached=cached,
-            )
+            self._accounting.record(tenant=request.tenant, client=request.client, model=model,
+                                    prompt=usage.prompt_tokens, completion=usage.completion_tokens, cached=cached,
+                                    forwarded=False)  # fmt: skip
         sources = [Source(**s) for s in data["sources"]]
         latency_ms = (time.perf_counter() - started) * 1000
         logs.query(

@@ -21,12 +21,12 @@ from typing import Any
 
 import orjson
 
+from core.accounting import Accounting
 from core.auth.principal import Principal
 from core.config import Settings
-from core.errors import BadRequest, Forbidden, HubError, InvalidType, NotFound
+from core.errors import BadRequest, Forbidden, InvalidType, NotFound
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Hit, Retriever
-from core.limits import Governor
 from core.llm.extractive import answer as extractive_answer
 from core.llm.forwarder import Forwarded, Forwarder
 from core.llm.gateway import ModelGateway
@@ -34,11 +34,9 @@ from core.llm.prompt import SYSTEM, build_prompt, context_block, language_of
 from core.llm.routing import ModelSpec, Route
 from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
-from core.metrics import COST, LLM_TOKENS, PII_ROUTED, TENANT_TOKENS
+from core.metrics import PII_ROUTED
 from core.pii import has_pii
 from core.schema import Admission
-from core.stats import Stats
-from core.usage import UsageLedger
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 VIRTUAL = ("auto", "kb")
@@ -133,34 +131,30 @@ async def contains_pii(text: str) -> bool:
 
 
 class ChatService:
-    def __init__(self, *, index: IndexHolder, retriever: Retriever, models: ModelGateway, stats: Stats) -> None:
+    """What is specific to the OpenAI shape: the body relayed as is, virtual models, SSE lines.
+    Admission and accounting are the core's (core/accounting.py), as for /ask."""
+
+    def __init__(
+        self, *, index: IndexHolder, retriever: Retriever, models: ModelGateway, accounting: Accounting
+    ) -> None:
         self._index = index
         self._retriever = retriever
         self._models = models
-        self._stats = stats
+        self._accounting = accounting
         self._forwarder = Forwarder()
 
-    def use(self, settings: Settings, *, governor: Governor, usage: UsageLedger) -> None:
+    def use(self, settings: Settings) -> None:
         self._settings = settings
-        self._governor = governor
-        self._usage = usage
         self._allowed = {c.name: c.models for c in settings.clients if c.models is not None}
 
     def model_ids(self, principal: Principal) -> list[str]:
         allowed = self._allowed.get(principal.client)
-        ids = [*VIRTUAL, *self._models.router.specs]
+        ids = [*VIRTUAL, *self._models.names]
         return [m for m in ids if allowed is None or m in allowed]
-
-    async def _admit(self, principal: Principal) -> Admission:
-        try:
-            return await self._governor.admit(principal, "/v1/chat/completions")
-        except HubError as exc:
-            self._stats.failed(limited=exc.type == "rate_limited", error=exc.status >= 500)
-            raise
 
     async def _plan(self, chat: ChatRequest, principal: Principal) -> tuple[Route, dict[str, Any]]:
         if chat.model not in self.model_ids(principal):
-            if chat.model in VIRTUAL or chat.model in self._models.router.specs:
+            if chat.model in VIRTUAL or self._models.spec(chat.model) is not None:
                 raise Forbidden(f"this client may not use the model '{chat.model}'")
             raise NotFound(f"the model '{chat.model}' does not exist; GET /v1/models lists them")
         body = chat.body
@@ -168,13 +162,12 @@ class ChatService:
             body = {**body, "messages": [await self._context(chat.question, principal), *body["messages"]]}
         pii = await contains_pii(chat.text)
         if pii:
-            PII_ROUTED.labels(self._governor.tenant_label(principal.tenant)).inc()
-            self._stats.pii()
-        router = self._models.router
-        spec = router.by_name(chat.model)
+            PII_ROUTED.labels(self._accounting.tenant_label(principal.tenant)).inc()
+            self._accounting.stats.pii()
+        spec = self._models.spec(chat.model)
         if spec is not None and (spec.local or not pii):
             return Route(chat.model, (spec,), pii), body
-        return router.route(chat.question, pii=pii, tenant=principal.tenant, platform="v1"), body
+        return self._models.rules(chat.question, pii=pii, tenant=principal.tenant, platform="v1"), body
 
     async def _relevant(self, question: str, principal: Principal) -> list[Hit]:
         """Passages for the question from the collections this caller may read, and no other."""
@@ -192,7 +185,7 @@ class ChatService:
 
     async def complete(self, chat: ChatRequest, principal: Principal) -> ChatReply:
         started = time.perf_counter()
-        admission = await self._admit(principal)
+        admission = await self._accounting.admit(principal, "/v1/chat/completions")
         route, body = await self._plan(chat, principal)
 
         async def attempt(spec: ModelSpec) -> Forwarded:
@@ -200,21 +193,21 @@ class ChatService:
                 return await self._extractive(chat, spec, principal)
             return await self._forwarder.complete(spec, {**body, "model": spec.upstream, "stream": False})
 
-        reply, _ = await self._models.resilience.call(route, attempt)
+        reply = await self._models.call(route, attempt)
         usage = reply.data.get("usage")
         model = str(reply.data.get("model") or route.models[0].upstream)
         if isinstance(usage, dict):
             prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
         else:  # the upstream did not say: count what went up and what came back
             prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_reply_text(reply.data))
-        await self._account(principal, model, prompt, completion, started)
+        await self._accounting.forwarded(principal, model, prompt, completion, _ms_since(started))
         return ChatReply(reply.body, admission)
 
     async def stream(self, chat: ChatRequest, principal: Principal) -> tuple[Admission, AsyncIterator[bytes]]:
         """Upstream ``data:`` lines for the client. Failures before the first line raise;
         after it, the stream ends with an error line (the SDKs raise on it), not [DONE]."""
         started = time.perf_counter()
-        admission = await self._admit(principal)
+        admission = await self._accounting.admit(principal, "/v1/chat/completions")
         route, body = await self._plan(chat, principal)
         wants_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
@@ -224,7 +217,7 @@ class ChatService:
                 return self._extractive_stream(chat, spec, principal)
             return self._forwarder.stream(spec, {**upstream_body, "model": spec.upstream})
 
-        lines = self._models.resilience.stream(route, open_stream)
+        lines = self._models.relay(route, open_stream)
         first = await anext(lines)
         return admission, self._relay(first, lines, principal, body, wants_usage, started)
 
@@ -257,28 +250,7 @@ class ChatService:
             prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
         else:
             prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_streamed_text(sent))
-        await self._account(principal, model, prompt, completion, started)
-
-    async def _account(self, principal: Principal, model: str, prompt: int, completion: int, started: float) -> None:
-        cost = self._usage.cost(model, prompt, completion)
-        latency = (time.perf_counter() - started) * 1000
-        self._stats.answered(tenant=principal.tenant, latency_ms=latency, tokens=prompt + completion, cost=cost,
-                             cached=False)  # fmt: skip
-        LLM_TOKENS.labels(model, "prompt").inc(prompt)
-        LLM_TOKENS.labels(model, "completion").inc(completion)
-        tenant = self._governor.tenant_label(principal.tenant)
-        COST.labels(tenant, model).inc(cost)
-        TENANT_TOKENS.labels(tenant, model).inc(prompt + completion)
-        self._usage.record(
-            tenant=principal.tenant,
-            client=principal.client,
-            model=model,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost=cost,
-            cached=False,
-        )
-        await self._governor.charge_tokens(principal.tenant, prompt + completion)
+        await self._accounting.forwarded(principal, model, prompt, completion, _ms_since(started))
 
     async def _extractive(self, chat: ChatRequest, spec: ModelSpec, principal: Principal) -> Forwarded:
         text = await self._extractive_text(chat.question, principal)
@@ -316,6 +288,10 @@ class ChatService:
 
     async def aclose(self) -> None:
         await self._forwarder.aclose()
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _has_usage(line: bytes) -> bool:

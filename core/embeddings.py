@@ -18,19 +18,17 @@ from typing import Any
 import numpy as np
 import orjson
 
+from core.accounting import Accounting
 from core.auth.principal import Principal
 from core.config import Settings
 from core.errors import BadRequest, Forbidden, InvalidType, NotFound
 from core.kb.embedders import HashEmbedder
-from core.limits import Governor
 from core.llm.forwarder import Forwarded, Forwarder
 from core.llm.gateway import ModelGateway
 from core.llm.routing import ModelSpec, Route
 from core.llm.tokens import count_tokens
-from core.metrics import COST, LLM_TOKENS, TENANT_TOKENS
 from core.pii import has_pii
 from core.schema import Admission
-from core.usage import UsageLedger
 
 HASH_MODEL = "hash"  # the offline embedder: local, deterministic, 512 dimensions
 MAX_INPUTS = 2048  # OpenAI's own limit per request
@@ -88,15 +86,14 @@ def strings(value: Any) -> list[str]:
 
 
 class EmbeddingService:
-    def __init__(self, *, models: ModelGateway) -> None:
+    def __init__(self, *, models: ModelGateway, accounting: Accounting) -> None:
         self._models = models
+        self._accounting = accounting
         self._forwarder = Forwarder()
         self._hash = HashEmbedder()
 
-    def use(self, settings: Settings, *, governor: Governor, usage: UsageLedger) -> None:
+    def use(self, settings: Settings) -> None:
         self._settings = settings
-        self._governor = governor
-        self._usage = usage
         self._allowed = {c.name: c.models for c in settings.clients if c.models is not None}
         self._index_model: ModelSpec | None = None
         if settings.embeddings.startswith("openai:"):  # the index's own embedder, on OPENAI_BASE_URL
@@ -107,9 +104,8 @@ class EmbeddingService:
 
     def _model(self, requested: str, principal: Principal) -> ModelSpec | None:
         """The model that embeds for ``requested`` (None: the offline hash embedder)."""
-        router = self._models.router
-        name = router.resolve(requested)
-        spec = router.by_name(name)
+        name = self._models.resolve(requested)
+        spec = self._models.spec(name)
         if spec is None and self._index_model is not None and name == self._index_model.name:
             spec = self._index_model
         if spec is None and name != HASH_MODEL:
@@ -122,7 +118,7 @@ class EmbeddingService:
         return spec
 
     async def create(self, request: EmbeddingRequest, principal: Principal) -> EmbeddingReply:
-        admission = await self._governor.admit(principal, "/v1/embeddings")
+        admission = await self._accounting.admit(principal, "/v1/embeddings")
         spec = self._model(request.model, principal)
         pii = has_pii("\n".join(strings(request.body)))
         if pii and spec is not None and not spec.local:
@@ -137,13 +133,15 @@ class EmbeddingService:
             async def attempt(target: ModelSpec) -> Forwarded:
                 return await self._forwarder.embed(target, {**request.body, "model": target.upstream})
 
-            reply, _ = await self._models.resilience.call(Route(spec.name, (spec,), pii), attempt)
+            reply = await self._models.call(Route(spec.name, (spec,), pii), attempt)
             body, model = reply.body, str(reply.data.get("model") or spec.upstream)
             usage = reply.data.get("usage")
             prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
             if not isinstance(prompt, int):
                 prompt = await count_tokens("\n".join(request.inputs))
-        await self._account(principal, model, prompt)
+        self._accounting.record(tenant=principal.tenant, client=principal.client, model=model, prompt=prompt,
+                                completion=0, cached=False, forwarded=True)  # fmt: skip
+        await self._accounting.charge_tokens(principal.tenant, prompt)
         return EmbeddingReply(body, admission)
 
     async def _embed_offline(self, request: EmbeddingRequest) -> tuple[bytes, str, int]:
@@ -156,16 +154,6 @@ class EmbeddingService:
         body = {"object": "list", "data": rows, "model": self._hash.name,
                 "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}  # fmt: skip
         return orjson.dumps(body), self._hash.name, prompt
-
-    async def _account(self, principal: Principal, model: str, prompt: int) -> None:
-        cost = self._usage.cost(model, prompt, 0)
-        tenant = self._governor.tenant_label(principal.tenant)
-        LLM_TOKENS.labels(model, "prompt").inc(prompt)
-        COST.labels(tenant, model).inc(cost)
-        TENANT_TOKENS.labels(tenant, model).inc(prompt)
-        self._usage.record(tenant=principal.tenant, client=principal.client, model=model, prompt_tokens=prompt,
-                           completion_tokens=0, cost=cost, cached=False)  # fmt: skip
-        await self._governor.charge_tokens(principal.tenant, prompt)
 
     async def aclose(self) -> None:
         await self._forwarder.aclose()

@@ -45,6 +45,10 @@ class MethodNotAllowed(HubError):
     status, type = 405, "method_not_allowed"
 
 
+class RequestTimeout(HubError):
+    status, type = 408, "request_timeout"
+
+
 class PayloadTooLarge(HubError):
     status, type = 413, "payload_too_large"
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from core.accounting import Accounting
 from core.ask import AskService
 from core.auth import Authenticator
 from core.cache import AnswerCache
@@ -29,6 +30,7 @@ from core.kb.holder import IndexHolder
 from core.kb.retriever import Retriever
 from core.limits import Governor
 from core.llm.gateway import ModelGateway
+from core.llm.rewrite import RewritingSearch
 from core.metrics import BACKEND_UP
 from core.reload import ConfigWatcher
 from core.state import BackendUnavailable, make_backend
@@ -46,21 +48,24 @@ class Hub:
         self.embedder = make_embedder(settings.embeddings, api_key=key, base_url=settings.openai_base_url)
         self.index = IndexHolder(settings, self.embedder)
         self.retriever = Retriever.from_settings(self.embedder, settings.retrieval)
-        self.models = ModelGateway(settings)
+        self.models = ModelGateway(settings, self.embedder)
         self.conversations = Conversations(settings.conversation, self.backend)
         self.stats = Stats(self.backend)
         self.feedback = FeedbackStore(self.backend, self.stats)
+        self.accounting = Accounting(self.stats)
         self.asker = AskService(
             settings,
             index=self.index,
-            retriever=self.retriever,
+            retriever=RewritingSearch(self.retriever, self.models, settings.retrieval),
             models=self.models,
             conversations=self.conversations,
             feedback=self.feedback,
-            stats=self.stats,
+            accounting=self.accounting,
         )
-        self.chat = ChatService(index=self.index, retriever=self.retriever, models=self.models, stats=self.stats)
-        self.embeddings = EmbeddingService(models=self.models)
+        self.chat = ChatService(
+            index=self.index, retriever=self.retriever, models=self.models, accounting=self.accounting
+        )
+        self.embeddings = EmbeddingService(models=self.models, accounting=self.accounting)
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
@@ -80,11 +85,10 @@ class Hub:
         self.cache = AnswerCache(settings.cache, self.backend)
         self.usage.configure(settings)
         self.models.configure(settings)
-        self.asker.use(
-            settings, governor=self.governor, cache=self.cache, usage=self.usage, collections=self.auth.collections
-        )
-        self.chat.use(settings, governor=self.governor, usage=self.usage)
-        self.embeddings.use(settings, governor=self.governor, usage=self.usage)
+        self.accounting.use(self.governor, self.usage)
+        self.asker.use(settings, cache=self.cache, collections=self.auth.collections)
+        self.chat.use(settings)
+        self.embeddings.use(settings)
 
     def _apply_from_thread(self, settings: Settings) -> None:
         assert self._loop is not None

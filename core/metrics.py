@@ -165,3 +165,10 @@ KEYS_EXPIRING = Counter(
     ["client"],
     registry=REGISTRY,
 )
+QUERY_REWRITES = Counter(
+    "hub_query_rewrites_total",
+    "Question rewrites before retrieval by outcome: rewritten, not_needed, off_topic, no_model, unavailable, "
+    "failed, timeout",
+    ["outcome"],
+    registry=REGISTRY,
+)

@@ -25,6 +25,7 @@ def serve(settings: Settings) -> int:
             file=sys.stderr,
         )
     from core.http.app import create_app
+    from core.http.slow_clients import BoundedHeaders
 
     uvicorn.run(
         create_app(settings, run_adapters=True),
@@ -33,7 +34,7 @@ def serve(settings: Settings) -> int:
         access_log=False,
         log_level="warning",
         loop="uvloop",
-        http="httptools",
+        http=BoundedHeaders,  # a client's headers must arrive in time (core/http/slow_clients.py)
         server_header=False,
     )
     return 0

@@ -168,7 +168,10 @@ def free_port() -> int:
 class HubProcess:
     """``python -m core serve`` as a real separate process (for multi-process tests)."""
 
-    def __init__(self, env: dict[str, str], tmp_path: Path, command: tuple[str, ...] = ("serve",)) -> None:
+    def __init__(
+        self, env: dict[str, str], tmp_path: Path, command: tuple[str, ...] = ("serve",), *, module: bool = False
+    ) -> None:
+        """``python -m core <command>``, or with ``module`` ``python -m <command>`` (an adapter's process)."""
         import subprocess
         import sys
 
@@ -179,7 +182,8 @@ class HubProcess:
         full = {**base, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
         self.output = tmp_path / f"hub-{command[0]}-{self.port}.out"
         self._log = open(self.output, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "core", *command], cwd=ROOT, env=full,
+        argv = [sys.executable, "-m", *command] if module else [sys.executable, "-m", "core", *command]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=full,
                                      stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
 
     def wait_output(self, text: str, timeout: float = 30) -> HubProcess:

@@ -148,6 +148,8 @@ def _confused_token() -> str:
         (_confused_token, "algorithm"),
         (lambda: token()[:-4] + "AAAA", "invalid token"),
         (lambda: "eyJhbGciOi.not-a-jwt.x", "malformed"),
+        (lambda: token(scope=["ask", ["chat"]]), "scope"),  # validly signed, a claim of the wrong shape
+        (lambda: token(scope=[{"ask": True}]), "scope"),
     ],
 )
 def test_bad_jwts_are_401(secured: HubServer, make: object, reason: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -44,7 +46,8 @@ def test_ask_answers_with_contract_shape(hub: HubServer) -> None:
         assert set(source) == {"id", "title", "text", "score", "collection"}
         assert 0 < source["score"] <= 1
     assert any(s["id"].startswith("travel-expenses.md") for s in body["sources"])
-    assert "[1]" in body["answer"]
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", body["answer"])}
+    assert cited and cited <= set(range(1, len(body["sources"]) + 1)), "the answer cites its sources as [n]"
 
 
 def test_request_id_is_taken_from_the_header(hub: HubServer) -> None:

@@ -25,6 +25,7 @@ from core.http import admin_routes, ask_routes, embeddings_routes, errors, feedb
 from core.http.fastlane import FastLane, LaneRoute
 from core.http.hosts import HostGuard
 from core.http.middleware import HubMiddleware
+from core.http.slow_clients import BODY_TIMEOUT_SEC
 from core.hub import Hub
 from core.metrics import MULTIPROCESS
 
@@ -104,6 +105,7 @@ class HubApp(FastAPI):
     for request id, body limit, metrics and errors, then the fast lane, then FastAPI."""
 
     lane_routes: list[LaneRoute]
+    body_timeout_sec = BODY_TIMEOUT_SEC
     max_body_bytes: int
     webhook_max_body_bytes: int
     allowed_origins: list[str]
@@ -116,6 +118,7 @@ class HubApp(FastAPI):
             guard=self.guard,
             max_body_bytes=self.max_body_bytes,
             webhook_max_body_bytes=self.webhook_max_body_bytes,
+            body_timeout_sec=self.body_timeout_sec,
         )
         if self.allowed_origins:
             app = CORSMiddleware(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from core.ask import Delta
 from core.errors import BadRequest, HubError, InvalidType
+from core.http import sse
 from core.http.auth import principal
 from core.schema import Admission, AskRequest, AskResult
 
@@ -110,34 +112,36 @@ async def ask(request: Request) -> Response:
     return Response(orjson.dumps(result.as_dict()), media_type="application/json", headers=headers)
 
 
-def sse(event: str, data: object) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-
-
 async def stream_answer(events: AsyncIterator[Delta | AskResult], admitted: list[Admission]) -> Response:
     """Server-sent events: ``delta`` pieces, then ``done`` with the whole answer.
 
     Anything that fails before the first event (limits, bad input, the model down) is a
     normal JSON error with its status; a failure after it ends the stream with an
-    ``error`` event — never a clean-looking finish."""
-    first = await anext(events)
+    ``error`` event — never a clean-looking finish. A model silent for longer than the
+    keep-alive period gets the stream opened (with keep-alive comments) while it thinks."""
+    first = asyncio.ensure_future(anext(events))
+    await asyncio.wait({first}, timeout=sse.KEEPALIVE_SEC)
+    if first.done():
+        first.result()  # a refusal before the first word: a JSON error with its status
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if admitted:
         headers.update(admitted[0].headers())
 
     async def body() -> AsyncIterator[bytes]:
-        event: Delta | AskResult | None = first
         try:
+            event: Delta | AskResult | None = await first
             while event is not None:
                 if isinstance(event, Delta):
-                    yield sse("delta", {"text": event.text})
+                    yield sse.frame("delta", {"text": event.text})
                 else:
-                    yield sse("done", event.as_dict())
+                    yield sse.frame("done", event.as_dict())
                 event = await anext(events, None)
         except HubError as exc:
-            yield sse("error", exc.body())
+            yield sse.frame("error", exc.body())
         except Exception as exc:  # the response has started: the stream itself must say it failed
             log.error("stream failed", extra={"exc": type(exc).__name__})
-            yield sse("error", HubError("the answer was cut off").body())
+            yield sse.frame("error", HubError("the answer was cut off").body())
+        finally:
+            first.cancel()  # the client left before the first word
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(sse.with_keepalive(body()), media_type="text/event-stream", headers=headers)

@@ -1,23 +1,26 @@
 """One plain ASGI middleware for what every request needs: request id, who may be answered
-(demo mode, Host), body limit, metrics, and a JSON 500 (never a traceback) if something breaks.
+(demo mode, Host), body limit, metrics, and the contract's JSON error (never a traceback, never
+text/plain) if something breaks — rendered by ``core.http.errors``, like every route's errors.
 
-One layer instead of four keeps the per-request cost low: on this machine kind each
-extra middleware layer is measurable on the hot path (see PERFORMANCE.md).
+One layer instead of four keeps the per-request cost low: each extra middleware layer is
+measurable on the hot path (``make bench``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import TYPE_BY_STATUS, HubError, PayloadTooLarge
+from core.errors import TYPE_BY_STATUS, HubError, PayloadTooLarge, RequestTimeout
+from core.http.errors import CLIENT_CLOSED, as_hub_error, expected, json_body
 from core.http.hosts import HostGuard
+from core.http.slow_clients import BODY_TIMEOUT_SEC
 from core.metrics import ERRORS, REQUEST_SECONDS, REQUESTS
 
 log = logging.getLogger("askhub.http")
@@ -36,11 +39,20 @@ def request_id_from(scope: Scope) -> str:
 
 
 class HubMiddleware:
-    def __init__(self, app: ASGIApp, *, guard: HostGuard, max_body_bytes: int, webhook_max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        guard: HostGuard,
+        max_body_bytes: int,
+        webhook_max_body_bytes: int,
+        body_timeout_sec: float = BODY_TIMEOUT_SEC,
+    ) -> None:
         self.app = app
         self.guard = guard
         self.max_body = max_body_bytes
         self.webhook_max_body = webhook_max_body_bytes
+        self.body_timeout = body_timeout_sec
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,16 +81,20 @@ class HubMiddleware:
             declared = _content_length(scope)
             if declared is not None and declared > limit:
                 raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            await self.app(scope, self._limited(receive, limit), send_wrapper)
+            await self.app(scope, self._limited(receive, limit, self.body_timeout), send_wrapper)
         except Exception as exc:
-            if response_started:
-                log.error("error after the response started on %s: %s", scope["path"], type(exc).__name__)
+            # Routes inside FastAPI were answered by its handlers (the same renderer), which
+            # re-raise the unexpected ones here: logged once, here; rendered unless already sent.
+            err = as_hub_error(exc)
+            if err is None:  # the client hung up: not a server error, nothing to send
+                status = CLIENT_CLOSED
+                log.info("client disconnected on %s", scope["path"])
             else:
-                err = exc if isinstance(exc, HubError) else HubError("internal error; quote the request id")
-                if not isinstance(exc, HubError):
+                if not expected(exc):
                     log.error("unhandled error on %s: %s", scope["path"], type(exc).__name__)
-                state["error_type"] = err.type
-                await _send_json(send_wrapper, err)
+                if not response_started:
+                    state["error_type"] = err.type
+                    await _send_json(send_wrapper, err)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
@@ -90,17 +106,33 @@ class HubMiddleware:
                     ERRORS.labels(template, state.get("error_type") or TYPE_BY_STATUS.get(status, "error")).inc()
 
     @staticmethod
-    def _limited(receive: Receive, limit: int) -> Receive:
-        """Counts the body as it arrives: a missing or lying Content-Length cannot get past."""
+    def _limited(receive: Receive, limit: int, timeout_sec: float) -> Receive:
+        """Counts the body as it arrives: a missing or lying Content-Length cannot get past, and
+        a body that takes longer than ``timeout_sec`` to arrive is a 408 (a slow-body client
+        holds no connection forever). Once the body is in, receive() waits freely (it is how a
+        streaming response hears of a disconnect)."""
         seen = 0
+        deadline: float | None = None
+        complete = False
 
         async def wrapped() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, complete
+            if complete:
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + timeout_sec
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.info("request body did not arrive in time")
+                raise RequestTimeout(f"the request body did not arrive within {timeout_sec:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         return wrapped
@@ -117,7 +149,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _send_json(send: Send, err: HubError) -> None:
-    body = orjson.dumps(err.body())
+    body = json_body(err)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
     await send({"type": "http.response.start", "status": err.status, "headers": headers})

@@ -6,6 +6,7 @@ SDKs raise their usual exceptions; the status codes are the hub's contract.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +18,9 @@ from starlette.responses import Response, StreamingResponse
 
 from core.chat import parse
 from core.errors import HubError
+from core.http import sse
 from core.http.auth import principal
+from core.schema import Admission
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 log = logging.getLogger("askhub.http")
@@ -34,12 +37,19 @@ async def chat_completions(request: Request) -> Response:
         who = principal(request, "chat")
         chat = parse(await request.body())
         # An upstream name ("gpt-4o-mini") means the logical model that uses it: same limits and rules.
-        chat = replace(chat, model=request.app.state.hub.models.router.resolve(chat.model))
+        chat = replace(chat, model=request.app.state.hub.models.resolve(chat.model))
         service = request.app.state.hub.chat
         if chat.stream:
-            admission, lines = await service.stream(chat, who)
-            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **admission.headers()}
-            return StreamingResponse(_events(lines), media_type="text/event-stream", headers=headers)
+            # A refusal (limits, the model down) within the keep-alive period is a JSON error; a
+            # model still silent then gets the stream opened, kept alive while it thinks.
+            opened = asyncio.ensure_future(service.stream(chat, who))
+            await asyncio.wait({opened}, timeout=sse.KEEPALIVE_SEC)
+            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            if opened.done():
+                admission, _ = opened.result()
+                headers.update(admission.headers())
+            body = sse.with_keepalive(_events(opened))
+            return StreamingResponse(body, media_type="text/event-stream", headers=headers)
         reply = await service.complete(chat, who)
     except HubError as exc:
         request.state.error_type = exc.type
@@ -47,16 +57,18 @@ async def chat_completions(request: Request) -> Response:
     return Response(reply.body, media_type="application/json", headers=reply.admission.headers())
 
 
-async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _events(opened: asyncio.Future[tuple[Admission, AsyncIterator[bytes]]]) -> AsyncIterator[bytes]:
     try:
+        _, lines = await opened
         async for line in lines:
             yield line
     except HubError as exc:
-        error = {"error": {"message": exc.message, "type": exc.type, "param": None, "code": exc.type}}
-        yield b"data: " + orjson.dumps(error) + b"\n\n"
+        yield sse.data_frame({"error": {"message": exc.message, "type": exc.type, "param": None, "code": exc.type}})
     except Exception as exc:  # the response has started: say it failed, never finish cleanly
         log.error("chat stream failed", extra={"exc": type(exc).__name__})
         yield b'data: {"error": {"message": "the answer was cut off", "type": "internal_error"}}\n\n'
+    finally:
+        opened.cancel()  # the client left before the model's first word
 
 
 @router.get("/models", summary="The logical models this credential may use")

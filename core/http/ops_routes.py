@@ -22,6 +22,8 @@ async def readyz(request: Request) -> Response:
     hub = request.app.state.hub
     missing = await hub.readiness()
     body = {"ready": not missing, "missing": missing, "models": hub.models.breaker_states()}
+    if fallback := getattr(hub.embedder, "fallback_reason", None):  # serving, but retrieving worse: say so
+        body["warnings"] = [fallback]
     return Response(orjson.dumps(body), status_code=200 if not missing else 503, media_type="application/json")
 
 

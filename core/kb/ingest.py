@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import multiprocessing
 import os
 import time
@@ -31,8 +32,10 @@ from core.kb.terms import TermRows, analyse
 from core.kb.text import script_group
 from core.kb.vectorcache import VectorCache
 
+log = logging.getLogger("askhub.index")
 SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
 EMBED_BATCH = 256
+MODEL_BATCH = 32  # a model's batches: cached as they finish, and the bar's ETA moves often
 PARALLEL_FROM = 4096  # chunks; below this, starting worker processes costs more than it saves
 
 
@@ -170,19 +173,23 @@ async def ingest(
     folders = {DEFAULT_COLLECTION: kb_dir} if isinstance(kb_dir, Path) else dict(kb_dir)
     chunker = {"max_chars": chunk_chars}
     old = None if rebuild else _previous(index_dir)
-    indexed = {_key(d): d["content_hash"] for d in old.manifest["documents"]} if old else {}
-    docs, skipped = await asyncio.to_thread(
-        _read_documents, folders, indexed if old and old.manifest["chunker"] == chunker else {}
-    )
-    synonyms = _glossary(([glossary] if glossary else []) + list(folders.values()))
-    if old is not None:
+    if old is not None and old.manifest["embedder"]["name"] != embedder.name:
         built_by = old.manifest["embedder"]["name"]
-        if built_by != embedder.name:
+        if not (built_by.startswith("hash-") and getattr(embedder, "semantic", False)):
             raise IngestError(
                 f"the index in {index_dir} was built with the '{built_by}' embedder but "
                 f"'{embedder.name}' is configured; vectors of two embedders cannot be mixed. "
                 "Re-ingest with --rebuild, or set INDEX_DIR to another folder."
             )
+        # The default moved from hash to the semantic model: rebuilding costs no money and
+        # loses nothing (hash vectors are recomputed in seconds), so nobody has to ask.
+        log.warning("the index was built with '%s': rebuilding it with '%s'", built_by, embedder.name)
+        old = None
+    indexed = {_key(d): d["content_hash"] for d in old.manifest["documents"]} if old else {}
+    docs, skipped = await asyncio.to_thread(
+        _read_documents, folders, indexed if old and old.manifest["chunker"] == chunker else {}
+    )
+    synonyms = _glossary(([glossary] if glossary else []) + list(folders.values()))
     reusable = _reusable(old.manifest, docs, chunker) if old else {}
     removed = len({_key(d) for d in old.manifest["documents"]} - {d.key for d in docs}) if old else 0
     if old is not None and len(reusable) == len(docs) and not removed and old.manifest.get("synonyms") == synonyms:
@@ -329,8 +336,8 @@ async def _analyse_and_embed(
         todo = [texts[i] for i in missing]
         parts: list[np.ndarray] = []
         with _bar(len(todo), progress) as bar:
-            for start in range(0, len(todo), EMBED_BATCH):
-                batch = todo[start : start + EMBED_BATCH]
+            for start in range(0, len(todo), MODEL_BATCH):
+                batch = todo[start : start + MODEL_BATCH]
                 parts.append(await embedder.embed(batch))
                 if store_ is not None:
                     await asyncio.to_thread(store_.put, batch, parts[-1])

@@ -336,16 +336,24 @@ def write(
     return version
 
 
+CENTROID_PRIOR = 3  # chunks' worth of the whole index's mean mixed into each group's mean
+
+
 def group_centroids(vectors: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Each script group's mean chunk vector: a question's inner product with it is its
-    average similarity to that group, the baseline retrieval subtracts (retriever.py)."""
-    out = np.zeros((2, vectors.shape[1] if vectors.ndim == 2 else 0), dtype=np.float32)
-    for g in range(len(out)):
+    average similarity to that group, the baseline retrieval subtracts (retriever.py).
+
+    A small group's mean is mostly its own few documents, and subtracting it would push
+    exactly those down: it is shrunk toward the whole index's mean (CENTROID_PRIOR)."""
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    sums = np.zeros((2, dim), dtype=np.float64)
+    counts = np.array([np.count_nonzero(groups == g) for g in range(2)], dtype=np.float64)
+    for g in range(2):
         rows = np.flatnonzero(groups == g)
         for start in range(0, len(rows), 65536):  # bounded memory for a memory-mapped array
-            out[g] += vectors[rows[start : start + 65536]].sum(axis=0)
-        out[g] /= max(len(rows), 1)
-    return out
+            sums[g] += vectors[rows[start : start + 65536]].sum(axis=0)
+    overall = sums.sum(axis=0) / max(counts.sum(), 1)
+    return ((sums + CENTROID_PRIOR * overall) / (counts + CENTROID_PRIOR)[:, None]).astype(np.float32)
 
 
 def _highest_version(index_dir: Path) -> int:

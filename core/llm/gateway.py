@@ -6,9 +6,11 @@ Front ends never name a provider. A question with personal data goes to a local 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from core.config import Settings
+from core.kb.embedders import Embedder
 from core.llm.base import Completion, Prompt, Provider
 from core.llm.extractive import ExtractiveProvider
 from core.llm.resilience import Resilience
@@ -16,20 +18,25 @@ from core.llm.routing import ModelSpec, Route, Router
 from core.metrics import LLM_TOKENS, PII_ROUTED
 from core.pii import has_pii
 
+T = TypeVar("T")
 
-def make_provider(spec: ModelSpec) -> Provider:
+
+def make_provider(spec: ModelSpec, embedder: Embedder | None = None) -> Provider:
     if spec.provider == "extractive":
-        return ExtractiveProvider()
+        return ExtractiveProvider(embedder)
     from core.llm.openai_provider import OpenAIProvider  # the SDK takes a second to import: only when used
 
     return OpenAIProvider(model=spec.upstream, api_key=spec.api_key, base_url=spec.base_url, timeout=spec.timeout)
 
 
 class ModelGateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self._embedder = embedder  # the offline answerer ranks sentences with it
         self.router = Router(settings)
         self.resilience = Resilience(settings.resilience)
-        self._providers: dict[str, Provider] = {name: make_provider(spec) for name, spec in self.router.specs.items()}
+        self._providers: dict[str, Provider] = {
+            name: make_provider(spec, embedder) for name, spec in self.router.specs.items()
+        }
         self._retired: list[Provider] = []
 
     def configure(self, settings: Settings) -> None:
@@ -40,11 +47,38 @@ class ModelGateway:
             if self.router.specs.get(name) != spec:
                 if name in self._providers:
                     self._retired.append(self._providers[name])
-                self._providers[name] = make_provider(spec)
+                self._providers[name] = make_provider(spec, self._embedder)
         for name in set(self._providers) - set(router.specs):
             self._retired.append(self._providers.pop(name))
         self.router = router
         self.resilience.configure(settings.resilience)
+
+    @property
+    def names(self) -> list[str]:
+        """The logical models, as /v1/models lists them."""
+        return list(self.router.specs)
+
+    def spec(self, name: str) -> ModelSpec | None:
+        """The logical model ``name`` means (its own name or its upstream's), if configured."""
+        return self.router.by_name(self.router.resolve(name))
+
+    def resolve(self, name: str) -> str:
+        return self.router.resolve(name)
+
+    def rules(self, question: str, *, pii: bool, tenant: str, platform: str) -> Route:
+        """The route the rules pick for a question whose personal-data verdict is known."""
+        return self.router.route(question, pii=pii, tenant=tenant, platform=platform)
+
+    async def call(self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]]) -> T:
+        """``attempt`` over the route's models with retries, fallbacks and breakers (for /v1
+        bodies the hub relays as they are)."""
+        result, _ = await self.resilience.call(route, attempt)
+        return result
+
+    def relay(
+        self, route: Route, open_stream: Callable[[ModelSpec], AsyncIterator[bytes]]
+    ) -> AsyncIterator[tuple[bytes, ModelSpec]]:
+        return self.resilience.stream(route, open_stream)
 
     def route(self, question: str, *, earlier: str = "", tenant: str, platform: str, tenant_label: str) -> Route:
         """The rules match the question; personal data in it or in ``earlier`` turns of its
@@ -61,6 +95,17 @@ class ModelGateway:
             return await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
 
         completion, _ = await self.resilience.call(route, attempt, patient=patient)
+        _count_tokens(completion)
+        return completion
+
+    async def complete_once(self, spec: ModelSpec, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
+        """One attempt on one model — within its in-flight bound and breaker, counted like any
+        call — with no retry and no fallback: a side call (the question rewrite) that must stay short."""
+
+        async def attempt(model: ModelSpec) -> Completion:
+            return await self._providers[model.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+
+        completion, _ = await self.resilience.call(Route(spec.name, (spec,)), attempt, retries=0)
         _count_tokens(completion)
         return completion
 

@@ -59,8 +59,17 @@ class Resilience:
             slot = self._slots[spec.name] = asyncio.Semaphore(spec.max_concurrency)
         return slot
 
+    def busy(self, spec: ModelSpec) -> bool:
+        """Every in-flight slot of the model is taken (a side call then stays away)."""
+        return self._slot(spec).locked()
+
     async def call(
-        self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]], *, patient: bool = False
+        self,
+        route: Route,
+        attempt: Callable[[ModelSpec], Awaitable[T]],
+        *,
+        patient: bool = False,
+        retries: int | None = None,
     ) -> tuple[T, ModelSpec]:
         """The first successful attempt over the route's models, with its model.
 
@@ -69,13 +78,15 @@ class Resilience:
         come later — waits for a busy model as long as the budget lasts and, when every model
         is down, tries the route again (every few seconds, breakers probing) for up to
         ``patient_sec``: the event is answered after the outage instead of with an apology.
+        ``retries`` overrides the configured retries per model (0 for a one-shot side call).
         """
         started = time.monotonic()
         until = started + (self._s.patient_sec if patient else self._s.budget_sec)
         pause = 1.0
         while True:
             try:
-                return await self._one_round(route, attempt, min(until, time.monotonic() + self._s.budget_sec), patient)
+                deadline = min(until, time.monotonic() + self._s.budget_sec)
+                return await self._one_round(route, attempt, deadline, patient, retries)
             except HubError:
                 if not patient or time.monotonic() + pause >= until:
                     raise
@@ -83,13 +94,19 @@ class Resilience:
             pause = min(pause * 2, PATIENT_PAUSE_MAX)
 
     async def _one_round(
-        self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]], deadline: float, patient: bool
+        self,
+        route: Route,
+        attempt: Callable[[ModelSpec], Awaitable[T]],
+        deadline: float,
+        patient: bool,
+        retries: int | None = None,
     ) -> tuple[T, ModelSpec]:
         wait_until = deadline if patient else time.monotonic() + self._s.max_wait_sec
         failures: list[ProviderError] = []
+        allowed = self._s.retries if retries is None else retries
         for position, spec in enumerate(route.models):
             breaker = self.breaker(spec.name)
-            for retry in range(self._s.retries + 1):
+            for retry in range(allowed + 1):
                 if not breaker.allow():
                     failures.append(ProviderError("connection", f"{spec.name}: circuit open"))
                     break
@@ -101,7 +118,7 @@ class Resilience:
                     elapsed = time.monotonic() - started
                     self._failed(spec, breaker, exc, elapsed)
                     failures.append(exc)
-                    delay = self._delay(exc, retry)
+                    delay = self._delay(exc, retry) if retry < allowed else None
                     if delay is None or time.monotonic() + delay >= deadline:
                         break
                     LLM_RETRIES.labels(spec.upstream, exc.kind).inc()

@@ -1,0 +1,54 @@
+"""Server-sent events: the frames, and a comment keep-alive while the model is silent.
+
+A proxy or a browser drops an idle connection (nginx after 60 s by default); a model that
+thinks for long before its first word, or pauses mid-answer, must not cost the answer. A
+comment line (``: keep-alive``) is ignored by every SSE client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+
+KEEPALIVE_SEC = 15.0
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def frame(event: str, data: object) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def data_frame(data: object) -> bytes:
+    """An unnamed event, as the OpenAI API streams them."""
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+async def with_keepalive(chunks: AsyncIterator[bytes], every: float | None = None) -> AsyncIterator[bytes]:
+    """``chunks`` as they come, and a keep-alive comment after every ``every`` seconds of silence."""
+    every = KEEPALIVE_SEC if every is None else every
+    source = aiter(chunks)
+    pending: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(source))
+            done, _ = await asyncio.wait({pending}, timeout=every)
+            if not done:
+                yield KEEPALIVE
+                continue
+            chunk, pending = pending, None
+            try:
+                yield chunk.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,0 +1,134 @@
+"""Exactly one visible answer after a crash: a worker killed (-9) mid-answer, its job reclaimed.
+
+Real processes on a private Redis: a web process accepts (it does not consume), a worker answers
+and is killed while its answer is open on the platform (a Slack stream, a LINE reply window), a
+second worker reclaims the job. The fakes record what a user would see; every thread or chat
+must end with one complete answer, never two.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis as redis_sync
+
+from tests.conftest import HubProcess, RedisServer, write_yaml
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.slack_api import FakeSlack
+from tests.test_slack_adapter import SECRET, mention, signed_headers
+
+
+@pytest.fixture
+def model() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+def wait(condition: Any, what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
+    return result
+
+
+def processes(tmp_path: Path, redis: RedisServer, env: dict[str, str]) -> tuple[HubProcess, dict[str, str]]:
+    """A started web process that only accepts, and the environment of the workers that answer."""
+    base = {"queue": {"reclaim_after_sec": 1}}
+    web = {
+        **env,
+        "REDIS_URL": redis.url,
+        "HUB_CONFIG": str(write_yaml(tmp_path / "web.yaml", {**base, "queue": {"consume": False}})),
+    }
+    worker = {**env, "REDIS_URL": redis.url, "HUB_CONFIG": str(write_yaml(tmp_path / "worker.yaml", base))}
+    return HubProcess(web, tmp_path).wait_ready(), worker
+
+
+def notes(redis: RedisServer, platform: str) -> list[dict[str, Any]]:
+    client = redis_sync.Redis.from_url(redis.url)
+    return [json.loads(client.get(k) or b"{}") for k in client.scan_iter(f"askhub:event:{platform}:*:opened")]
+
+
+def queue_empty(redis: RedisServer, kind: str) -> bool:
+    return redis_sync.Redis.from_url(redis.url).xlen(f"askhub:jobs:{kind}") == 0
+
+
+def test_a_slack_answer_cut_by_a_crash_is_finished_in_its_stream_not_posted_twice(
+    tmp_path: Path, sample_index: Path, model: FakeOpenAI
+) -> None:
+    redis = RedisServer(tmp_path).start()
+    model.set_behavior(None, delay=60)  # the worker opens its stream, then waits for the model: killed there
+    with FakeSlack() as slack:
+        env = {"INDEX_DIR": str(sample_index), "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SECRET,
+               "SLACK_API_URL": slack.api_url, "OPENAI_API_KEY": "sk", "OPENAI_BASE_URL": model.base_url}  # fmt: skip
+        web, worker_env = processes(tmp_path, redis, env)
+        first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+        second = None
+        try:
+            threads = [f"1700000{n}00.000100" for n in range(3)]
+            for ts in threads:
+                body = json.dumps(mention(ts)).encode()
+                headers = {"Content-Type": "application/json", **signed_headers(body)}
+                assert httpx.post(f"{web.url}/slack/events", content=body, headers=headers).status_code == 200
+            wait(lambda: len([n for n in notes(redis, "slack") if n.get("view_ts")]) == 3, "three streams opened")
+            first.proc.kill()  # kill -9 with three streams open
+            first.proc.wait(5)
+            model.set_behavior(None, delay=0)
+            second = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+            wait(lambda: queue_empty(redis, "slack.answer"), "every job answered and acknowledged")
+        finally:
+            for proc in (web, first, second):
+                if proc is not None:
+                    proc.stop()
+            redis.stop()
+        for ts in threads:
+            visible = [m for m in slack.messages.values() if m.get("thread_ts") == ts]
+            assert len(visible) == 1, visible  # one message in the thread: the dead worker's stream
+            (answer,) = visible
+            assert not answer.get("streaming") and answer["blocks"], answer  # stopped, and finished with the answer
+            assert "[gpt-4o" in json.dumps(answer["blocks"])
+
+
+@pytest.mark.filterwarnings("ignore:'audioop' is deprecated:DeprecationWarning")
+def test_a_discord_answer_cut_by_a_crash_is_finished_in_the_thread_it_started(
+    tmp_path: Path, sample_index: Path, model: FakeOpenAI
+) -> None:
+    from tests.fakes.discord_api import FakeDiscord
+
+    redis = RedisServer(tmp_path).start()
+    model.set_behavior(None, delay=60)  # the bot starts the thread, then waits for the model: killed there
+    config = write_yaml(tmp_path / "bot.yaml", {"queue": {"reclaim_after_sec": 1}})
+    with FakeDiscord() as discord:
+        env = {"INDEX_DIR": str(sample_index), "REDIS_URL": redis.url, "HUB_CONFIG": str(config),
+               "DISCORD_BOT_TOKEN": discord.token, "DISCORD_API_URL": discord.api_url,
+               "DISCORD_GATEWAY_URL": discord.gateway_url, "OPENAI_API_KEY": "sk",
+               "OPENAI_BASE_URL": model.base_url}  # fmt: skip
+        first = HubProcess(env, tmp_path, ("adapters.discord",), module=True)
+        second = None
+        try:
+            discord.wait_ready(timeout=30)
+            question = discord.send_message(f"<@{discord.bot_id}> How do I set up the VPN?", mention_bot=True)
+            wait(lambda: any(n.get("thread") for n in notes(redis, "discord")), "the thread started and noted")
+            first.proc.kill()
+            first.proc.wait(5)
+            model.set_behavior(None, delay=0)
+            second = HubProcess(env, tmp_path, ("adapters.discord",), module=True)
+            discord.wait_until(lambda: [m for m in discord.channel_messages(question["id"]) if m["components"]],
+                               timeout=30)  # fmt: skip
+            wait(lambda: queue_empty(redis, "discord.message"), "the job answered and acknowledged")
+        finally:
+            for proc in (first, second):
+                if proc is not None:
+                    proc.stop()
+            redis.stop()
+        assert len(discord.find("POST", rf"/channels/\d+/messages/{question['id']}/threads")) == 1
+        answers = discord.channel_messages(question["id"])
+        assert len(answers) == 1 and answers[0]["content"].startswith("[gpt-4o"), answers
+        assert not [m for m in discord.channel_messages(discord.channel_id) if m["author"]["id"] == str(discord.bot_id)]
