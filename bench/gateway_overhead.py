@@ -30,7 +30,7 @@ from core.auth import digest  # noqa: E402
 KEY = "ah_overhead-bench-key-00000000"
 LITELLM_KEY = "sk-litellm-bench-0123456789abcdef0123456789abcdef"
 LITELLM_VENV = ROOT / "var" / "bench" / "litellm-venv"
-LITELLM_VERSION = "1.108.7"  # the version PERFORMANCE.md measured; 1.110 needs a proxy package not on PyPI
+LITELLM_VERSION = "1.108.7"  # the version measured; 1.110 needs a proxy package not on PyPI
 BODY = '{"model":"%s","messages":[{"role":"user","content":"Say hello to the team, please."}]}'
 
 

@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         sets += [(d.name, d / "kb", d / "questions.jsonl") for d in args.dataset]
         return asyncio.run(_eval(settings, sets, args.misses))
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+        from core.lifecycle import config_error
+
+        return config_error(exc)
 
 
 async def _ingest(settings: Settings, kb_dir: Path | None, rebuild: bool) -> int:

@@ -25,6 +25,7 @@ from types import ModuleType
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.config import Settings
 from core.inbox.door import Door
 
 log = logging.getLogger("askhub.adapters")
@@ -64,3 +65,33 @@ def load_all(door: Door, *, clients: bool) -> list[Loaded]:
             log.info("adapter %s loaded", got.name)
             loaded.append(got)
     return loaded
+
+
+def run_alone(module: str, name: str, configured: Callable[[Settings], str | None]) -> int:
+    """``python -m adapters.<platform>``: one adapter's clients in a process of their own.
+
+    ``configured`` names what is missing (or None): checked before anything heavy loads."""
+    import asyncio
+
+    from core import logs
+    from core.config import ConfigError, load_settings
+    from core.lifecycle import config_error, run_until_stopped
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return config_error(exc)
+    missing = configured(settings)
+    if missing:
+        return config_error(ConfigError(missing))
+
+    async def main() -> int:
+        from core.hub import Hub
+
+        logs.setup(settings)
+        hub = Hub(settings)
+        loaded = importlib.import_module(module).load(hub, clients=True)
+        assert loaded is not None and loaded.runners, f"{module} configured but nothing to run"
+        return await run_until_stopped(hub, loaded.runners, name)
+
+    return asyncio.run(main())

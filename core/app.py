@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 from core.config import ConfigError, load_settings
 from core.http.app import create_app
+from core.lifecycle import config_error
 
 try:
     app = create_app(load_settings())
 except ConfigError as _exc:
-    print(f"config error: {_exc}", file=sys.stderr)
-    raise SystemExit(2) from None
+    raise SystemExit(config_error(_exc)) from None

@@ -11,7 +11,6 @@ audio or file bytes) it does not forward: such a request is refused with a 400.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -35,7 +34,7 @@ from core.llm.routing import ModelSpec, Route
 from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
 from core.metrics import PII_ROUTED
-from core.pii import has_pii
+from core.pii import contains_pii, json_strings
 from core.schema import Admission
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -43,7 +42,6 @@ VIRTUAL = ("auto", "kb")
 TEXT_PARTS = frozenset({"text", "input_text"})
 BINARY_KEYS = frozenset({"input_audio", "file_data"})  # base64 bytes: nothing to read for personal data
 _DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*(?:;base64)?,", re.I)
-SCAN_INLINE_CHARS = 4096  # longer bodies are scanned off the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,25 +90,14 @@ def parse(raw: bytes) -> ChatRequest:
 
 
 def _strings(body: Any, into: list[str]) -> None:
-    """Every string in the body, keys included, so personal data has nowhere to hide; bytes the
-    hub cannot read (a data: URL, base64 audio or files) are refused rather than sent unread.
-    Iterative: a deeply nested body is walked, not a recursion error."""
-    stack: list[tuple[Any, str]] = [(body, "")]
-    while stack:
-        value, where = stack.pop()
-        if isinstance(value, str):
-            if _DATA_URL.match(value):
-                raise BadRequest(f"{where}: inline data (a data: URL) cannot be checked for personal data; link it")
-            into.append(value)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                at = f"{where}.{key}" if where else str(key)
-                if key in BINARY_KEYS and item:
-                    raise BadRequest(f"{at}: audio and file bytes cannot be checked for personal data")
-                into.append(str(key))
-                stack.append((item, at))
-        elif isinstance(value, list):
-            stack.extend((item, f"{where}.{i}") for i, item in enumerate(value))
+    """Every string in the body for the personal-data check; bytes the hub cannot read (a data:
+    URL, base64 audio or files) are refused rather than sent on unread."""
+    for where, value in json_strings(body):
+        if value in BINARY_KEYS and where.rsplit(".", 1)[-1] == value:
+            raise BadRequest(f"{where}: audio and file bytes cannot be checked for personal data")
+        if _DATA_URL.match(value):
+            raise BadRequest(f"{where}: inline data (a data: URL) cannot be checked for personal data; link it")
+        into.append(value)
 
 
 def _text(content: Any) -> str | None:
@@ -121,13 +108,6 @@ def _text(content: Any) -> str | None:
         if all(isinstance(p, str) for p in parts):
             return "\n".join(parts)
     return None
-
-
-async def contains_pii(text: str) -> bool:
-    """The /v1 body's verdict; a long body is read on a worker thread, not on the event loop."""
-    if len(text) <= SCAN_INLINE_CHARS:
-        return has_pii(text)
-    return await asyncio.to_thread(has_pii, text)
 
 
 class ChatService:

@@ -24,9 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-
-class ConfigError(Exception):
-    """A setting is missing, unknown or invalid; the message is one line for the operator."""
+from core.errors import ConfigError  # a leaf, shared with core.secrets (no import cycle); re-exported here
 
 
 class _Section(BaseModel):

@@ -11,10 +11,8 @@ hold across every process of a deployment.
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from core.errors import Unavailable
+from core.retry import retrying
 from core.state import BackendUnavailable, StateBackend
 
 LEASE_SEC = 120.0
@@ -43,17 +41,9 @@ class EventLedger:
     async def done(self, platform: str, event_id: str, *, retry_sec: float = DONE_RETRY_SEC) -> None:
         """Record the answer. It is already posted, so a failed write would let the queue's
         redelivery answer again: a Redis blip is waited out (backing off) rather than given up."""
-        deadline = time.monotonic() + retry_sec
-        pause = 0.1
-        while True:
-            try:
+        async for attempt in retrying(BackendUnavailable, within_sec=retry_sec):
+            with attempt:
                 await self._backend.set(self._key(platform, event_id), b"done", DONE_SEC)
-                return
-            except BackendUnavailable:
-                if time.monotonic() + pause > deadline:
-                    raise
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
 
     async def release(self, platform: str, event_id: str) -> None:
         await self._backend.delete(self._key(platform, event_id))

@@ -27,7 +27,7 @@ from core.llm.forwarder import Forwarded, Forwarder
 from core.llm.gateway import ModelGateway
 from core.llm.routing import ModelSpec, Route
 from core.llm.tokens import count_tokens
-from core.pii import has_pii
+from core.pii import contains_pii, json_strings
 from core.schema import Admission
 
 HASH_MODEL = "hash"  # the offline embedder: local, deterministic, 512 dimensions
@@ -74,17 +74,6 @@ def parse(raw: bytes) -> EmbeddingRequest:
     return EmbeddingRequest(body, model, inputs, encoding)
 
 
-def strings(value: Any) -> list[str]:
-    """Every string anywhere in a JSON value (``input``, ``user`` and whatever else is sent)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for item in value.values() for s in strings(item)]
-    if isinstance(value, list):
-        return [s for item in value for s in strings(item)]
-    return []
-
-
 class EmbeddingService:
     def __init__(self, *, models: ModelGateway, accounting: Accounting) -> None:
         self._models = models
@@ -120,7 +109,7 @@ class EmbeddingService:
     async def create(self, request: EmbeddingRequest, principal: Principal) -> EmbeddingReply:
         admission = await self._accounting.admit(principal, "/v1/embeddings")
         spec = self._model(request.model, principal)
-        pii = has_pii("\n".join(strings(request.body)))
+        pii = await contains_pii("\n".join(text for _, text in json_strings(request.body)))
         if pii and spec is not None and not spec.local:
             raise BadRequest(
                 f"input holds personal data, which never goes to the cloud model '{request.model}'; "

@@ -9,6 +9,13 @@ from __future__ import annotations
 import math
 
 
+class ConfigError(Exception):
+    """A setting is missing, unknown or invalid; the message is one line for the operator.
+
+    Here, a leaf, so that core.config and the modules it uses (core.secrets) share it without
+    importing each other; ``core.config.ConfigError`` is the same class."""
+
+
 class HubError(Exception):
     status = 500
     type = "internal_error"

@@ -32,6 +32,7 @@ import orjson
 from core.dedupe import EventLedger
 from core.errors import Unavailable
 from core.metrics import QUEUE_AGE, QUEUE_DEPTH
+from core.retry import retrying
 
 log = logging.getLogger("askhub.jobs")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -192,32 +193,32 @@ class RedisQueue(_Kinds):
                 raise
 
     async def _read(self, kind: str) -> None:
-        ready = False
+        """Read this kind's stream until the queue closes; Redis restarting is waited out, backing off."""
+
+        def failed(exc: BaseException) -> None:
+            log.warning("queue read failed", extra={"kind": kind, "exc": type(exc).__name__})
+
         while not self._stopping:
-            try:
-                if not ready:
+            async for attempt in retrying(Exception, first_wait_sec=0.5, max_wait_sec=5.0, on_retry=failed):
+                with attempt:
                     await self._ensure_group(kind)
-                    ready = True
-                await self._slots.acquire()
-                try:
-                    reply = await self._redis.xreadgroup(
-                        self.GROUP, self._consumer, {self._key(kind): ">"}, count=1, block=1000
-                    )
-                except BaseException:
-                    self._slots.release()
-                    raise
-                messages = reply[0][1] if reply else []
-                if not messages:
-                    self._slots.release()
-                    continue
-                for message_id, fields in messages:
-                    self._spawn(kind, message_id, fields)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis restarting: keep trying, gently
-                ready = False
-                log.warning("queue read failed", extra={"kind": kind, "exc": type(exc).__name__})
-                await asyncio.sleep(0.5)
+                    while not self._stopping:
+                        await self._read_once(kind)
+
+    async def _read_once(self, kind: str) -> None:
+        await self._slots.acquire()
+        try:
+            reply = await self._redis.xreadgroup(
+                self.GROUP, self._consumer, {self._key(kind): ">"}, count=1, block=1000
+            )
+        except BaseException:
+            self._slots.release()
+            raise
+        messages = reply[0][1] if reply else []
+        if not messages:
+            self._slots.release()
+        for message_id, fields in messages:
+            self._spawn(kind, message_id, fields)
 
     def _spawn(self, kind: str, message_id: bytes, fields: dict[bytes, bytes]) -> None:
         task = asyncio.create_task(self._handle(kind, message_id, fields))
@@ -249,6 +250,10 @@ class RedisQueue(_Kinds):
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    if "NOGROUP" in str(exc):  # its reader has not created the group yet (or Redis restarted)
+                        with contextlib.suppress(Exception):
+                            await self._ensure_group(kind)
+                        continue
                     log.warning("queue reclaim failed", extra={"kind": kind, "exc": type(exc).__name__})
 
     async def _reclaim_kind(self, kind: str) -> None:

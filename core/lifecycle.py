@@ -1,23 +1,32 @@
-"""Small pieces every long-running part of the hub shares: periodic flushes, stopping on
-SIGTERM/SIGINT, and running a bot process until it is asked to stop."""
+"""Running a long-lived process until it is asked to stop: SIGTERM/SIGINT, and the exit code.
+
+Typed against a small ``Service`` protocol (start, close), so this leaf knows nothing of the
+hub; ``core.adapters.run_alone`` builds the hub for an adapter's own process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from core import logs
 from core.config import ConfigError
 
-if TYPE_CHECKING:
-    from core.hub import Hub
 
-log = logging.getLogger("askhub.lifecycle")
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def config_error(exc: ConfigError) -> int:
+    """The one way a process refuses a configuration: one line on stderr, exit code 2."""
+    print(f"config error: {exc}", file=sys.stderr)
+    return 2
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -30,14 +39,14 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def run_until_stopped(hub: Hub, runners: list[Callable[[], Awaitable[None]]], name: str) -> int:
-    """Start the hub and run ``runners`` until SIGTERM/SIGINT or until one ends by itself;
-    then stop them, close the hub (queued answers finish first) and flush the logs.
+async def run_until_stopped(service: Service, runners: list[Callable[[], Awaitable[None]]], name: str) -> int:
+    """Start ``service`` and run ``runners`` until SIGTERM/SIGINT or until one ends by itself;
+    then stop them, close the service (queued answers finish first) and flush the logs.
 
     The exit code: 0 when asked to stop, 2 for a configuration the platform refused, 1 when
     a runner gave up (why goes to stderr)."""
     stop = stop_on_signals()
-    await hub.start()
+    await service.start()
     tasks = [asyncio.create_task(runner(), name=name) for runner in runners]
     stopper = asyncio.create_task(stop.wait())
     try:
@@ -47,8 +56,7 @@ async def run_until_stopped(hub: Hub, runners: list[Callable[[], Awaitable[None]
             return 0
         exc = None if ended.cancelled() else ended.exception()
         if isinstance(exc, ConfigError):
-            print(f"config error: {exc}", file=sys.stderr)
-            return 2
+            return config_error(exc)
         print(f"{name} stopped: {type(exc).__name__}: {exc}" if exc else f"{name} stopped", file=sys.stderr)
         return 1
     finally:
@@ -57,36 +65,5 @@ async def run_until_stopped(hub: Hub, runners: list[Callable[[], Awaitable[None]
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await hub.close()
+        await service.close()
         logs.flush()
-
-
-class Flusher:
-    """Counts summed in memory and written out every ``interval`` seconds and at shutdown:
-    one backend call a second instead of one per request."""
-
-    interval = 1.0
-
-    def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._every(), name=f"{type(self).__name__.lower()}-flush")
-
-    async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
-
-    async def _every(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.flush()
-            except Exception:  # a bad flush must not stop the next ones
-                log.exception("periodic flush failed", extra={"part": type(self).__name__})
-
-    async def flush(self) -> None:
-        raise NotImplementedError

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import orjson
 
 from core.config import Settings
+from core.metrics import LOG_WRITE_FAILURES
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 MAX_BYTES = 20 * 1024 * 1024
@@ -82,8 +83,8 @@ class _Writer(threading.Thread):
         try:
             self._stream.write(text)
             self._stream.flush()
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError):  # a closed or full stdout: counted, since it cannot be logged
+            LOG_WRITE_FAILURES.labels("stream").inc()
         if self._path is None:
             return
         try:
@@ -93,7 +94,8 @@ class _Writer(threading.Thread):
             self._file.flush()
             if self._file.tell() > MAX_BYTES:
                 self._rotate()
-        except OSError:
+        except OSError:  # a full disk, a removed folder: counted; the file is reopened next time
+            LOG_WRITE_FAILURES.labels("file").inc()
             self._file = None
 
     def _rotate(self) -> None:

@@ -118,6 +118,18 @@ ADAPTER_EVENTS = Counter(
     ["platform", "outcome"],
     registry=REGISTRY,
 )
+CONFIG_RELOADS = Counter(
+    "hub_config_reloads_total",
+    "Configuration file changes by outcome: applied, or refused (the running configuration stays)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+LOG_WRITE_FAILURES = Counter(
+    "hub_log_write_failures_total",
+    "Log batches the writer could not write, by target (stream, file): lost lines, not silence",
+    ["target"],
+    registry=REGISTRY,
+)
 ADAPTER_ACK_SECONDS = Histogram(
     "hub_adapter_ack_seconds",
     "Time to acknowledge a platform event",

@@ -44,11 +44,13 @@ possible, and each try is bounded in length.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
@@ -619,6 +621,33 @@ def redact(text: str) -> str:
         pieces.append(text[last:])
         text = "".join(pieces)
     return text
+
+
+def json_strings(value: Any) -> Iterator[tuple[str, str]]:
+    """Every string in a JSON value with its path ("messages.0.name"), object keys included, so
+    personal data has nowhere to hide in a request body. Iterative: deep nesting is no recursion error."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            yield where, item
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                at = f"{where}.{key}" if where else str(key)
+                yield at, str(key)
+                stack.append((child, at))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}.{i}") for i, child in enumerate(item))
+
+
+SCAN_INLINE_CHARS = 4096  # longer texts are scanned off the event loop
+
+
+async def contains_pii(text: str) -> bool:
+    """has_pii for a request body: a long one is read on a worker thread, not on the event loop."""
+    if len(text) <= SCAN_INLINE_CHARS:
+        return has_pii(text)
+    return await asyncio.to_thread(has_pii, text)
 
 
 def pii_kinds(text: str) -> set[str]:

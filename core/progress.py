@@ -2,7 +2,7 @@
 
 Slack and Discord rate-limit message edits (about one a second is safe); the model
 produces tokens far faster. ``Progress`` keeps the latest text and calls ``update`` at
-most once per ``interval``; ``finish`` always delivers the final text.
+most once per ``interval``; the caller shows the final text itself (with its buttons and sources).
 """
 
 from __future__ import annotations
@@ -26,8 +26,3 @@ class Progress:
             self._last = now
             self._shown = self._text
             await self._update(self._text)
-
-    async def finish(self, text: str) -> None:
-        if text != self._shown:
-            self._shown = text
-            await self._update(text)

@@ -3,7 +3,7 @@ models, routes and resilience.
 
 The HUB_CONFIG file is watched (and SIGHUP re-reads it). A file that fails validation is
 reported and ignored — the running configuration stays. Settings that shape the process
-itself (port, Redis, index folder, models) need a restart, and the log says which.
+itself (port, Redis, the index folder, platform credentials) need a restart, and the log says which.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from core.config import ConfigError, Settings, load_settings
 from core.llm.routing import Router
+from core.metrics import CONFIG_RELOADS
 
 log = logging.getLogger("askhub.config")
 RELOADABLE = {"clients", "tenants", "jwt", "limits", "prices", "cache", "hub_api_keys", "models", "routes",
@@ -67,6 +68,11 @@ class ConfigWatcher:
                 await asyncio.to_thread(self.reload_now)
 
     def reload_now(self) -> bool:
+        applied = self._reload()
+        CONFIG_RELOADS.labels("applied" if applied else "refused").inc()
+        return applied
+
+    def _reload(self) -> bool:
         try:
             fresh = load_settings()
         except ConfigError as exc:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from core.config import ConfigError
+from core.errors import ConfigError
 
 # The settings that hold credentials (REDIS_URL may carry a password). Names chosen in the
 # YAML file — a JWT key's ``secret_env``, a model's ``api_key_env`` — are read through

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from core.lifecycle import Flusher
+from core.flush import Flusher
 from core.metrics import BACKEND_ERRORS
 from core.pii import redact
 from core.state import BackendUnavailable, StateBackend

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.config import Price, Settings
-from core.lifecycle import Flusher
+from core.flush import Flusher
 from core.metrics import BACKEND_ERRORS
 from core.state import BackendUnavailable, StateBackend
 
@@ -18,7 +18,6 @@ DEFAULT_PRICES = {
     "gpt-4o-mini": Price(input_per_1m=0.15, output_per_1m=0.60),
     "gpt-4o": Price(input_per_1m=2.50, output_per_1m=10.00),
 }
-METRICS = ("requests", "cached", "prompt_tokens", "completion_tokens", "cost_usd")
 
 
 class UsageLedger(Flusher):

@@ -279,3 +279,15 @@ def metric(base_url: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return 0.0
+
+
+def wait_for_metric(base_url: str, name: str, above: float, timeout: float = 15, **labels: str) -> float:
+    """Until the sample passes ``above`` (an event the hub counts, instead of a sleep)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (value := metric(base_url, name, **labels)) <= above:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name}{labels} stayed at {value}")
+        time.sleep(0.05)
+    return value

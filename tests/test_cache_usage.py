@@ -12,7 +12,7 @@ import tiktoken
 
 from core.auth import digest
 from core.schema import AskRequest
-from tests.conftest import HubServer, make_settings, write_yaml
+from tests.conftest import HubServer, make_settings, metric, wait_for_metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 HR, CS, ADMIN = "ah_hr-key-00000000000000", "ah_cs-key-00000000000000", "ah_admin-key-000000000000"
@@ -160,6 +160,7 @@ def test_client_changes_apply_without_a_restart(
             time.sleep(0.2)
         assert status == 200
         assert httpx.post(f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": CS}).status_code == 401
+        refused = metric(hub.url, "hub_config_reloads_total", outcome="refused")
         write_yaml(path, {"clients": "not a list"})  # a broken file is ignored, the old config stays
-        time.sleep(2.5)
+        wait_for_metric(hub.url, "hub_config_reloads_total", refused, outcome="refused")
         assert httpx.post(f"{hub.url}/ask", json={"question": "VPN"}, headers={"X-API-Key": new_key}).status_code == 200

@@ -132,3 +132,40 @@ def test_a_discord_answer_cut_by_a_crash_is_finished_in_the_thread_it_started(
         answers = discord.channel_messages(question["id"])
         assert len(answers) == 1 and answers[0]["content"].startswith("[gpt-4o"), answers
         assert not [m for m in discord.channel_messages(discord.channel_id) if m["author"]["id"] == str(discord.bot_id)]
+
+
+def test_a_line_reply_cut_by_a_crash_is_not_pushed_a_second_time(
+    tmp_path: Path, sample_index: Path, model: FakeOpenAI
+) -> None:
+    """The worker dies while its reply is in flight (LINE took it; the answer never came back):
+    the worker that reclaims the job must not push the answer again."""
+    from tests.fakes.line_api import FakeLineAPI
+    from tests.test_line_adapter import SECRET as LINE_SECRET
+    from tests.test_line_adapter import TOKEN, new_user, source, text_event
+    from tests.test_scale import answers, webhook
+
+    redis = RedisServer(tmp_path).start()
+    with FakeLineAPI(access_token=TOKEN) as line:
+        env = {"INDEX_DIR": str(sample_index), "LINE_CHANNEL_SECRET": LINE_SECRET, "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+               "LINE_API_URL": line.url, "OPENAI_API_KEY": "sk", "OPENAI_BASE_URL": model.base_url}  # fmt: skip
+        web, worker_env = processes(tmp_path, redis, env)
+        first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+        second = None
+        try:
+            line.hold("/v2/bot/message/reply")
+            events = [text_event(line, f"How do I set up the VPN? ({n})", source(new_user())) for n in range(3)]
+            for event in events:
+                assert webhook(web.url, [event]).status_code == 200
+            wait(lambda: len(line.deliveries()) == len(events), "every reply taken by LINE, none answered")
+            first.proc.kill()  # kill -9 with three replies in flight
+            first.proc.wait(5)
+            line.reset_holds()
+            second = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+            wait(lambda: queue_empty(redis, "line.event"), "every job reclaimed, finished and acknowledged")
+        finally:
+            for proc in (web, first, second):
+                if proc is not None:
+                    proc.stop()
+            redis.stop()
+        assert [len(answers(line, e)) for e in events] == [1] * len(events)
+        assert not line.pushes()

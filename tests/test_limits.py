@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from core import logs
+from core.errors import RateLimited
 from tests.conftest import HubProcess, HubServer, RedisServer, make_settings, metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -204,4 +204,8 @@ def test_retry_after_is_rounded_up(limited: HubServer) -> None:
     for _ in range(3):
         ask(limited, KEY_B)
     refused = ask(limited, KEY_B)
-    assert int(refused.headers["retry-after"]) == math.ceil(float(refused.headers["retry-after"]))
+    value = refused.headers["retry-after"]
+    assert value.isdigit() and 1 <= int(value) <= 2  # whole seconds, from the 2-second window
+    # Never rounded down (a client that waits that long is admitted), and never 0:
+    assert RateLimited("x", retry_after=1.01).headers["Retry-After"] == "2"
+    assert RateLimited("x", retry_after=0.2).headers["Retry-After"] == "1"

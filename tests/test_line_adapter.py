@@ -467,11 +467,9 @@ def test_slow_model_answers_by_push_with_a_retry_key(
     user = new_user()
     ev = text_event(line, "How do I install FortiClient VPN on macOS?", source(user))
 
-    started = time.perf_counter()
     response = post(model_hub, [ev])
-    ack = time.perf_counter() - started
     assert response.status_code == 200
-    assert ack < 1.0  # LINE is acknowledged at once, whatever the model does
+    assert line.deliveries() == []  # acknowledged before the model (3 s) answered
     model_hub.run(model_hub.hub.jobs.idle(), 20)
 
     assert line.replies() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
@@ -143,3 +144,21 @@ def test_embeddings_follow_scopes_limits_and_model_lists(hub: HubServer) -> None
         client(hub).embeddings.create(model="extractive", input="x")
     with pytest.raises(openai.UnprocessableEntityError, match="token arrays"):
         client(hub).embeddings.create(model="hash", input=[[1, 2, 3]])
+
+
+def test_bad_embedding_requests_get_clear_json_errors(hub: HubServer) -> None:
+    url, headers = f"{hub.url}/v1/embeddings", {"Authorization": f"Bearer {KEY}"}
+    cases = [
+        (b"not json", 400, "JSON object"),
+        (b'{"model": "hash"}', 400, "input"),
+        (b'{"model": "hash", "input": ["fine", "  "]}', 400, "non-empty"),
+        (b'{"input": "x"}', 400, "model"),
+        (b'{"model": "hash", "input": "x", "encoding_format": "int8"}', 400, "encoding_format"),
+        (b'["model", "hash"]', 422, "JSON object"),
+    ]
+    for body, status, words in cases:
+        resp = httpx.post(url, content=body, headers={**headers, "Content-Type": "application/json"}, timeout=10)
+        assert resp.status_code == status, (body, resp.text)
+        error = resp.json()["error"]
+        assert words in error["message"] and {"type", "param", "code"} <= set(error), body
+    assert httpx.post(url, json={"model": "hash", "input": "x"}, timeout=10).status_code == 401

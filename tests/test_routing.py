@@ -17,7 +17,7 @@ from core.llm.base import ProviderError
 from core.llm.prompt import SYSTEM
 from core.llm.resilience import Resilience
 from core.llm.routing import Router
-from tests.conftest import HubServer, make_settings, metric, write_yaml
+from tests.conftest import HubServer, make_settings, metric, wait_for_metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 KEY = "ah_router-test-key-000000000"
@@ -373,16 +373,20 @@ def test_asyncio_is_not_blocked_by_a_stalled_model(tmp_path: Path, sample_index:
     try:
         fake.set_behavior("gpt-4o-mini", mode="stall")
 
-        async def both() -> tuple[int, int]:
+        async def both() -> tuple[int, bool, httpx.Response]:
             async with httpx.AsyncClient(timeout=20) as http:
                 slow = asyncio.create_task(
                     http.post(f"{hub.url}/ask", json={"question": "VPN 怎麼設定?"}, headers={"X-API-Key": KEY})
                 )
+                while not fake.calls_for("gpt-4o-mini"):  # noqa: ASYNC110 - the question is with the stalled model
+                    await asyncio.sleep(0.01)
                 health = await http.get(f"{hub.url}/healthz")
-                return health.status_code, (await slow).status_code
+                pending = not slow.done()  # the hub answered health while the question still waited
+                return health.status_code, pending, await slow
 
-        health, slow = asyncio.run(both())
-        assert health == 200 and slow == 200  # the stalled small model timed out, the large one answered
+        health, pending, slow = asyncio.run(both())
+        assert health == 200 and pending
+        assert slow.status_code == 200 and slow.json()["model"] == "gpt-4o"  # the small one timed out
     finally:
         hub.stop()
 
@@ -407,17 +411,21 @@ def test_route_and_model_changes_apply_without_a_restart(
             model = httpx.post(f"{hub.url}/ask", json={"question": f"印表機卡紙? {time.monotonic()}"}).json()["model"]
             time.sleep(0.2)
         assert model == "helpdesk-7b"
+        refused = metric(hub.url, "hub_config_reloads_total", outcome="refused")
         write_yaml(path, {"routes": [{"name": "default", "models": ["nope"]}]})
-        time.sleep(2.5)  # a route to an unknown model is refused; the running routes stay
+        # a route to an unknown model is refused; the running routes stay
+        wait_for_metric(hub.url, "hub_config_reloads_total", refused, outcome="refused")
         assert httpx.post(f"{hub.url}/ask", json={"question": "Wi-Fi 密碼?"}).json()["model"] == "helpdesk-7b"
 
 
 def test_a_saturated_model_gives_http_callers_a_bounded_wait(
     tmp_path: Path, sample_index: Path, fake: FakeOpenAI
 ) -> None:
+    # No question rewrite: one model call per question, so the calls in flight can be counted.
     config = {"models": [{"name": "small", "model": "gpt-4o-mini", "max_concurrency": 1}],
               "routes": [{"name": "default", "models": ["small"]}],
-              "resilience": {"max_wait_sec": 0.3, "retries": 0}}  # fmt: skip
+              "resilience": {"max_wait_sec": 0.3, "retries": 0},
+              "retrieval": {"rewrite": {"enabled": False}}}  # fmt: skip
     hub = start(tmp_path, sample_index, fake, config)
     try:
         fake.set_behavior("gpt-4o-mini", delay=1.5)

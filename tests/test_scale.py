@@ -92,6 +92,17 @@ def wait_answered(line: FakeLineAPI, events: list[dict[str, Any]], timeout: floa
     raise AssertionError(f"{missing} of {len(events)} accepted events were never answered")
 
 
+def wait_drained(redis_url: str, kind: str = "line.event", timeout: float = 30) -> None:
+    """Until the queue's stream of ``kind`` is empty: every job acknowledged, none left to redeliver."""
+    import redis as redis_sync
+
+    client = redis_sync.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    while client.xlen(f"askhub:jobs:{kind}"):
+        assert time.monotonic() < deadline, "jobs were left in the queue"
+        time.sleep(0.05)
+
+
 def assert_once(line: FakeLineAPI, events: list[dict[str, Any]]) -> None:
     counts = [len(answers(line, e)) for e in events]
     assert counts == [1] * len(events), counts
@@ -113,7 +124,7 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path, sample_index: Path, line_
         assert not line_api.deliveries(), "nothing was answered before the crash"
         second = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
         wait_answered(line_api, events)
-        time.sleep(2.5)  # one more reclaim period: no second answer may follow
+        wait_drained(redis.url)  # every job acknowledged and gone: no second answer can follow
         assert_once(line_api, events)
     finally:
         for proc in (web, first, second):
@@ -168,9 +179,7 @@ def test_500_events_on_two_web_processes(tmp_path: Path, sample_index: Path, lin
         sent = subprocess.run([sys.executable, "-m", "tests.fakes.burst"], input=json.dumps(requests), cwd=ROOT,
                               capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
         results = json.loads(sent.stdout)
-        assert [status for status, _, _ in results] == [200] * len(events)
-        slowest = max(seconds for _, seconds, _ in results)
-        assert slowest < 3.0, f"an acknowledgement took {slowest:.2f} s (LINE and Slack wait about 3 s)"
+        assert [status for status, _, _ in results] == [200] * len(events)  # (ack latency: make bench)
         wait_answered(line_api, events, timeout=120)
         assert_once(line_api, events)
     finally:
@@ -214,10 +223,9 @@ def test_sigterm_hands_back_what_it_cannot_finish(tmp_path: Path, sample_index: 
     try:
         events = send_questions(web.url, line_api, "How do I book a meeting room?", 3)
         wait_taken(model, len(events))
-        stopping = time.monotonic()
-        first.proc.terminate()  # SIGTERM while every answer is still waiting for the model
+        first.proc.terminate()  # SIGTERM while every answer is still waiting for the model (3 s)
         first.proc.wait(10)
-        assert time.monotonic() - stopping < 5, "the drain is bounded"
+        assert not line_api.deliveries(), "the drain is bounded: it stopped without waiting for the answers"
         assert "worker stopping" in first.output.read_text()
         second = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
         wait_answered(line_api, events)

@@ -45,7 +45,7 @@ def _reply(conn: socket.socket) -> str:
 
 def test_a_body_that_does_not_arrive_in_time_is_a_408(server: HubServer) -> None:
     with _connect(server.url) as conn:
-        conn.sendall(b"POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        conn.sendall(b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100\r\n\r\n{\"question\": ")  # fmt: skip
         reply = _reply(conn)
     assert reply.startswith("HTTP/1.1 408"), reply
@@ -54,7 +54,7 @@ def test_a_body_that_does_not_arrive_in_time_is_a_408(server: HubServer) -> None
 
 def test_a_body_that_does_not_arrive_in_time_is_a_408_on_a_framework_route(server: HubServer) -> None:
     with _connect(server.url) as conn:
-        conn.sendall(b"POST /feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        conn.sendall(b"POST /feedback HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100\r\n\r\n{")  # fmt: skip
         reply = _reply(conn)
     assert reply.startswith("HTTP/1.1 408"), reply
@@ -75,7 +75,7 @@ def test_headers_that_do_not_arrive_in_time_close_the_connection(monkeypatch: py
         while not server.started:
             threading.Event().wait(0.02)
         with socket.create_connection(sock.getsockname(), timeout=10) as conn:
-            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and never the rest
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and never the rest
             assert conn.recv(4096) == b""  # the hub closed it
     finally:
         server.should_exit = True

@@ -7,32 +7,16 @@ Stops cleanly on SIGTERM / SIGINT.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
-from core import logs
-from core.config import ConfigError, load_settings
-from core.hub import Hub
-from core.lifecycle import run_until_stopped
+from core.adapters import run_alone
+from core.config import Settings
 
 
-async def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
-    if settings.discord_bot_token is None or not settings.discord_bot_token.get_secret_value():
-        print("DISCORD_BOT_TOKEN is not set: the gateway bot needs the bot's token.", file=sys.stderr)
-        return 2
-    from adapters.discord import load
-
-    logs.setup(settings)
-    hub = Hub(settings)
-    loaded = load(hub, clients=True)
-    assert loaded is not None
-    return await run_until_stopped(hub, loaded.runners, "discord gateway bot")
+def _token_missing(settings: Settings) -> str | None:
+    token = settings.discord_bot_token
+    return None if token is not None and token.get_secret_value() else "the gateway bot needs DISCORD_BOT_TOKEN"
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(run_alone("adapters.discord", "discord gateway bot", _token_missing))

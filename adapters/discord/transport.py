@@ -11,7 +11,6 @@ The gateway bot (``gateway.py``) hands its `/ask` interactions to the same job.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -33,6 +32,7 @@ from core.inbox import Answer
 from core.inbox.door import Door
 from core.messages import for_error, polite
 from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS
+from core.retry import RetryAfter, retrying
 
 log = logging.getLogger("askhub.discord")
 
@@ -185,19 +185,36 @@ class InteractionWebhook:
         await self._send("POST", self._base, message)
 
     async def _send(self, method: str, url: str, message: dict[str, Any]) -> None:
-        for attempt in range(1, self.ATTEMPTS + 1):
-            response = await self._client.request(method, url, json=message)
-            if response.status_code < 300:
-                return
-            if attempt == self.ATTEMPTS or response.status_code not in (404, 429):
-                response.raise_for_status()
-            wait = 0.25 * attempt
-            if response.status_code == 429:
-                try:
-                    wait = float(response.json().get("retry_after", 1.0))
-                except (ValueError, AttributeError):
-                    wait = float(response.headers.get("Retry-After", 1.0))
-            await asyncio.sleep(min(wait, 5.0))
+        try:
+            async for attempt in retrying(httpx.HTTPStatusError, attempts=self.ATTEMPTS, first_wait_sec=0.25,
+                                          max_wait_sec=5.0):  # fmt: skip
+                with attempt:
+                    response = await self._client.request(method, url, json=message)
+                    if response.status_code == 429:
+                        raise RetryAfter(_retry_after(response))
+                    if response.status_code == 404:
+                        response.raise_for_status()  # not registered yet: retried
+                    elif response.status_code >= 300:
+                        raise _Final(response)
+        except RetryAfter:
+            response.raise_for_status()
+        except _Final as final:
+            final.response.raise_for_status()
+
+
+class _Final(Exception):
+    """A status that no retry changes."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return float(response.json().get("retry_after", 1.0))
+    except (ValueError, AttributeError):
+        return float(response.headers.get("Retry-After", 1.0))
 
 
 async def answer_interaction(door: Door, job: dict[str, Any], client: httpx.AsyncClient) -> None:

@@ -42,6 +42,7 @@ from core.errors import BadRequest, HubError
 from core.inbox import Answer
 from core.inbox.door import Door
 from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS, REGISTRY
+from core.retry import retrying
 
 from . import render
 from .translate import Chat, Incoming, parse_event, to_request, translate
@@ -108,22 +109,28 @@ class LineApi:
         """Push with a retry key; retried on a lost answer or a LINE 5xx. 409 means an earlier
         attempt with this key was accepted: delivered, once."""
         request = PushMessageRequest(to=to, messages=messages)
-        for attempt in range(1, PUSH_ATTEMPTS + 1):
-            try:
-                await self.api.push_message(request, x_line_retry_key=key, _request_timeout=API_TIMEOUT_SEC)
-                return True
-            except ApiException as exc:
-                if exc.status == 409:
-                    return True
-                if exc.status is None or exc.status < 500 or attempt == PUSH_ATTEMPTS:
-                    log.warning("push refused", extra={"status": exc.status})
-                    return False
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                if attempt == PUSH_ATTEMPTS:
-                    log.warning("push failed", extra={"exc": type(exc).__name__})
-                    return False
-            await asyncio.sleep(0.5 * attempt)
-        return False
+        try:
+            async for attempt in retrying(_Retry, attempts=PUSH_ATTEMPTS, first_wait_sec=0.5):
+                with attempt:
+                    try:
+                        await self.api.push_message(request, x_line_retry_key=key, _request_timeout=API_TIMEOUT_SEC)
+                    except ApiException as exc:
+                        if exc.status == 409:
+                            return True
+                        if exc.status is None or exc.status >= 500:
+                            raise _Retry(f"status {exc.status}") from exc
+                        log.warning("push refused", extra={"status": exc.status})
+                        return False
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        raise _Retry(type(exc).__name__) from exc
+        except _Retry as exc:
+            log.warning("push failed", extra={"exc": str(exc)})
+            return False
+        return True
+
+
+class _Retry(Exception):
+    """A push whose outcome is unknown (5xx, lost answer): retried with the same key."""
 
 
 class LineBot:

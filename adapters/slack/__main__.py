@@ -7,37 +7,15 @@ finishing the answers in flight.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from adapters.slack import socket_configured
-from core.config import ConfigError, load_settings
-
-
-async def _run() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
-    if not socket_configured(settings):
-        print("config error: Slack Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN", file=sys.stderr)
-        return 2
-    # The heavy imports (index, models, SDKs) only once the configuration is known to be usable.
-    from adapters.slack import load
-    from core import logs
-    from core.hub import Hub
-    from core.lifecycle import run_until_stopped
-
-    logs.setup(settings)
-    hub = Hub(settings)
-    loaded = load(hub, clients=True)
-    assert loaded is not None
-    return await run_until_stopped(hub, loaded.runners, "slack socket mode")
+from core.adapters import run_alone
 
 
 def main() -> int:
-    return asyncio.run(_run())
+    return run_alone("adapters.slack", "slack socket mode", lambda settings: None if socket_configured(settings)
+                     else "Slack Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN")  # fmt: skip
 
 
 if __name__ == "__main__":

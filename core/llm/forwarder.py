@@ -1,6 +1,6 @@
 """The OpenAI-compatible passthrough: chat requests forwarded as bytes over aiohttp.
 
-Measured on this machine kind (PERFORMANCE.md), the openai SDK costs ~2 ms of CPU per
+Measured on this machine kind (``make bench``), the openai SDK costs ~2 ms of CPU per
 forwarded call and a raw aiohttp session ~0.3 ms: /v1/chat/completions is the gateway's hot
 path, so it forwards the client's JSON, returns the upstream's bytes unchanged and reads
 only what accounting needs (usage). Failures become the same ProviderError kinds the SDK

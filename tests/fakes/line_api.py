@@ -15,6 +15,7 @@ a chat is in ``delivered``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -77,6 +78,7 @@ class FakeLineAPI(LoopbackServer):
         self._tokens: dict[str, str] = {}  # token -> "fresh" | "used" | "expired"
         self._retry_keys: dict[str, str] = {}  # accepted X-Line-Retry-Key -> request id
         self._failures: dict[str, _Failure] = {}
+        self._held: set[str] = set()
         self._lock = threading.Condition()
 
     # -- scripting ---------------------------------------------------------------------------------
@@ -98,6 +100,16 @@ class FakeLineAPI(LoopbackServer):
         with self._lock:
             self._failures[path] = _Failure(status, times, deliver)
 
+    def hold(self, path: str) -> None:
+        """Calls to path take effect, but their answer never comes (a request in flight when its
+        sender dies): the sender cannot tell whether it went out."""
+        with self._lock:
+            self._held.add(path)
+
+    def reset_holds(self) -> None:
+        with self._lock:
+            self._held.clear()
+
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
@@ -106,6 +118,7 @@ class FakeLineAPI(LoopbackServer):
             self._tokens.clear()
             self._retry_keys.clear()
             self._failures.clear()
+            self._held.clear()
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -157,6 +170,9 @@ class FakeLineAPI(LoopbackServer):
         with self._lock:
             self.calls.append(call)
             self._lock.notify_all()
+            held = request.path in self._held
+        if held:
+            await asyncio.sleep(3600)  # cancelled when the client goes away
         return response
 
     def _answer(self, request: web.Request, body: Any) -> web.Response:
