@@ -140,7 +140,7 @@ class AskService:
                     outcome = "cached" if event.cached else event.outcome
                     event = replace(event, admission=admission)
                     self._record(request, event)
-                    await self._feedback.answered(request.request_id, tenant=who.tenant, client=who.client)
+                    self._feedback.answered(request.request_id, tenant=who.tenant, client=who.client)
                 yield event
         except HubError as exc:
             outcome = exc.type

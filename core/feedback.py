@@ -2,7 +2,9 @@
 
 A request id can be chosen by the client (X-Request-ID), so a vote counts only from the asker
 who got that answer: every answer leaves a short-lived owner mark (tenant and client), and a
-vote whose asker does not match it is refused as unknown. Comments may hold personal data:
+vote whose asker does not match it is refused as unknown. The marks are written to the shared
+backend once a second in one batch, not one round trip per answer: a vote reaching another
+process within that second is refused, one reaching this process is not. Comments may hold personal data:
 they are redacted like questions before they are stored, logged or shown.
 """
 
@@ -14,6 +16,7 @@ from typing import Literal
 import orjson
 
 from core.auth.service import fingerprint
+from core.flush import Flusher
 from core.metrics import BACKEND_ERRORS, FEEDBACK
 from core.pii import redact
 from core.state import BackendUnavailable, StateBackend
@@ -30,18 +33,25 @@ def _owner(tenant: str, client: str) -> bytes:
     return fingerprint(f"{tenant}\x1f{client}").encode()
 
 
-class FeedbackStore:
+class FeedbackStore(Flusher):
     def __init__(self, backend: StateBackend, stats: Stats) -> None:
+        super().__init__()
         self._backend = backend
         self._stats = stats
+        self._pending: dict[str, bytes] = {}  # owner marks not yet in the backend
 
-    async def answered(self, request_id: str, *, tenant: str, client: str) -> None:
+    def answered(self, request_id: str, *, tenant: str, client: str) -> None:
         """Marks who got this answer, so only they can vote on it."""
-        if not request_id:
+        if request_id:
+            self._pending[f"answer:{request_id}"] = _owner(tenant, client)
+
+    async def flush(self) -> None:
+        marks, self._pending = self._pending, {}
+        if not marks:
             return
         try:
-            await self._backend.set(f"answer:{request_id}", _owner(tenant, client), VOTE_WINDOW_SEC)
-        except BackendUnavailable:  # the answer stands; only a vote on it will not be taken
+            await self._backend.set_many(marks, VOTE_WINDOW_SEC)
+        except BackendUnavailable:  # the answers stand; only votes on them will not be taken
             BACKEND_ERRORS.labels("feedback").inc()
 
     async def record(
@@ -58,7 +68,7 @@ class FeedbackStore:
         """One vote per user and answer: a second click replaces the first. ``client`` defaults
         to the platform, which is the client a platform adapter asks as. False (nothing stored)
         for an answer this asker did not get, the same as for one that never existed."""
-        owner = await self._backend.get(f"answer:{request_id}")
+        owner = self._pending.get(f"answer:{request_id}") or await self._backend.get(f"answer:{request_id}")
         if owner != _owner(tenant, client or platform):
             return False
         entry = {

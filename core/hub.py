@@ -103,6 +103,7 @@ class Hub:
         self.watcher.start()
         self.usage.start()
         self.stats.start()
+        self.feedback.start()
         self.jobs.seal()  # every job kind is declared by now (adapters declare theirs when loaded)
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
@@ -122,6 +123,7 @@ class Hub:
                 log.warning("shutdown hook failed", extra={"exc": type(exc).__name__})
         await self.usage.close()
         await self.stats.close()
+        await self.feedback.close()
         await self.index.close()
         await self.models.aclose()
         await self.chat.aclose()

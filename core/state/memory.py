@@ -116,6 +116,10 @@ class MemoryBackend:
         self._store(key, value, ttl_sec)
         return True
 
+    async def set_many(self, values: dict[str, bytes], ttl_sec: float) -> None:
+        for key, value in values.items():
+            self._store(key, value, ttl_sec)
+
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
 

@@ -164,6 +164,12 @@ class RedisBackend:
         done = await self._run(self._client.set(PREFIX + key, value, px=int(ttl_sec * 1000), nx=only_if_absent))
         return bool(done)
 
+    async def set_many(self, values: dict[str, bytes], ttl_sec: float) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for key, value in values.items():
+            pipe.set(PREFIX + key, value, px=int(ttl_sec * 1000))
+        await self._run(pipe.execute())
+
     async def delete(self, key: str) -> None:
         await self._run(self._client.delete(PREFIX + key))
 
