@@ -212,7 +212,7 @@ class AskService:
 
         t0 = time.perf_counter()
         context = history[-1].question if history else ""
-        with span("retrieval", **{"askhub.top_k": top_k, "askhub.collections": sorted(readable)}) as search:
+        with span("retrieval", **{"askhub.top_k": top_k, "askhub.collections": readable}) as search:
             hits = await self._retriever.search(
                 index, question, top_k, context=context, collections=readable, route=route, history=history
             )

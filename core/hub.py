@@ -72,9 +72,8 @@ class Hub:
         self.events = EventLedger(self.backend)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
                                reclaim_after_sec=settings.queue.reclaim_after_sec, tracing=self.tracing)  # fmt: skip
-        self.inbox = Inbox(
-            self.events, self.jobs, self.backend, self.tracing
-        )  # what adapters use (core.inbox.door.Door)
+        # What adapters use (core.inbox.door.Door).
+        self.inbox = Inbox(self.events, self.jobs, self.backend, self.tracing)
         self.threads = ThreadMarkers(self.backend)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)

@@ -174,13 +174,13 @@ def carrier() -> dict[str, str]:
 
 
 def trace_id() -> str | None:
-    """The current trace's id (32 hex digits), for the query log line; None when not tracing."""
+    """The current trace's id (32 hex digits), for the query log line; None when not traced or not sampled."""
     if _tracer.get() is None:
         return None
     from opentelemetry import trace
 
     context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
+    return format(context.trace_id, "032x") if context.is_valid and context.trace_flags.sampled else None
 
 
 def traceparent(current: Span | _NoSpan) -> str | None:
@@ -214,8 +214,8 @@ def _opened(tracer: Tracer, name: str, attrs: Mapping[str, Any], **options: Any)
 
 
 def _clean(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes without the unset ones (OpenTelemetry refuses None)."""
-    return {k: v for k, v in attrs.items() if v is not None}
+    """Attributes as OpenTelemetry takes them: unset ones left out, sets as sorted lists."""
+    return {k: sorted(v) if isinstance(v, (set, frozenset)) else v for k, v in attrs.items() if v is not None}
 
 
 def _provider(env: Mapping[str, str]) -> TracerProvider:

@@ -26,6 +26,7 @@ from tests.test_line_adapter import SECRET, TOKEN, deliver, new_user, source, te
 
 # Words that must never reach a span: the questions asked, the answer given, keys, user ids.
 QUESTION = "How do I claim travel expenses for my trip to Osaka?"
+STREAM_QUESTION = "How many days of annual leave do I get in Nagoya?"
 V1_QUESTION = "Which form do I need for parental leave in Taipei?"
 LINE_QUESTION = "How do I connect to the VPN with FortiClient from Kyoto?"
 REPLY = "Claims go through the expense portal within 30 days, receipts attached [1]."
@@ -145,6 +146,22 @@ def test_ask_is_one_span_tree_with_genai_attributes(traced_hub: HubServer, colle
     assert not {"retrieval", "chat gpt-4o-mini"} & {s.name for s in cached}
 
 
+def test_a_streamed_answer_is_one_tree_too(traced_hub: HubServer, collector: FakeCollector) -> None:
+    body = {"question": STREAM_QUESTION, "stream": True}
+    with httpx.stream("POST", f"{traced_hub.url}/ask", json=body, timeout=10) as response:
+        assert response.status_code == 200
+        events = "".join(response.iter_text())
+    assert "event: done" in events
+    spans = wait_for_trace(traced_hub, collector, trace_of(response), "POST /ask", "retrieval", "chat gpt-4o-mini")
+    named = by_name(spans)
+    root = named["POST /ask"]
+    assert {s.parent_id for s in spans if s is not root} == {root.span_id}
+    assert named["chat gpt-4o-mini"].attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    # The call's span ends at the first piece; the usage, known at the end, goes on the question's span.
+    assert root.attributes["gen_ai.usage.output_tokens"] > 0
+    assert_nothing_personal(spans, STREAM_QUESTION, REPLY, UPSTREAM_KEY)
+
+
 def test_v1_continues_the_callers_trace(traced_hub: HubServer, collector: FakeCollector) -> None:
     caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     response = httpx.post(
@@ -244,4 +261,5 @@ def test_no_question_text_in_any_exported_span(traced_hub: HubServer, collector:
     assert response.status_code == 400
     wait_for_trace(traced_hub, collector, trace_of(response), "POST /ask")
     assert _spans_of(collector, **{"http.response.status_code": 400})
-    assert_nothing_personal(collector.spans, QUESTION, V1_QUESTION, LINE_QUESTION, REPLY, UPSTREAM_KEY, "salary")
+    secrets = (QUESTION, STREAM_QUESTION, V1_QUESTION, LINE_QUESTION, REPLY, UPSTREAM_KEY, "salary")
+    assert_nothing_personal(collector.spans, *secrets)
