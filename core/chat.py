@@ -26,7 +26,6 @@ from core.config import Settings
 from core.errors import BadRequest, Forbidden, InvalidType, NotFound
 from core.kb.holder import IndexHolder
 from core.kb.retriever import Hit, Retriever
-from core.llm.extractive import answer as extractive_answer
 from core.llm.forwarder import Forwarded, Forwarder
 from core.llm.gateway import ModelGateway
 from core.llm.prompt import SYSTEM, build_prompt, context_block, language_of
@@ -233,7 +232,7 @@ class ChatService:
         await self._accounting.forwarded(principal, model, prompt, completion, _ms_since(started))
 
     async def _extractive(self, chat: ChatRequest, spec: ModelSpec, principal: Principal) -> Forwarded:
-        text = await self._extractive_text(chat.question, principal)
+        text = await self._extractive_text(chat.question, principal, spec)
         data = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -247,7 +246,7 @@ class ChatService:
     async def _extractive_stream(
         self, chat: ChatRequest, spec: ModelSpec, principal: Principal
     ) -> AsyncIterator[bytes]:
-        text = await self._extractive_text(chat.question, principal)
+        text = await self._extractive_text(chat.question, principal, spec)
         base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": spec.upstream}  # fmt: skip
         pieces = [
@@ -261,10 +260,12 @@ class ChatService:
         yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage})
         yield b"data: [DONE]"
 
-    async def _extractive_text(self, question: str, principal: Principal) -> str:
+    async def _extractive_text(self, question: str, principal: Principal, spec: ModelSpec) -> str:
         relevant = await self._relevant(question, principal)
-        text = extractive_answer(build_prompt(question, relevant)) if relevant else ""
-        return text or NO_KNOWLEDGE[language_of(question)]
+        if not relevant:
+            return NO_KNOWLEDGE[language_of(question)]
+        completion = await self._models.provide(spec, build_prompt(question, relevant), 0.0, 0)
+        return completion.text or NO_KNOWLEDGE[language_of(question)]
 
     async def aclose(self) -> None:
         await self._forwarder.aclose()

@@ -169,3 +169,49 @@ def test_a_line_reply_cut_by_a_crash_is_not_pushed_a_second_time(
             redis.stop()
         assert [len(answers(line, e)) for e in events] == [1] * len(events)
         assert not line.pushes()
+
+
+def test_a_deferred_discord_interaction_cut_by_a_crash_gets_one_answer(
+    tmp_path: Path, sample_index: Path, model: FakeOpenAI
+) -> None:
+    """The worker dies while the model thinks about a deferred /ask: the worker that reclaims
+    the job edits the deferred response; it posts no second message."""
+    from nacl.signing import SigningKey
+
+    from tests.fakes.discord_api import FakeDiscord
+
+    redis = RedisServer(tmp_path).start()
+    key = SigningKey.generate()
+    model.set_behavior(None, delay=60)
+    with FakeDiscord() as discord:
+        env = {"INDEX_DIR": str(sample_index), "DISCORD_PUBLIC_KEY": key.verify_key.encode().hex(),
+               "DISCORD_APPLICATION_ID": str(discord.application_id), "DISCORD_API_URL": discord.api_url,
+               "OPENAI_API_KEY": "sk", "OPENAI_BASE_URL": model.base_url}  # fmt: skip
+        web, worker_env = processes(tmp_path, redis, env)
+        first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+        second = None
+        try:
+            data = {"id": "1", "name": "ask", "type": 1,
+                    "options": [{"name": "question", "type": 3, "value": "How do I set up the VPN?"}]}  # fmt: skip
+            interaction = discord.interaction(2, data)
+            body = json.dumps(interaction).encode()
+            stamp = str(int(time.time()))
+            headers = {"Content-Type": "application/json", "X-Signature-Timestamp": stamp,
+                       "X-Signature-Ed25519": key.sign(stamp.encode() + body).signature.hex()}  # fmt: skip
+            deferred = httpx.post(f"{web.url}/discord/interactions", content=body, headers=headers, timeout=10)
+            assert deferred.json() == {"type": 5}
+            wait(lambda: model.calls, "the worker took the job to the model")
+            first.proc.kill()
+            first.proc.wait(5)
+            model.set_behavior(None, delay=0)
+            second = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+            wait(lambda: queue_empty(redis, "discord.interaction"), "the job answered and acknowledged")
+        finally:
+            for proc in (web, first, second):
+                if proc is not None:
+                    proc.stop()
+            redis.stop()
+        token = interaction["token"]
+        (answer,) = discord.webhook_messages(token)  # the deferred response, and nothing else
+        assert answer["content"].startswith("[gpt-4o"), answer
+        assert not discord.find("POST", rf"/webhooks/\d+/{token}$")

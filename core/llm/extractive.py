@@ -44,8 +44,9 @@ KEEP = 0.55  # a further line must score this share of the best line …
 KEEP_OTHER = 0.7  # … or this share when it comes from another passage than the best line
 HEADING_SHARE = 0.5  # a question word found only in the passage's title or heading counts half
 MEANING_SHARE = 0.4  # weight of the embedder's similarity when there is one
-MEANING_LINES = 12  # lines in another language ranked by meaning (each costs a model pass) …
-MEANING_PER_PASSAGE = 6  # … at most this many from one passage
+MEANING_LINES = 6  # lines in another language ranked by meaning (each costs a model pass) …
+MEANING_PER_PASSAGE = 3  # … at most this many from one passage …
+MEANING_CHARS = 200  # … each read this far (a line's start says what it is about)
 OTHER_LANGUAGE = 0.8  # a line in another language than the question's is harder to use
 STEP_BONUS = 1.3
 FIGURE_BONUS = 1.25
@@ -167,7 +168,7 @@ async def answer_async(prompt: Prompt, embedder: Embedder | None = None) -> str:
             ranked += [line for line in lines if line.passage == passage][:MEANING_PER_PASSAGE]
     ranked = ranked[:MEANING_LINES]
     try:
-        rows = await embedder.embed([line.text for line in ranked])
+        rows = await embedder.embed([line.text[:MEANING_CHARS] for line in ranked])
         question = await embed_query(embedder, prompt.question)
     except Exception as exc:  # ranking by meaning is a refinement: the passage's order still answers
         log.warning("sentence embedding failed; ranking by words", extra={"exc": type(exc).__name__})

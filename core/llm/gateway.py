@@ -101,6 +101,11 @@ class ModelGateway:
         _count_tokens(completion)
         return completion
 
+    async def provide(self, spec: ModelSpec, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
+        """One model's own answer, inside an attempt the caller's resilience already runs (the
+        /v1 offline answerer: the same provider, embedder included, as /ask's)."""
+        return await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+
     async def complete_once(self, spec: ModelSpec, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
         """One attempt on one model — within its in-flight bound and breaker, counted like any
         call — with no retry and no fallback: a side call (the question rewrite) that must stay short."""

@@ -171,8 +171,10 @@ class FakeLineAPI(LoopbackServer):
             self.calls.append(call)
             self._lock.notify_all()
             held = request.path in self._held
-        if held:
-            await asyncio.sleep(3600)  # cancelled when the client goes away
+        while held:  # until reset_holds(); the sender may be long gone
+            await asyncio.sleep(0.05)
+            with self._lock:
+                held = request.path in self._held
         return response
 
     def _answer(self, request: web.Request, body: Any) -> web.Response:
