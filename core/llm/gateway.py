@@ -93,27 +93,26 @@ class ModelGateway:
         self, route: Route, prompt: Prompt, temperature: float, max_tokens: int, *, patient: bool = False
     ) -> Completion:
         async def attempt(spec: ModelSpec) -> Completion:
-            return _traced(
-                await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
-            )
+            return await self.provide(spec, prompt, temperature, max_tokens)
 
         completion, _ = await self.resilience.call(route, attempt, patient=patient)
         _count_tokens(completion)
         return completion
 
     async def provide(self, spec: ModelSpec, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
-        """One model's own answer, inside an attempt the caller's resilience already runs (the
-        /v1 offline answerer: the same provider, embedder included, as /ask's)."""
-        return await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+        """One model's own answer, inside an attempt the caller's resilience already runs (every
+        attempt here, and the /v1 offline answerer: the same provider, embedder included, as /ask's);
+        its reply's GenAI attributes go on the attempt's span."""
+        return _traced(
+            await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+        )
 
     async def complete_once(self, spec: ModelSpec, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
         """One attempt on one model — within its in-flight bound and breaker, counted like any
         call — with no retry and no fallback: a side call (the question rewrite) that must stay short."""
 
         async def attempt(model: ModelSpec) -> Completion:
-            return _traced(
-                await self._providers[model.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
-            )
+            return await self.provide(model, prompt, temperature, max_tokens)
 
         completion, _ = await self.resilience.call(Route(spec.name, (spec,)), attempt, retries=0)
         _count_tokens(completion)
