@@ -179,6 +179,7 @@ def test_an_engine_that_cannot_load_falls_back_to_hash_loudly(
         assert body["ready"] is True
         assert "e5" in body["warnings"][0] and "hash" in body["warnings"][0]
         assert "hub_embedder_fallback 1.0" in httpx.get(f"{hub.url}/metrics").text
+    EMBEDDER_FALLBACK.set(0)
 
 
 async def test_an_index_built_by_hash_is_rebuilt_for_the_semantic_model(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ class Hit:
 
 
 HASH_LEXICAL_WEIGHT = 0.8
-SEMANTIC_LEXICAL_WEIGHT = 0.3
+SEMANTIC_LEXICAL_WEIGHT = 0.5
 LEXICAL_EVIDENCE = 0.1  # how much BM25's share adds to the best similarity the floor is compared with
 
 
