@@ -40,7 +40,6 @@ VARIABLES = (
     "OTEL_SDK_DISABLED",
 )
 SERVICE_NAME = "askhub"
-TRACEPARENT = "traceparent"
 
 _tracer: ContextVar[Tracer | None] = ContextVar("askhub_tracer", default=None)
 _environ_lock = threading.Lock()
