@@ -10,6 +10,7 @@ HTTP request, or the platform event's answer), which gets the outcome's attribut
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -101,9 +102,11 @@ class AskService:
     async def ask(self, request: AskRequest, principal: Principal | None = None) -> AskResult:
         """Answer one question. ``principal`` is the authenticated caller of an HTTP route;
         adapters leave it out and the request's own client, tenant and user are used."""
-        async for event in self._run(request, principal, streaming=False):
-            if isinstance(event, AskResult):
-                return event
+        # Closed here, not left to the garbage collector's finalizer (a loop wake-up per request).
+        async with contextlib.aclosing(self._run(request, principal, streaming=False)) as events:
+            async for event in events:
+                if isinstance(event, AskResult):
+                    return event
         raise AssertionError("the pipeline always ends with a result")
 
     def stream(

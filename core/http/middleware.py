@@ -152,10 +152,10 @@ class HubMiddleware:
             nonlocal seen, deadline, complete
             if complete:
                 return await receive()
-            loop = asyncio.get_running_loop()
-            deadline = deadline or loop.time() + timeout_sec
+            deadline = deadline or asyncio.get_running_loop().time() + timeout_sec
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                async with asyncio.timeout_at(deadline):  # a timer, not a task per read (wait_for's cost)
+                    message = await receive()
             except TimeoutError:
                 log.info("request body did not arrive in time")
                 raise RequestTimeout(f"the request body did not arrive within {timeout_sec:g} s") from None
