@@ -54,8 +54,8 @@ async def limit_latency(backend: StateBackend, n: int = 5000) -> tuple[float, fl
     return latencies[n // 2], latencies[int(n * 0.99)]
 
 
-def run_hub(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "core", "serve"], cwd=ROOT, env={**os.environ, **env, "PORT": str(port)},
+def run_hub(env: dict[str, str], port: int, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "core", "serve"], cwd=cwd, env={**os.environ, **env, "PORT": str(port)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     for _ in range(300):
         try:

@@ -3,7 +3,9 @@
     limits -> question check -> route -> cache -> retrieval -> model -> cache, usage, logs
 
 ``ask`` returns the finished AskResult; ``stream`` yields the answer's text as it is
-produced and the AskResult last. Both run the same pipeline.
+produced and the AskResult last. Both run the same pipeline. When the request is traced,
+admission, cache, retrieval and each model call are spans under the question's span (the
+HTTP request, or the platform event's answer), which gets the outcome's attributes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from core.messages import NO_KNOWLEDGE
 from core.metrics import ASKS, RETRIEVAL_SECONDS, SOURCES
 from core.pii import redact
 from core.schema import Admission, AskRequest, AskResult, Source, Usage
+from core.tracing import annotate, span, trace_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +133,10 @@ class AskService:
         try:
             who = self._asker(request, principal)
             # The audit's route: the chat platform, or the HTTP route the caller used.
-            admission = await self._accounting.admit(
-                who, request.platform if request.platform in CHAT_PLATFORMS else "/ask"
-            )
+            with span("admission", **{"askhub.tenant": who.tenant}):
+                admission = await self._accounting.admit(
+                    who, request.platform if request.platform in CHAT_PLATFORMS else "/ask"
+                )
             if on_admission is not None:
                 on_admission(admission)
             async for event in self._answer(request, who, started, streaming):
@@ -198,7 +202,9 @@ class AskService:
         scope = AnswerCache.scope(readable, route.name, top_k, temperature)
         key = AnswerCache.key(question, index.version, scope)
         # A follow-up depends on its conversation: never answered from (or into) the plain cache.
-        hit = None if history else await self._cache.get(key, tenant=request.tenant, scope=scope, question=question)
+        with span("cache.lookup", **{"askhub.cache.skipped": bool(history)}) as lookup:
+            hit = None if history else await self._cache.get(key, tenant=request.tenant, scope=scope, question=question)
+            lookup.set_attribute("askhub.cache.hit", hit is not None)
         if hit is not None:
             cached = orjson.loads(hit)
             if streaming:
@@ -209,9 +215,11 @@ class AskService:
 
         t0 = time.perf_counter()
         context = history[-1].question if history else ""
-        hits = await self._retriever.search(
-            index, question, top_k, context=context, collections=readable, route=route, history=history
-        )
+        with span("retrieval", **{"askhub.top_k": top_k, "askhub.collections": readable}) as search:
+            hits = await self._retriever.search(
+                index, question, top_k, context=context, collections=readable, route=route, history=history
+            )
+            search.set_attribute("askhub.hits", len(hits))
         RETRIEVAL_SECONDS.observe(time.perf_counter() - t0)
         relevant = [h for h in hits if h.score >= settings.retrieval.min_score]
         completion: Completion | None = None
@@ -240,7 +248,8 @@ class AskService:
                 request.tenant, completion.prompt_tokens + completion.completion_tokens
             )
         if not history:
-            await self._cache.put(key, orjson.dumps(data), tenant=request.tenant, scope=scope, question=question)
+            with span("cache.store"):
+                await self._cache.put(key, orjson.dumps(data), tenant=request.tenant, scope=scope, question=question)
         await self._conversations.add(conversation, question, data["answer"])
         yield self._finish(request, question, started, data, usage, cached=False, route=route.name)
 
@@ -282,6 +291,11 @@ class AskService:
                                     forwarded=False)  # fmt: skip
         sources = [Source(**s) for s in data["sources"]]
         latency_ms = (time.perf_counter() - started) * 1000
+        traced = trace_id()  # the line leads to its trace
+        if traced:
+            annotate(**{"askhub.tenant": request.tenant, "askhub.platform": request.platform, "askhub.route": route,
+                        "askhub.model": model, "askhub.outcome": data["outcome"], "askhub.cached": cached,
+                        "askhub.sources": len(sources)})  # fmt: skip
         logs.query(
             {
                 "request_id": request.request_id,
@@ -299,6 +313,7 @@ class AskService:
                 "completion_tokens": usage.completion_tokens,
                 "cost_usd": usage.cost_usd,
                 "cached": cached,
+                **({"trace_id": traced} if traced else {}),
             }
         )
         return AskResult(

@@ -353,6 +353,8 @@ class Settings(_Section):
     retrieval: RetrievalSettings = RetrievalSettings()
     requests: RequestLimits = RequestLimits()
     llm: LLMSettings = LLMSettings()
+    # The environment's OTEL_* variables, as read (core.tracing hands them to the OpenTelemetry SDK).
+    otel_env: dict[str, str] = {}
 
     @property
     def auth_enabled(self) -> bool:
@@ -421,9 +423,12 @@ _YAML_ONLY = {
 }  # fmt: skip
 
 
+_FROM_PREFIX = {"otel_env"}  # every OTEL_* variable, not one of its own name
+
+
 def _env_names() -> dict[str, str]:
     """Every scalar Settings field is an environment variable of the same name, upper-cased."""
-    return {field.upper(): field for field in Settings.model_fields if field not in _YAML_ONLY}
+    return {field.upper(): field for field in Settings.model_fields if field not in _YAML_ONLY | _FROM_PREFIX}
 
 
 _LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins", "hub_allowed_hosts"}
@@ -434,8 +439,9 @@ OTHER_VARIABLES = ("HUB_CONFIG", "PROMETHEUS_MULTIPROC_DIR")
 def environment_names() -> set[str]:
     """Every environment variable the hub reads (deployment manifests are checked against it)."""
     from core.secrets import FILE_SUFFIX, SECRET_VARIABLES
+    from core.tracing import VARIABLES as OTEL_VARIABLES
 
-    return {*_env_names(), *OTHER_VARIABLES, *(name + FILE_SUFFIX for name in SECRET_VARIABLES)}
+    return {*_env_names(), *OTHER_VARIABLES, *OTEL_VARIABLES, *(name + FILE_SUFFIX for name in SECRET_VARIABLES)}
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -457,6 +463,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         # A list may also be one entry a line (HUB_API_KEYS from a file).
         data[field] = [p.strip() for p in re.split(r"[,\n]", raw) if p.strip()] if field in _LIST_FIELDS else raw
         sources[field] = env_name + "_FILE" if env.get(env_name + "_FILE") else env_name
+    data["otel_env"] = {name: value for name, value in env.items() if name.startswith("OTEL_")}
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -122,7 +122,7 @@ class EmbeddingService:
             async def attempt(target: ModelSpec) -> Forwarded:
                 return await self._forwarder.embed(target, {**request.body, "model": target.upstream})
 
-            reply = await self._models.call(Route(spec.name, (spec,), pii), attempt)
+            reply = await self._models.call(Route(spec.name, (spec,), pii), attempt, "embeddings")
             body, model = reply.body, str(reply.data.get("model") or spec.upstream)
             usage = reply.data.get("usage")
             prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None

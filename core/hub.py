@@ -35,6 +35,7 @@ from core.metrics import BACKEND_UP
 from core.reload import ConfigWatcher
 from core.state import BackendUnavailable, make_backend
 from core.stats import Stats
+from core.tracing import Tracing
 from core.usage import UsageLedger
 
 log = logging.getLogger("askhub.hub")
@@ -43,6 +44,7 @@ log = logging.getLogger("askhub.hub")
 class Hub:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.tracing = Tracing(settings.otel_env)  # off (no provider, no exporter) unless OTEL_* asks
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         self.backend = make_backend(settings.redis_url)
         self.embedder = make_embedder(settings.embeddings, api_key=key, base_url=settings.openai_base_url)
@@ -69,8 +71,9 @@ class Hub:
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
         self.jobs = make_queue(settings.redis_url, self.events, workers=settings.queue.workers,
-                               reclaim_after_sec=settings.queue.reclaim_after_sec)  # fmt: skip
-        self.inbox = Inbox(self.events, self.jobs, self.backend)  # what adapters use (core.inbox.door.Door)
+                               reclaim_after_sec=settings.queue.reclaim_after_sec, tracing=self.tracing)  # fmt: skip
+        # What adapters use (core.inbox.door.Door).
+        self.inbox = Inbox(self.events, self.jobs, self.backend, self.tracing)
         self.threads = ThreadMarkers(self.backend)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
@@ -129,6 +132,7 @@ class Hub:
         await self.chat.aclose()
         await self.embeddings.aclose()
         await self.backend.close()
+        await asyncio.to_thread(self.tracing.shutdown)  # the last spans are exported
 
     async def readiness(self) -> list[str]:
         """What keeps this process from answering (for /readyz); empty when ready."""

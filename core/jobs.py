@@ -14,6 +14,9 @@ adapter registered for that kind of job.
 
 On shutdown, intake stops, in-flight jobs get ``drain_sec`` to finish, and whatever is left
 stays in the stream for another worker (Redis) — handed back, not dropped.
+
+A job travels with the W3C trace context of its submitter (when tracing is on), so the
+answer continues the trace of the webhook that accepted it, in whatever process runs it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from core.dedupe import EventLedger
 from core.errors import Unavailable
 from core.metrics import QUEUE_AGE, QUEUE_DEPTH
 from core.retry import retrying
+from core.tracing import Tracing, carrier
 
 log = logging.getLogger("askhub.jobs")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -53,16 +57,28 @@ class JobQueue(Protocol):
     async def idle(self) -> None: ...
 
 
-async def _run(handler: Handler, kind: str, payload: dict[str, Any], event: Event | None, ledger: EventLedger) -> bool:
-    """Run one job unless its event was already answered; False when the handler failed."""
-    if event is not None and await ledger.state(*event) == "done":
-        return True  # a redelivery of an answered event: nothing to do
-    try:
-        await handler(payload)
-    except Exception as exc:  # one bad job must not stop a worker
-        log.error("job failed", extra={"kind": kind, "exc": type(exc).__name__})
-        return False
-    return True
+async def _run(
+    handler: Handler,
+    kind: str,
+    payload: dict[str, Any],
+    event: Event | None,
+    ledger: EventLedger,
+    tracing: Tracing,
+    trace: dict[str, str],
+) -> bool:
+    """Run one job unless its event was already answered; False when the handler failed.
+    ``trace`` is the submitter's trace context: the job's span continues that trace."""
+    with tracing.root(f"job {kind}", kind="consumer", carrier=trace, **{"askhub.job.kind": kind}) as current:
+        if event is not None and await ledger.state(*event) == "done":
+            current.set_attribute("askhub.job.outcome", "already_done")
+            return True  # a redelivery of an answered event: nothing to do
+        try:
+            await handler(payload)
+        except Exception as exc:  # one bad job must not stop a worker
+            log.error("job failed", extra={"kind": kind, "exc": type(exc).__name__})
+            current.set_attribute("askhub.job.outcome", "failed")
+            return False
+        return True
 
 
 class KindError(RuntimeError):
@@ -91,17 +107,22 @@ class _Kinds:
 
 
 class MemoryQueue(_Kinds):
-    def __init__(self, ledger: EventLedger, *, workers: int = 16, max_waiting: int = 10_000) -> None:
+    def __init__(
+        self, ledger: EventLedger, *, workers: int = 16, max_waiting: int = 10_000, tracing: Tracing | None = None
+    ) -> None:
         super().__init__()
         self._ledger = ledger
-        self._queue: asyncio.Queue[tuple[float, str, dict[str, Any], Event | None]] = asyncio.Queue(max_waiting)
+        self._tracing = tracing or Tracing({})
+        self._queue: asyncio.Queue[tuple[float, str, dict[str, Any], Event | None, dict[str, str]]] = asyncio.Queue(
+            max_waiting
+        )
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
 
     async def submit(self, kind: str, payload: dict[str, Any], *, event: Event | None = None) -> None:
         self._check(kind)
         try:
-            self._queue.put_nowait((time.monotonic(), kind, payload, event))
+            self._queue.put_nowait((time.monotonic(), kind, payload, event, carrier()))
         except asyncio.QueueFull:
             raise Unavailable("too many questions waiting; try again shortly", retry_after=5) from None
         QUEUE_DEPTH.set(self._queue.qsize())
@@ -125,11 +146,11 @@ class MemoryQueue(_Kinds):
 
     async def _work(self) -> None:
         while True:
-            queued_at, kind, payload, event = await self._queue.get()
+            queued_at, kind, payload, event, trace = await self._queue.get()
             QUEUE_DEPTH.set(self._queue.qsize())
             QUEUE_AGE.set(time.monotonic() - queued_at)
             try:
-                await _run(self._handlers[kind], kind, payload, event, self._ledger)
+                await _run(self._handlers[kind], kind, payload, event, self._ledger, self._tracing, trace)
             finally:
                 self._queue.task_done()
 
@@ -146,6 +167,7 @@ class RedisQueue(_Kinds):
         workers: int = 16,
         reclaim_after_sec: float = 30.0,
         max_length: int = 100_000,
+        tracing: Tracing | None = None,
     ) -> None:
         import redis.asyncio as redis
 
@@ -158,6 +180,7 @@ class RedisQueue(_Kinds):
         )
         self._redis = redis.Redis(connection_pool=pool)
         self._ledger = ledger
+        self._tracing = tracing or Tracing({})
         self._slots = asyncio.Semaphore(workers)
         self._reclaim_after_ms = int(reclaim_after_sec * 1000)
         self._max_length = max_length
@@ -173,6 +196,9 @@ class RedisQueue(_Kinds):
     async def submit(self, kind: str, payload: dict[str, Any], *, event: Event | None = None) -> None:
         self._check(kind)
         fields = {"p": orjson.dumps(payload), "e": orjson.dumps(event) if event else b""}
+        trace = carrier()
+        if trace:
+            fields["t"] = orjson.dumps(trace)
         try:
             await self._redis.xadd(self._key(kind), fields, maxlen=self._max_length, approximate=True)
         except Exception as exc:
@@ -229,7 +255,9 @@ class RedisQueue(_Kinds):
         try:
             payload = orjson.loads(fields[b"p"])
             event = tuple(orjson.loads(fields[b"e"])) if fields.get(b"e") else None
-            if await _run(self._handlers[kind], kind, payload, event, self._ledger):  # type: ignore[arg-type]
+            trace = orjson.loads(fields[b"t"]) if fields.get(b"t") else {}
+            handler = self._handlers[kind]
+            if await _run(handler, kind, payload, event, self._ledger, self._tracing, trace):  # type: ignore[arg-type]
                 await self._redis.xack(self._key(kind), self.GROUP, message_id)
                 await self._redis.xdel(self._key(kind), message_id)
             # Not acknowledged: it stays pending and is delivered again after reclaim_after_sec.
@@ -310,7 +338,14 @@ class RedisQueue(_Kinds):
             await asyncio.sleep(0.02)
 
 
-def make_queue(redis_url: str | None, ledger: EventLedger, *, workers: int, reclaim_after_sec: float) -> JobQueue:
+def make_queue(
+    redis_url: str | None,
+    ledger: EventLedger,
+    *,
+    workers: int,
+    reclaim_after_sec: float,
+    tracing: Tracing | None = None,
+) -> JobQueue:
     if redis_url:
-        return RedisQueue(redis_url, ledger, workers=workers, reclaim_after_sec=reclaim_after_sec)
-    return MemoryQueue(ledger, workers=workers)
+        return RedisQueue(redis_url, ledger, workers=workers, reclaim_after_sec=reclaim_after_sec, tracing=tracing)
+    return MemoryQueue(ledger, workers=workers, tracing=tracing)

@@ -28,6 +28,7 @@ from core.http.middleware import HubMiddleware
 from core.http.slow_clients import BODY_TIMEOUT_SEC
 from core.hub import Hub
 from core.metrics import MULTIPROCESS
+from core.tracing import Tracing
 
 log = logging.getLogger("askhub.app")
 
@@ -39,6 +40,7 @@ CORS_RESPONSE_HEADERS = [
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
+    "traceparent",
 ]
 
 
@@ -80,6 +82,7 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.max_body_bytes = settings.requests.max_body_bytes
     app.webhook_max_body_bytes = settings.requests.webhook_max_body_bytes
     app.allowed_origins = settings.hub_allowed_origins
+    app.tracing = hub.tracing
     app.guard = HostGuard(lambda: hub.auth.demo, settings.public_url, settings.hub_allowed_hosts)
     # No redirect is built from the request's Host: a trailing slash is simply not found.
     app.router.redirect_slashes = False
@@ -110,6 +113,7 @@ class HubApp(FastAPI):
     webhook_max_body_bytes: int
     allowed_origins: list[str]
     guard: HostGuard
+    tracing: Tracing
 
     def build_middleware_stack(self) -> ASGIApp:
         app: ASGIApp = FastLane(super().build_middleware_stack(), self.lane_routes)
@@ -119,6 +123,7 @@ class HubApp(FastAPI):
             max_body_bytes=self.max_body_bytes,
             webhook_max_body_bytes=self.webhook_max_body_bytes,
             body_timeout_sec=self.body_timeout_sec,
+            tracing=self.tracing,
         )
         if self.allowed_origins:
             app = CORSMiddleware(

@@ -3,7 +3,8 @@
 text/plain) if something breaks — rendered by ``core.http.errors``, like every route's errors.
 
 One layer instead of four keeps the per-request cost low: each extra middleware layer is
-measurable on the hot path (``make bench``).
+measurable on the hot path (``make bench``). With tracing on (core.tracing) the same layer
+opens the request's root span and answers its ``traceparent``; off, it costs one attribute read.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from core.http.errors import CLIENT_CLOSED, as_hub_error, expected, json_body
 from core.http.hosts import HostGuard
 from core.http.slow_clients import BODY_TIMEOUT_SEC
 from core.metrics import ERRORS, REQUEST_SECONDS, REQUESTS
+from core.tracing import Tracing, traceparent
 
 log = logging.getLogger("askhub.http")
 
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _UNTRACKED = {"/metrics"}
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
 WEBHOOK_PREFIXES = ("/slack/", "/line/", "/discord/")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})  # anything else: "other"
 
@@ -47,8 +50,10 @@ class HubMiddleware:
         max_body_bytes: int,
         webhook_max_body_bytes: int,
         body_timeout_sec: float = BODY_TIMEOUT_SEC,
+        tracing: Tracing | None = None,
     ) -> None:
         self.app = app
+        self.tracing = tracing if tracing is not None and tracing.on else None
         self.guard = guard
         self.max_body = max_body_bytes
         self.webhook_max_body = webhook_max_body_bytes
@@ -57,7 +62,34 @@ class HubMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        elif self.tracing is None:
+            await self._handle(scope, receive, send)
+        else:
+            await self._traced(self.tracing, scope, receive, send)
+
+    async def _traced(self, tracing: Tracing, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request as its trace's root span (a child of the caller's ``traceparent``, if any);
+        the response carries the span's own ``traceparent`` so a caller can find the trace."""
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        incoming = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _TRACE_HEADERS}
+        with tracing.root(method, kind="server", carrier=incoming, **{"http.request.method": method}) as current:
+            header = (traceparent(current) or "").encode()
+
+            async def send_traced(message: Message) -> None:
+                if message["type"] == "http.response.start" and header:
+                    message["headers"] = [*message.get("headers", ()), (b"traceparent", header)]
+                await send(message)
+
+            await self._handle(scope, receive, send_traced)
+            state = scope["state"]
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            current.update_name(f"{method} {template}")
+            current.set_attributes({"http.route": template, "http.response.status_code": state["status"],
+                                    "askhub.request_id": state["request_id"]})  # fmt: skip
+            if state["status"] >= 500:
+                current.set_attribute("error.type", str(state["status"]))
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = request_id_from(scope)
         state: dict[str, Any] = scope.setdefault("state", {})
@@ -96,6 +128,7 @@ class HubMiddleware:
                     state["error_type"] = err.type
                     await _send_json(send_wrapper, err)
         finally:
+            state["status"] = status
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             if template not in _UNTRACKED:

@@ -8,6 +8,9 @@ answer()   the job answers it inside a context that marks the event done (an ans
            What the job opened on the platform (a Slack stream, a placeholder message) is
            noted as it goes, so a worker that reclaims the job after a crash finds it and
            finishes or replaces it instead of posting a second answer.
+Each accept is a span (a child of the webhook's request span, or a root for a socket event)
+and each answer a span inside the job's, which continues that trace across the queue.
+
 declare()  job kinds and their handlers, declared when an adapter loads: once the hub
            starts, a late kind is refused (it would have no reader in a durable queue).
 """
@@ -25,6 +28,7 @@ from core.dedupe import EventLedger
 from core.errors import Unavailable
 from core.jobs import Handler, JobQueue
 from core.state import BackendUnavailable, StateBackend
+from core.tracing import NO_SPAN, Tracing, span
 
 log = logging.getLogger("askhub.inbox")
 
@@ -40,6 +44,7 @@ class Answer:
         self.opened = opened
         self.visible = False  # the user sees something: never release (a redelivery would repeat it)
         self._give_back = False
+        self._span: Any = NO_SPAN
 
     async def note(self, **opened: Any) -> None:
         """Record what this attempt opened on the platform (ids of a stream, a placeholder), before
@@ -54,6 +59,7 @@ class Answer:
     def shown(self) -> None:
         """Something is visible to the user (an answer, an apology): the event is done, whatever follows."""
         self.visible = True
+        self._span.add_event("shown")
 
     def give_back(self) -> None:
         """Nothing could be posted: release the event so that a redelivery answers it."""
@@ -61,8 +67,11 @@ class Answer:
 
 
 class Inbox:
-    def __init__(self, ledger: EventLedger, jobs: JobQueue, backend: StateBackend) -> None:
+    def __init__(
+        self, ledger: EventLedger, jobs: JobQueue, backend: StateBackend, tracing: Tracing | None = None
+    ) -> None:
         self.ledger, self.jobs, self.backend = ledger, jobs, backend
+        self.tracing = tracing or Tracing({})
 
     @staticmethod
     def notes_key(platform: str, event_id: str) -> str:
@@ -75,17 +84,20 @@ class Inbox:
     async def accept(self, platform: str, event_id: str, kind: str, payload: dict[str, Any]) -> bool:
         """Claim and queue one event. False: a duplicate (someone handles or handled it). Raises
         ``Unavailable`` when the ledger or the queue cannot take it (then nothing is claimed)."""
-        if not await self.ledger.claim(platform, event_id):
-            return False
-        try:
-            await self.jobs.submit(kind, payload, event=(platform, event_id))
-        except BaseException:
+        attrs = {"askhub.platform": platform, "askhub.job.kind": kind}
+        with self.tracing.root(f"accept {platform}", kind="producer", **attrs) as current:
+            if not await self.ledger.claim(platform, event_id):
+                current.set_attribute("askhub.duplicate", True)
+                return False
             try:
-                await self.ledger.release(platform, event_id)
-            except BackendUnavailable:
-                log.warning("claim not released; it expires", extra={"event": event_id})
-            raise
-        return True
+                await self.jobs.submit(kind, payload, event=(platform, event_id))  # carries this span's context
+            except BaseException:
+                try:
+                    await self.ledger.release(platform, event_id)
+                except BackendUnavailable:
+                    log.warning("claim not released; it expires", extra={"event": event_id})
+                raise
+            return True
 
     @asynccontextmanager
     async def answer(self, platform: str, event_id: str) -> AsyncIterator[Answer]:
@@ -96,18 +108,25 @@ class Inbox:
         except BackendUnavailable:
             raw = None
         answer = Answer(self, platform, event_id, orjson.loads(raw) if raw else {})
-        try:
-            yield answer
-        except BaseException:
-            if answer.visible:
-                await self.ledger.done(platform, event_id)
-            else:
+        # Inside the job's span (the accepted event's trace): the answer and the platform reply.
+        with span(
+            f"answer {platform}", **{"askhub.platform": platform, "askhub.resumed": bool(answer.opened)}
+        ) as current:
+            answer._span = current
+            try:
+                yield answer
+            except BaseException:
+                if answer.visible:
+                    await self.ledger.done(platform, event_id)
+                else:
+                    await self._release(platform, event_id)
+                raise
+            released = answer._give_back and not answer.visible
+            current.set_attribute("askhub.event.outcome", "released" if released else "done")
+            if released:
                 await self._release(platform, event_id)
-            raise
-        if answer._give_back and not answer.visible:
-            await self._release(platform, event_id)
-        else:
-            await self.ledger.done(platform, event_id)
+            else:
+                await self.ledger.done(platform, event_id)
 
     async def _release(self, platform: str, event_id: str) -> None:
         try:

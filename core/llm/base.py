@@ -37,6 +37,7 @@ class Completion:
     model: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str | None = None  # as the upstream said ("stop", "length"), when it says
 
 
 class ProviderError(Exception):

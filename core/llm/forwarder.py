@@ -19,6 +19,7 @@ import orjson
 
 from core.llm.base import ProviderError
 from core.llm.routing import ModelSpec
+from core.tracing import active, model_reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,8 @@ class Forwarder:
                 raise ValueError(f"no {rows}")
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             raise ProviderError("bad_response", f"{spec.name}: unreadable reply") from None
+        if active():
+            _traced(data)
         return Forwarded(raw, data)
 
     async def stream(self, spec: ModelSpec, body: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -100,6 +103,16 @@ class Forwarder:
     async def aclose(self) -> None:
         for session in self._sessions.values():
             await session.close()
+
+
+def _traced(data: dict[str, Any]) -> None:
+    """The upstream's reply on the model call's span: model, usage, finish reasons."""
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    choices = data.get("choices") if isinstance(data.get("choices"), list) else []
+    finish = [str(c["finish_reason"]) for c in choices if isinstance(c, dict) and c.get("finish_reason")]
+    model = data.get("model")
+    tokens = [usage.get(n) if isinstance(usage.get(n), int) else None for n in ("prompt_tokens", "completion_tokens")]
+    model_reply(model if isinstance(model, str) else None, tokens[0], tokens[1], finish)
 
 
 def _status_error(status: int, retry_after: str | None) -> ProviderError:

@@ -17,6 +17,7 @@ from core.llm.resilience import Resilience
 from core.llm.routing import ModelSpec, Route, Router
 from core.metrics import LLM_TOKENS, PII_ROUTED
 from core.pii import has_pii
+from core.tracing import active, model_reply
 
 T = TypeVar("T")
 
@@ -69,10 +70,10 @@ class ModelGateway:
         """The route the rules pick for a question whose personal-data verdict is known."""
         return self.router.route(question, pii=pii, tenant=tenant, platform=platform)
 
-    async def call(self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]]) -> T:
+    async def call(self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]], operation: str = "chat") -> T:
         """``attempt`` over the route's models with retries, fallbacks and breakers (for /v1
-        bodies the hub relays as they are)."""
-        result, _ = await self.resilience.call(route, attempt)
+        bodies the hub relays as they are); ``operation`` names the calls' spans."""
+        result, _ = await self.resilience.call(route, attempt, operation=operation)
         return result
 
     def relay(
@@ -92,23 +93,26 @@ class ModelGateway:
         self, route: Route, prompt: Prompt, temperature: float, max_tokens: int, *, patient: bool = False
     ) -> Completion:
         async def attempt(spec: ModelSpec) -> Completion:
-            return await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+            return await self.provide(spec, prompt, temperature, max_tokens)
 
         completion, _ = await self.resilience.call(route, attempt, patient=patient)
         _count_tokens(completion)
         return completion
 
     async def provide(self, spec: ModelSpec, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
-        """One model's own answer, inside an attempt the caller's resilience already runs (the
-        /v1 offline answerer: the same provider, embedder included, as /ask's)."""
-        return await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+        """One model's own answer, inside an attempt the caller's resilience already runs (every
+        attempt here, and the /v1 offline answerer: the same provider, embedder included, as /ask's);
+        its reply's GenAI attributes go on the attempt's span."""
+        return _traced(
+            await self._providers[spec.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+        )
 
     async def complete_once(self, spec: ModelSpec, prompt: Prompt, temperature: float, max_tokens: int) -> Completion:
         """One attempt on one model — within its in-flight bound and breaker, counted like any
         call — with no retry and no fallback: a side call (the question rewrite) that must stay short."""
 
         async def attempt(model: ModelSpec) -> Completion:
-            return await self._providers[model.name].complete(prompt, temperature=temperature, max_tokens=max_tokens)
+            return await self.provide(model, prompt, temperature, max_tokens)
 
         completion, _ = await self.resilience.call(Route(spec.name, (spec,)), attempt, retries=0)
         _count_tokens(completion)
@@ -123,6 +127,7 @@ class ModelGateway:
         async for part, _ in self.resilience.stream(route, open_stream, patient=patient):
             if isinstance(part, Completion):
                 _count_tokens(part)
+                _traced(part)  # on the question's span: the model call's own span ended at the first piece
             yield part
 
     async def unreachable(self) -> list[str]:
@@ -141,6 +146,14 @@ class ModelGateway:
     async def aclose(self) -> None:
         for provider in [*self._providers.values(), *self._retired]:
             await provider.aclose()
+
+
+def _traced(completion: Completion) -> Completion:
+    """The reply's GenAI attributes on the model call's span (a no-op when not tracing)."""
+    if active():
+        finish = [completion.finish_reason] if completion.finish_reason else []
+        model_reply(completion.model, completion.prompt_tokens, completion.completion_tokens, finish)
+    return completion
 
 
 def _count_tokens(completion: Completion) -> None:

@@ -55,12 +55,14 @@ class OpenAIProvider:
             model=response.model or self._model,
             prompt_tokens=usage.prompt_tokens if usage else await count_tokens(_prompt_text(prompt)),
             completion_tokens=usage.completion_tokens if usage else await count_tokens(content),
+            finish_reason=choices[0].finish_reason,
         )
 
     async def stream(self, prompt: Prompt, *, temperature: float, max_tokens: int) -> AsyncIterator[str | Completion]:
         parts: list[str] = []
         usage: Any = None
         model = self._model
+        finish_reason: str | None = None
         try:
             stream = await self._client.chat.completions.create(
                 model=self._model,
@@ -75,6 +77,7 @@ class OpenAIProvider:
                 if chunk.usage is not None:
                     usage = chunk.usage
                 for choice in chunk.choices or ():
+                    finish_reason = choice.finish_reason or finish_reason
                     delta = choice.delta.content if choice.delta else None
                     if delta:
                         parts.append(delta)
@@ -91,6 +94,7 @@ class OpenAIProvider:
             model=model,
             prompt_tokens=usage.prompt_tokens if usage else await count_tokens(_prompt_text(prompt)),
             completion_tokens=usage.completion_tokens if usage else await count_tokens(text),
+            finish_reason=finish_reason,
         )
 
     async def ping(self) -> str | None:

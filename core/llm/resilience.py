@@ -26,6 +26,7 @@ from core.llm.base import ProviderError
 from core.llm.breaker import Breaker
 from core.llm.routing import ModelSpec, Route
 from core.metrics import LLM_CALLS, LLM_FALLBACKS, LLM_RETRIES, LLM_SECONDS
+from core.tracing import model_call
 
 T = TypeVar("T")
 PATIENT_PAUSE_MAX = 5.0
@@ -70,6 +71,7 @@ class Resilience:
         *,
         patient: bool = False,
         retries: int | None = None,
+        operation: str = "chat",
     ) -> tuple[T, ModelSpec]:
         """The first successful attempt over the route's models, with its model.
 
@@ -79,6 +81,7 @@ class Resilience:
         is down, tries the route again (every few seconds, breakers probing) for up to
         ``patient_sec``: the event is answered after the outage instead of with an apology.
         ``retries`` overrides the configured retries per model (0 for a one-shot side call).
+        ``operation`` (chat, embeddings) names each attempt's span.
         """
         started = time.monotonic()
         until = started + (self._s.patient_sec if patient else self._s.budget_sec)
@@ -86,7 +89,7 @@ class Resilience:
         while True:
             try:
                 deadline = min(until, time.monotonic() + self._s.budget_sec)
-                return await self._one_round(route, attempt, deadline, patient, retries)
+                return await self._one_round(route, attempt, deadline, patient, retries, operation)
             except HubError:
                 if not patient or time.monotonic() + pause >= until:
                     raise
@@ -99,7 +102,8 @@ class Resilience:
         attempt: Callable[[ModelSpec], Awaitable[T]],
         deadline: float,
         patient: bool,
-        retries: int | None = None,
+        retries: int | None,
+        operation: str,
     ) -> tuple[T, ModelSpec]:
         wait_until = deadline if patient else time.monotonic() + self._s.max_wait_sec
         failures: list[ProviderError] = []
@@ -112,8 +116,10 @@ class Resilience:
                     break
                 started = time.monotonic()
                 try:
-                    async with self._bounded(spec, min(deadline, wait_until)):
-                        result = await attempt(spec)
+                    # One span per attempt; the attempt adds the reply's attributes (tokens, finish reason).
+                    with model_call(operation, spec.provider, spec.upstream, spec.name, retry):
+                        async with self._bounded(spec, min(deadline, wait_until)):
+                            result = await attempt(spec)
                 except ProviderError as exc:
                     elapsed = time.monotonic() - started
                     self._failed(spec, breaker, exc, elapsed)
