@@ -34,7 +34,7 @@ from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
 from core.metrics import PII_ROUTED
 from core.pii import contains_pii, json_strings
-from core.schema import Admission
+from core.schema import Admission, RelayedReply, json_object
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 VIRTUAL = ("auto", "kb")
@@ -52,19 +52,8 @@ class ChatRequest:
     stream: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ChatReply:
-    body: bytes
-    admission: Admission
-
-
 def parse(raw: bytes) -> ChatRequest:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise InvalidType("body must be a JSON object")
+    body = json_object(raw)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("messages must be a non-empty list")
@@ -162,7 +151,7 @@ class ChatService:
         block = context_block(relevant) if relevant else "(nothing relevant in the knowledge base)"
         return {"role": "system", "content": f"{SYSTEM}\n\nContext:\n{block}"}
 
-    async def complete(self, chat: ChatRequest, principal: Principal) -> ChatReply:
+    async def complete(self, chat: ChatRequest, principal: Principal) -> RelayedReply:
         started = time.perf_counter()
         admission = await self._accounting.admit(principal, "/v1/chat/completions")
         route, body = await self._plan(chat, principal)
@@ -180,7 +169,7 @@ class ChatService:
         else:  # the upstream did not say: count what went up and what came back
             prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_reply_text(reply.data))
         await self._accounting.forwarded(principal, model, prompt, completion, _ms_since(started))
-        return ChatReply(reply.body, admission)
+        return RelayedReply(reply.body, admission)
 
     async def stream(self, chat: ChatRequest, principal: Principal) -> tuple[Admission, AsyncIterator[bytes]]:
         """Upstream ``data:`` lines for the client. Failures before the first line raise;

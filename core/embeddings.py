@@ -28,7 +28,7 @@ from core.llm.gateway import ModelGateway
 from core.llm.routing import ModelSpec, Route
 from core.llm.tokens import count_tokens
 from core.pii import contains_pii, json_strings
-from core.schema import Admission
+from core.schema import RelayedReply, json_object
 
 HASH_MODEL = "hash"  # the offline embedder: local, deterministic, 512 dimensions
 MAX_INPUTS = 2048  # OpenAI's own limit per request
@@ -43,19 +43,8 @@ class EmbeddingRequest:
     encoding_format: str
 
 
-@dataclass(frozen=True, slots=True)
-class EmbeddingReply:
-    body: bytes
-    admission: Admission
-
-
 def parse(raw: bytes) -> EmbeddingRequest:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise InvalidType("body must be a JSON object")
+    body = json_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: name the embedding model")
@@ -106,7 +95,7 @@ class EmbeddingService:
             raise BadRequest(f"the model '{requested}' does not embed; use an embedding model or '{HASH_MODEL}'")
         return spec
 
-    async def create(self, request: EmbeddingRequest, principal: Principal) -> EmbeddingReply:
+    async def create(self, request: EmbeddingRequest, principal: Principal) -> RelayedReply:
         admission = await self._accounting.admit(principal, "/v1/embeddings")
         spec = self._model(request.model, principal)
         pii = await contains_pii("\n".join(text for _, text in json_strings(request.body)))
@@ -131,7 +120,7 @@ class EmbeddingService:
         self._accounting.record(tenant=principal.tenant, client=principal.client, model=model, prompt=prompt,
                                 completion=0, cached=False, forwarded=True)  # fmt: skip
         await self._accounting.charge_tokens(principal.tenant, prompt)
-        return EmbeddingReply(body, admission)
+        return RelayedReply(body, admission)
 
     async def _embed_offline(self, request: EmbeddingRequest) -> tuple[bytes, str, int]:
         vectors = await asyncio.to_thread(self._hash.embed_sync, request.inputs)

@@ -6,6 +6,21 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from core.errors import BadRequest, InvalidType
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object: not JSON → 400, another JSON type → 422."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidType("body must be a JSON object")
+    return body
+
 
 @dataclass(frozen=True, slots=True)
 class AskRequest:
@@ -93,3 +108,11 @@ class AskResult:
             "usage": self.usage.as_dict(),
             "request_id": self.request_id,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedReply:
+    """A /v1 answer as the upstream shaped it, and the limits' verdict for its headers."""
+
+    body: bytes
+    admission: Admission

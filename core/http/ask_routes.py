@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -16,7 +15,7 @@ from core.ask import Delta
 from core.errors import BadRequest, HubError, InvalidType
 from core.http import sse
 from core.http.auth import principal
-from core.schema import Admission, AskRequest, AskResult
+from core.schema import Admission, AskRequest, AskResult, json_object
 
 
 class AskBody(BaseModel):
@@ -57,12 +56,7 @@ class AskOut(BaseModel):
 
 def parse_body(raw: bytes) -> AskBody:
     """Missing or blank question → 400; a value of the wrong type or range → 422."""
-    try:
-        data: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequest("body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise InvalidType("body must be a JSON object")
+    data = json_object(raw)
     if data.get("question") is None:
         raise BadRequest("question is required")
     if isinstance(data.get("temperature"), bool):
