@@ -22,6 +22,7 @@ from core.conversation import Conversations
 from core.dedupe import EventLedger
 from core.embeddings import EmbeddingService
 from core.feedback import FeedbackStore
+from core.handoff import HandoffService
 from core.inbox import Inbox
 from core.inbox.threads import ThreadMarkers
 from core.jobs import make_queue
@@ -75,6 +76,8 @@ class Hub:
         # What adapters use (core.inbox.door.Door).
         self.inbox = Inbox(self.events, self.jobs, self.backend, self.tracing)
         self.threads = ThreadMarkers(self.backend)
+        self.handoff = HandoffService(settings, self.backend, models=self.models, accounting=self.accounting,
+                                      conversations=self.conversations)  # fmt: skip
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
@@ -92,6 +95,8 @@ class Hub:
         self.asker.use(settings, cache=self.cache, collections=self.auth.collections)
         self.chat.use(settings)
         self.embeddings.use(settings)
+        if hasattr(self, "handoff"):
+            self.handoff.configure(settings)
 
     def _apply_from_thread(self, settings: Settings) -> None:
         assert self._loop is not None
@@ -110,6 +115,7 @@ class Hub:
         self.jobs.seal()  # every job kind is declared by now (adapters declare theirs when loaded)
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
+        self.handoff.start()  # the idle sweeper (every process runs one; each close is claimed once)
         await self.index.start()
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None:
@@ -118,6 +124,7 @@ class Hub:
 
     async def close(self) -> None:
         await self.watcher.close()
+        await self.handoff.close()
         await self.jobs.close(self.settings.queue.drain_sec)
         for hook in self._on_close:
             try:

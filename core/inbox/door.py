@@ -1,7 +1,7 @@
 """What an adapter may use of the hub: a narrow interface, so no adapter reaches into core's state.
 
 ``Hub`` satisfies it; adapters are typed against ``Door`` and never see the state backend, the
-ledger or the queue — only the inbox, thread markers, the answer service, feedback and close hooks.
+ledger or the queue — only the inbox, thread markers, the answer service, feedback, handoff and close hooks.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from core.ask import AskService
     from core.config import Settings
     from core.feedback import FeedbackStore
+    from core.handoff import HandoffService
     from core.inbox import Inbox
     from core.inbox.threads import ThreadMarkers
 
@@ -32,5 +33,10 @@ class Door(Protocol):
 
     @property
     def feedback(self) -> FeedbackStore: ...
+
+    @property
+    def handoff(self) -> HandoffService:
+        """Handing customers to agents: the desk (Slack) and customer channels register here."""
+        ...
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None: ...
