@@ -66,6 +66,7 @@ class FakeSlack(LoopbackServer):
         self.responses: list[SlackCall] = []  # posts to response_url endpoints
         self.socket_frames: list[dict[str, Any]] = []  # what Socket Mode clients sent
         self.messages: dict[str, dict[str, Any]] = {}  # ts -> the message as last posted/updated
+        self.channel_of: dict[str, str] = {}  # ts -> the channel it was posted in
         self.streaming = True
         self.stream_error = "unknown_method"
         self._failures: dict[str, list[str | int | None]] = {}
@@ -233,8 +234,29 @@ class FakeSlack(LoopbackServer):
                    "text": body.get("text", ""), "blocks": body.get("blocks", [])}  # fmt: skip
         if body.get("thread_ts"):
             message["thread_ts"] = body["thread_ts"]
+        if isinstance(body.get("metadata"), dict):
+            message["metadata"] = body["metadata"]
         self.messages[ts] = message
+        self.channel_of[ts] = str(body.get("channel") or "")
         return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": message}
+
+    def _m_conversations_history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first (``latest`` + ``inclusive``: up to that one)."""
+        channel, latest = str(body.get("channel") or ""), body.get("latest")
+        inclusive = str(body.get("inclusive", "")).lower() in ("1", "true")
+        found = [m for ts, m in self.messages.items() if self.channel_of.get(ts) == channel
+                 and m.get("thread_ts", ts) == ts
+                 and (latest is None or ts < latest or (inclusive and ts == latest))]  # fmt: skip
+        found.sort(key=lambda m: m["ts"], reverse=True)
+        return {"ok": True, "messages": found[: int(body.get("limit") or 100)], "has_more": False}
+
+    def _m_conversations_replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent, then the replies, oldest first."""
+        channel, thread = str(body.get("channel") or ""), str(body.get("ts") or "")
+        found = [m for ts, m in self.messages.items() if self.channel_of.get(ts) == channel
+                 and (ts == thread or m.get("thread_ts") == thread)]  # fmt: skip
+        found.sort(key=lambda m: m["ts"])
+        return {"ok": True, "messages": found, "has_more": False}
 
     def _m_chat_update(self, body: dict[str, Any]) -> dict[str, Any]:
         ts = body.get("ts", "")
