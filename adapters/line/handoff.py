@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from linebot.v3.messaging import TextMessage
 
+from adapters.line.api import retry_key
+from adapters.line.translate import Incoming
 from core.config import LineSettings
 from core.handoff import Customer, CustomerMessage
 from core.textsplit import split_text, utf16_len
-
-from .translate import Incoming
 
 TEXT_LIMIT = 5000
 MAX_MESSAGES = 5
@@ -46,6 +46,4 @@ class LineCustomer:
         self._push = push  # LineApi.push(to, messages, key) -> bool
 
     async def deliver(self, customer: Customer, text: str, *, key: str) -> bool:
-        from .transport import retry_key
-
         return bool(await self._push(customer.address["to"], text_messages(text), retry_key(key)))  # type: ignore[operator]
