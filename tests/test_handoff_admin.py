@@ -32,8 +32,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> Iterato
     with HubServer(settings) as server:
         server.hub.handoff.register_desk(RecordingDesk())
         server.hub.handoff.register_customer("line", RecordingChannel())
-        customer = Customer(platform="line", tenant="cs", conversation=CUSTOMER, user=CUSTOMER, address={"to": CUSTOMER})
-        got = server.run(server.hub.handoff.intercept(CustomerMessage(customer, "ev1", "talk to a person, 0912-345-678")))
+        customer = Customer(
+            platform="line", tenant="cs", conversation=CUSTOMER, user=CUSTOMER, address={"to": CUSTOMER}
+        )
+        got = server.run(
+            server.hub.handoff.intercept(CustomerMessage(customer, "ev1", "talk to a person, 0912-345-678"))
+        )
         assert got.action == "started"
         yield server
 

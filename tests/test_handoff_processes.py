@@ -8,7 +8,6 @@ Redeliveries go to the other web process on purpose (a platform's retry may reac
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 

@@ -21,8 +21,16 @@ from starlette.types import ASGIApp
 from core import logs
 from core.adapters import load_all
 from core.config import Settings
-from core.http import admin_routes, ask_routes, embeddings_routes, errors, feedback_routes, openai_routes, ops_routes
-from core.http import handoff_routes
+from core.http import (
+    admin_routes,
+    ask_routes,
+    embeddings_routes,
+    errors,
+    feedback_routes,
+    handoff_routes,
+    openai_routes,
+    ops_routes,
+)
 from core.http.fastlane import FastLane, LaneRoute
 from core.http.hosts import HostGuard
 from core.http.middleware import HubMiddleware
