@@ -22,7 +22,7 @@ from core import logs
 from core.auth import digest
 from core.kb.embedders import HashEmbedder
 from core.kb.ingest import ingest
-from tests.conftest import HubServer, make_settings, metric, write_yaml
+from tests.conftest import HubServer, RedisServer, make_settings, metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 HR, CS, ADMIN = "ah_verified-hr-key-0000000000", "ah_verified-cs-key-0000000000", "ah_verified-admin-key-00000"
@@ -119,6 +119,7 @@ def test_served_with_its_mark_and_no_model_call_only_within_the_collection(
     hub: HubServer, upstream: FakeOpenAI
 ) -> None:
     saved = save(hub, BONUS_Q, VERIFIED_BONUS, "internal")
+    save(hub, RETURNS_Q, VERIFIED_RETURNS, "public")  # the customers' collection has one of its own
     upstream.reset()
     before = metric(hub.url, "hub_verified_answers_served_total", collection="internal")
 
@@ -142,6 +143,9 @@ def test_the_stream_carries_the_mark(hub: HubServer, upstream: FakeOpenAI) -> No
                       headers={"X-API-Key": CS}, timeout=20) as response:  # fmt: skip
         text = "".join(response.iter_text())
     done = orjson.loads(text.split("event: done\ndata: ", 1)[1].split("\n", 1)[0])
+    deltas = [orjson.loads(part.split("data: ", 1)[1].split("\n", 1)[0])["text"]
+              for part in text.split("event: delta\n")[1:]]  # fmt: skip
+    assert "".join(deltas) == VERIFIED_RETURNS, "the text streams like any answer"
     assert done["answer"] == VERIFIED_RETURNS and done["verified"]["by"] == "Alice Chen"
     assert model_calls(upstream) == 0
 
@@ -211,6 +215,20 @@ def test_verified_answers_survive_a_restart(
     with HubServer(settings) as second:
         assert [r["id"] for r in admin(second, "GET").json()["verified"]] == [saved["id"]]
         assert ask(second, CS, RETURNS_Q)["verified"]["id"] == saved["id"]
+
+
+def test_they_survive_a_restart_of_redis_itself(tmp_path: Path, kb: tuple[Path, Path], upstream: FakeOpenAI) -> None:
+    """Redis with its append-only file, as the README says to run it: stopped and started again."""
+    redis = RedisServer(tmp_path).start(durable=True)
+    try:
+        with HubServer(settings_for(tmp_path, kb, upstream, redis.url)) as first:
+            saved = save(first, RETURNS_Q, VERIFIED_RETURNS, "public")
+        redis.stop()
+        redis.start(durable=True)
+        with HubServer(settings_for(tmp_path, kb, upstream, redis.url)) as second:
+            assert ask(second, CS, RETURNS_Q)["verified"]["id"] == saved["id"]
+    finally:
+        redis.stop()
 
 
 def test_another_hub_stops_serving_its_cached_answer(
