@@ -219,12 +219,14 @@ async function retire(row) {
 // ---- 👎 answers in "Recent questions" ----
 
 function markFeedbackRows() {
+  // The button goes under the question (the feedback cell keeps just its 👍 / 👎).
   for (const row of document.querySelectorAll("#recent tbody tr")) {
-    const cell = row.querySelector(".feedback-cell");
-    if (!cell || cell.textContent.trim() !== "👎" || cell.querySelector("[data-action=verify]")) continue;
-    const question = row.querySelector(".col-question")?.textContent ?? "";
-    cell.append(" ", el("button", { type: "button", class: "btn btn-ghost", "data-action": "verify",
-                                    text: t("fromFeedback"), onclick: () => openForm(null, question) }));
+    const cell = row.querySelector(".col-question");
+    const vote = row.querySelector(".feedback-cell")?.textContent.trim();
+    if (!cell || vote !== "👎" || cell.querySelector("[data-action=verify]")) continue;
+    const question = cell.getAttribute("title") ?? cell.textContent;
+    cell.append(el("div", {}, el("button", { type: "button", class: "btn btn-ghost", "data-action": "verify",
+                                             text: t("fromFeedback"), onclick: () => openForm(null, question) })));
   }
 }
 
