@@ -96,6 +96,49 @@ def test_a_slack_answer_cut_by_a_crash_is_finished_in_its_stream_not_posted_twic
             assert "[gpt-4o" in json.dumps(answer["blocks"])
 
 
+def test_a_slack_stream_started_but_not_yet_noted_is_found_and_finished_not_doubled(
+    tmp_path: Path, sample_index: Path, model: FakeOpenAI
+) -> None:
+    """The worker dies after Slack started its stream and before the stream's ts was noted (the
+    answer to chat.startStream never came back): the worker that reclaims the job finds the
+    stream in the thread and finishes it."""
+    redis = RedisServer(tmp_path).start()
+    model.set_behavior(None, delay=60)
+    with FakeSlack() as slack:
+        env = {"INDEX_DIR": str(sample_index), "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SECRET,
+               "SLACK_API_URL": slack.api_url, "OPENAI_API_KEY": "sk", "OPENAI_BASE_URL": model.base_url}  # fmt: skip
+        web, worker_env = processes(tmp_path, redis, env)
+        first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+        second = None
+        try:
+            slack.hold("chat.startStream")
+            threads = [f"1700000{n}00.000100" for n in range(2)]
+            for ts in threads:
+                body = json.dumps(mention(ts)).encode()
+                headers = {"Content-Type": "application/json", **signed_headers(body)}
+                assert httpx.post(f"{web.url}/slack/events", content=body, headers=headers).status_code == 200
+            wait(lambda: len([m for m in slack.messages.values() if m.get("streaming")]) == 2, "two streams started")
+            opened = notes(redis, "slack")
+            assert [n.get("opening") for n in opened] == ["stream"] * 2 and not any(n.get("view_ts") for n in opened)
+            first.proc.kill()  # kill -9 with both streams started at Slack and neither noted
+            first.proc.wait(5)
+            slack.reset_holds()
+            model.set_behavior(None, delay=0)
+            second = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+            wait(lambda: queue_empty(redis, "slack.answer"), "every job answered and acknowledged")
+        finally:
+            for proc in (web, first, second):
+                if proc is not None:
+                    proc.stop()
+            redis.stop()
+        assert len(slack.calls_to("chat.startStream")) == 2  # the reclaiming worker started none
+        for ts in threads:
+            visible = [m for m in slack.messages.values() if m.get("thread_ts") == ts]
+            assert len(visible) == 1, visible
+            (answer,) = visible
+            assert not answer.get("streaming") and "[gpt-4o" in json.dumps(answer["blocks"]), answer
+
+
 @pytest.mark.filterwarnings("ignore:'audioop' is deprecated:DeprecationWarning")
 def test_a_discord_answer_cut_by_a_crash_is_finished_in_the_thread_it_started(
     tmp_path: Path, sample_index: Path, model: FakeOpenAI
