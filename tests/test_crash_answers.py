@@ -258,3 +258,53 @@ def test_a_deferred_discord_interaction_cut_by_a_crash_gets_one_answer(
         (answer,) = discord.webhook_messages(token)  # the deferred response, and nothing else
         assert answer["content"].startswith("[gpt-4o"), answer
         assert not discord.find("POST", rf"/webhooks/\d+/{token}$")
+
+
+def test_a_discord_follow_up_in_flight_at_a_crash_is_not_sent_again(
+    tmp_path: Path, sample_index: Path, model: FakeOpenAI
+) -> None:
+    """A long answer: @original edited, the first follow-up taken by Discord but its answer lost
+    when the worker dies. The reclaiming worker edits @original again (idempotent), sends the
+    second follow-up, and never the first one again."""
+    from nacl.signing import SigningKey
+
+    from tests.fakes.discord_api import FakeDiscord
+
+    redis = RedisServer(tmp_path).start()
+    key = SigningKey.generate()
+    reply = " ".join(f"step{n}" for n in range(900))  # about 7,000 characters: 4 parts
+    model.set_behavior(None, reply=reply)
+    with FakeDiscord() as discord:
+        env = {"INDEX_DIR": str(sample_index), "DISCORD_PUBLIC_KEY": key.verify_key.encode().hex(),
+               "DISCORD_APPLICATION_ID": str(discord.application_id), "DISCORD_API_URL": discord.api_url,
+               "OPENAI_API_KEY": "sk", "OPENAI_BASE_URL": model.base_url}  # fmt: skip
+        web, worker_env = processes(tmp_path, redis, env)
+        first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+        second = None
+        try:
+            interaction = discord.interaction(2, {"id": "1", "name": "ask", "type": 1, "options": [
+                {"name": "question", "type": 3, "value": "How do I set up the VPN?"}]})  # fmt: skip
+            token = interaction["token"]
+            discord.hold("POST", rf"/webhooks/\d+/{token}")
+            body = json.dumps(interaction).encode()
+            stamp = str(int(time.time()))
+            headers = {"Content-Type": "application/json", "X-Signature-Timestamp": stamp,
+                       "X-Signature-Ed25519": key.sign(stamp.encode() + body).signature.hex()}  # fmt: skip
+            assert httpx.post(f"{web.url}/discord/interactions", content=body, headers=headers).json() == {"type": 5}
+            discord.wait_until(lambda: len(discord.webhook_messages(token)) == 2, timeout=30)  # @original + part 2
+            first.proc.kill()  # kill -9 with the first follow-up in flight
+            first.proc.wait(5)
+            discord.reset_holds()
+            second = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+            wait(lambda: queue_empty(redis, "discord.interaction"), "the job answered and acknowledged")
+        finally:
+            for proc in (web, first, second):
+                if proc is not None:
+                    proc.stop()
+            redis.stop()
+        messages = discord.webhook_messages(token)
+        contents = [m["content"] for m in messages]
+        assert " ".join(contents).split() == reply.split(), contents  # every part, once, in order
+        assert len(discord.find("POST", rf"/webhooks/\d+/{token}")) == len(messages) - 1 >= 2
+        assert len(discord.find("PATCH", rf"/webhooks/\d+/{token}/messages/@original")) == 2
+        assert messages[-1]["components"], messages[-1]  # the last part, with the buttons
