@@ -214,6 +214,49 @@ def test_a_line_reply_cut_by_a_crash_is_not_pushed_a_second_time(
         assert not line.pushes()
 
 
+def test_a_line_reply_lost_at_a_crash_is_pushed_once_when_its_token_is_stale(
+    tmp_path: Path, sample_index: Path, model: FakeOpenAI
+) -> None:
+    """The worker dies while its reply is lost on the way (LINE never acted on it); the worker
+    that reclaims the job finds the reply token stale and pushes the answer, once, with the
+    event's retry key, instead of sending nothing."""
+    from adapters.line.api import retry_key
+    from tests.fakes.line_api import FakeLineAPI
+    from tests.test_line_adapter import SECRET as LINE_SECRET
+    from tests.test_line_adapter import TOKEN, new_user, source, text_event
+    from tests.test_scale import answers, webhook
+
+    redis = RedisServer(tmp_path).start()
+    with FakeLineAPI(access_token=TOKEN) as line:
+        env = {"INDEX_DIR": str(sample_index), "LINE_CHANNEL_SECRET": LINE_SECRET, "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+               "LINE_API_URL": line.url, "OPENAI_API_KEY": "sk", "OPENAI_BASE_URL": model.base_url}  # fmt: skip
+        web, worker_env = processes(tmp_path, redis, env)
+        late = {"queue": {"reclaim_after_sec": 1}, "line": {"reply_within_sec": 0.001}}  # every token stale by now
+        late_env = {**worker_env, "HUB_CONFIG": str(write_yaml(tmp_path / "late.yaml", late))}
+        first = HubProcess(worker_env, tmp_path, ("worker",)).wait_output("worker ready")
+        second = None
+        try:
+            line.stall("/v2/bot/message/reply")
+            events = [text_event(line, f"How do I set up the VPN? ({n})", source(new_user())) for n in range(3)]
+            for event in events:
+                assert webhook(web.url, [event]).status_code == 200
+            line.wait_for(lambda fake: len(fake.stalled_calls) == len(events), timeout=30)
+            first.proc.kill()  # kill -9 with three replies lost on the way
+            first.proc.wait(5)
+            line.reset_holds()
+            second = HubProcess(late_env, tmp_path, ("worker",)).wait_output("worker ready")
+            wait(lambda: queue_empty(redis, "line.event"), "every job reclaimed, finished and acknowledged")
+        finally:
+            for proc in (web, first, second):
+                if proc is not None:
+                    proc.stop()
+            redis.stop()
+        assert [len(answers(line, e)) for e in events] == [1] * len(events)
+        pushed = {p.headers["x-line-retry-key"] for p in line.pushes() if p.status == 200}
+        assert pushed == {retry_key(e["webhookEventId"]) for e in events}
+        assert not line.replies()  # the reclaiming worker did not try the stale tokens
+
+
 def test_a_deferred_discord_interaction_cut_by_a_crash_gets_one_answer(
     tmp_path: Path, sample_index: Path, model: FakeOpenAI
 ) -> None:
