@@ -3,7 +3,7 @@
 One answer, from the first Slack call to the last:
 
     /ask only:  chat.postMessage "<@user> asked: …"   (its thread holds the answer)
-    progress:   a view (view.py): the stream writer (stream.py), or where the workspace cannot
+    progress:   a view (opening.py): the stream writer (stream.py), or where the workspace cannot
                 stream the "Thinking…" placeholder edited about once a second (placeholder.py)
     no answer:  a short polite message in the thread (rate limits: ephemeral, to the asker only)
 
@@ -25,11 +25,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
-from adapters.slack.placeholder import RespondView, UpdateView
-from adapters.slack.stream import StreamView
+from adapters.slack.opening import open_view
+from adapters.slack.placeholder import RespondView
 from adapters.slack.translate import PLATFORM, Incoming, Vote, tenant_for, thread_id, to_request
 from adapters.slack.view import Place, View
-from adapters.slack.webapi import NO_STREAMING, SlackWeb, respond, slack_error
+from adapters.slack.webapi import SlackWeb, respond, slack_error
 from core.ask import Delta
 from core.errors import HubError
 from core.inbox import Answer
@@ -174,57 +174,10 @@ class _Reply:
         # Follow-ups in this thread need no mention from now on (with the shared state down, they do).
         await self.door.threads.mark(PLATFORM, tenant_for(self.door.settings, inc.team),
                                      thread_id(inc.team, inc.channel, self.thread_ts))  # fmt: skip
-        reclaimed = await self._reclaimed_view()
-        if reclaimed is not None:
-            return reclaimed
-        if self.web.may_stream(inc.team):
-            # Noted before Slack is asked: a worker that dies before noting the ts leaves this
-            # behind, and the one that reclaims the job looks for the stream in the thread.
-            await self.answer.note(opening="stream")
-            try:
-                started = await self.web.call(
-                    "chat.startStream",
-                    channel=inc.channel,
-                    thread_ts=self.thread_ts,
-                    recipient_team_id=inc.team or None,
-                    recipient_user_id=inc.user,
-                )
-                self.view_kind = "stream"
-                await self.answer.note(view="stream", view_ts=str(started["ts"]))
-                return StreamView(self.place, str(started["ts"]))
-            except SlackApiError as exc:
-                error = slack_error(exc)
-                if error in NO_STREAMING:
-                    self.web.cannot_stream(inc.team)
-                log.info("streaming unavailable; updating a message instead", extra={"slack_error": error})
-        await self.answer.note(opening="update")
-        posted = await self.web.client.chat_postMessage(
-            channel=inc.channel, thread_ts=self.thread_ts, text=render.THINKING
-        )
-        self.view_kind = "update"
-        await self.answer.note(view="update", view_ts=str(posted["ts"]))
-        return UpdateView(self.place, str(posted["ts"]))
-
-    async def _reclaimed_view(self) -> View | None:
-        """A worker died answering: take over its stream or placeholder, never post a second.
-        Noted with its ts, or (died before the note) found in the thread as the bot's first
-        message after the question."""
-        inc, opened = self.incoming, self.answer.opened
-        ts, kind = opened.get("view_ts"), opened.get("view")
-        if not ts and opened.get("opening"):
-            assert self.thread_ts is not None
-            after = inc.key.rsplit(":", 1)[-1] if inc.kind != "command" else self.parent_ts or self.thread_ts
-            ts, kind = await self.web.own_reply(inc.channel, self.thread_ts, after=after), opened["opening"]
-            if ts:
-                log.info("took over an answer the dead worker had not noted", extra={"event": inc.key, "view": kind})
-        if not ts:
-            return None
-        if kind == "stream":
-            with contextlib.suppress(SlackApiError):
-                await self.web.call("chat.stopStream", channel=inc.channel, ts=ts)
-        self.view_kind = "reclaimed"
-        self.answer.shown()
-        return UpdateView(self.place, str(ts))
+        # The question's ts: the thread's replies after it are this answer's (the key ends with it).
+        question_ts = inc.key.rsplit(":", 1)[-1] if inc.kind != "command" else self.parent_ts or self.thread_ts
+        view, self.view_kind = await open_view(self.place, inc, self.answer, question_ts=question_ts)
+        return view
 
     async def _apologise(self, view: View | None, text: str, ephemeral: bool) -> None:
         """The polite line instead of an answer: in the progress message when there is one,
