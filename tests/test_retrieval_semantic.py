@@ -118,6 +118,48 @@ async def test_fusion_ranks_first_what_the_right_side_ranks_first(tmp_path: Path
     assert await top_doc(index, fused, crossing) == "bonus-zh.md"
 
 
+class Languages:
+    """A stand-in semantic model that, like a real one, finds every text in the question's own
+    language closer than the right text in another: a language direction outweighs the topic."""
+
+    semantic = True
+    similarity_floor = None
+    name = "languages"
+    TOPICS = (("bonus", "獎金"), ("printer", "印表機"), ("parking", "停車"), ("badge", "門禁"), ("wifi", "無線"))
+    dim = 2 + len(TOPICS)
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            chinese = any("\u4e00" <= ch <= "\u9fff" for ch in text)
+            topics = [0.6 * any(w in text.lower() for w in words) for words in self.TOPICS]
+            rows.append([0.0 if chinese else 1.0, 1.0 if chinese else 0.0, *topics])
+        matrix = np.array(rows)
+        return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+async def test_the_right_document_in_another_language_is_a_candidate(tmp_path: Path) -> None:
+    """30 English notes sit nearer an English question than the one Chinese document that answers
+    it; each script group's own nearest chunks are candidates too, so the calibrated score can
+    put it first."""
+    (tmp_path / "kb").mkdir()
+    for n in range(30):
+        topic = ("printer", "parking", "badge", "wifi")[n % 4]
+        (tmp_path / "kb" / f"note-{n:02d}.md").write_text(f"# Note {n}\n\nAbout the {topic}, part {n}.\n")
+    zh = {"bonus-zh.md": "年終獎金於農曆年前發放。", "printer-zh.md": "印表機卡紙請聯絡總務。",
+          "parking-zh.md": "停車位每半年抽籤。", "badge-zh.md": "門禁卡遺失請補辦。", "wifi-zh.md": "無線網路密碼每月更換。"}  # fmt: skip
+    for name, text in zh.items():
+        (tmp_path / "kb" / name).write_text(f"# {name[:-3]}\n\n{text}\n", encoding="utf-8")
+    model = Languages()
+    await ingest(tmp_path / "kb", tmp_path / "index", model, chunk_chars=600, exact_max=5000)  # type: ignore[arg-type]
+    index = store.load(tmp_path / "index")
+    assert index is not None
+    question = "When is the bonus paid out?"
+    q, answer, note = await model.embed([question, "年終獎金於農曆年前發放。", "About the printer, part 1."])
+    assert q @ note > q @ answer, "every English note is nearer the question than its answer"
+    assert await top_doc(index, Retriever(model), question) == "bonus-zh.md"  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "question", ["Who won the football world cup in 2022?", "怎麼做好吃的紅燒牛肉麵？", "What is the capital of Peru?"]
 )
