@@ -252,7 +252,7 @@ def test_passages_that_share_no_word_with_the_question_are_still_quoted() -> Non
     assert lines == [("總務課：facilities@lumentech.example，分機 1200。", 1)]
 
 
-STEPS = (
+CLAIM_STEPS = (
     "Open SpendWise (spend.lumen.internal) and choose New Claim → Travel.",
     "Link the claim to your approved TA number (format TA-2024-xxxxx). Claims without a TA are returned automatically.",
     "Add each cost as a separate line item, pick the category and attach the receipt image.",
@@ -275,7 +275,7 @@ def test_the_first_answer_a_newcomer_sees_quotes_how_to_claim(tmp_path: Path, sa
     assert body["sources"][0]["id"] == "travel-expenses.md#7"
     lines = quoted(body["answer"])
     cited = {n for _, n in lines}
-    for step in STEPS:
+    for step in CLAIM_STEPS:
         assert (step, 1) in lines, f"step quoted verbatim with its citation: {step}"
         assert step in body["sources"][0]["text"]
     assert "[1] Travel Expense Claims — Submitting a claim in SpendWise" in body["answer"]
