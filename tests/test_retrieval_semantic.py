@@ -15,6 +15,7 @@ from core.kb import e5, store
 from core.kb.embedders import FallbackHashEmbedder, HashEmbedder, make_embedder
 from core.kb.ingest import ingest
 from core.kb.retriever import Retriever
+from core.kb.vectorcache import seed_name
 from core.metrics import EMBEDDER_FALLBACK
 from tests.conftest import HubServer, make_settings
 
@@ -202,6 +203,29 @@ async def test_ingest_embeds_only_new_or_changed_chunks(model: e5.E5Embedder, tm
     (kb / "vpn.md").write_text(DOCS["vpn.md"].replace("GlobalProtect", "FortiClient"), encoding="utf-8")
     await ingest(kb, tmp_path / "index", counting, chunk_chars=600, exact_max=5000, cache=cache)  # type: ignore[arg-type]
     assert counting.embedded == 3  # only the edited chunk
+
+
+async def test_a_fresh_clone_embeds_nothing_its_folder_ships_vectors_for(model: e5.E5Embedder, tmp_path: Path) -> None:
+    """``ingest --save-vectors`` writes the folder's vectors beside its documents; another machine's
+    first ingest (empty cache) takes them and embeds only what changed since."""
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    for name in ("printer.md", "vpn.md", "leave-zh.md"):
+        (kb / name).write_text(DOCS[name], encoding="utf-8")
+    counting = Counting(model)
+    saved = await ingest(kb, tmp_path / "index", counting, chunk_chars=600, exact_max=5000,  # type: ignore[arg-type]
+                         cache=tmp_path / "here.sqlite", save_vectors=True)  # fmt: skip
+    assert counting.embedded == saved.chunks == 3
+    assert (kb / seed_name(model.name)).is_file()
+    (kb / "vpn.md").write_text(DOCS["vpn.md"].replace("GlobalProtect", "FortiClient"), encoding="utf-8")
+    clone = await ingest(kb, tmp_path / "clone", counting, chunk_chars=600, exact_max=5000,  # type: ignore[arg-type]
+                         cache=tmp_path / "there.sqlite")  # fmt: skip
+    assert counting.embedded == 4, "only the edited chunk"
+    assert clone.embedded == 3 and clone.cached == 2
+    shipped, fresh = (
+        np.load(p / str(store.current_name(p)) / "vectors.npy") for p in (tmp_path / "index", tmp_path / "clone")
+    )
+    assert np.array_equal(shipped[[0, 1]], fresh[[0, 1]])  # leave-zh.md and printer.md: the very same vectors
 
 
 def test_an_engine_that_cannot_load_falls_back_to_hash_loudly(
