@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/fusion.py [--embedder e5] [--top-k 3] [--variants current rrf ...]
 
+The first column is ``Retriever.search`` itself, as /ask calls it (the similarity floor
+included); the others rank the candidates with one signal or one fusion and no floor.
 Each set is ingested once (the content-hash vector cache makes a re-run cheap), each question's
 vector is computed once (kept in var/fusion-queries-<embedder>.pickle), and every variant then
 ranks the same candidates: lexical alone, dense alone, the retriever's fusion and alternatives.
@@ -53,6 +55,7 @@ class Candidates:
     docs: list[str]
     expected: str
     question: str
+    searched: list[str]  # the documents Retriever.search returns (seats and the floor included)
 
     def __getattr__(self, name: str) -> np.ndarray:
         if name == "signals":  # while unpickling
@@ -96,6 +99,7 @@ def _title(c: Candidates, fused: np.ndarray, w: float = r.TITLE_WEIGHT) -> np.nd
 
 
 VARIANTS = {
+    "retriever": lambda c: c.dense,  # not a fusion: Retriever.search itself, seats and floor included
     "lexical": lambda c: c.lexical,
     "dense": lambda c: c.dense,
     "calibrated": lambda c: c.calibrated,
@@ -153,9 +157,17 @@ async def main(
                 signals = await retriever.signals(index, q.question)
                 assert signals is not None
                 docs = [index.chunk(int(i)).doc_id.rsplit("/", 1)[-1] for i in signals.ids]
-                rows.append(Candidates(signals, docs, q.expected.rsplit("/", 1)[-1], q.question))
+                searched = [h.chunk.doc_id.rsplit("/", 1)[-1] for h in await retriever.search(index, q.question, top_k)]
+                rows.append(Candidates(signals, docs, q.expected.rsplit("/", 1)[-1], q.question, searched))
         dumped[name] = rows
-        hits = [sum(found(c, VARIANTS[v](c), top_k, per_document) for c in rows) / len(rows) for v in variants]
+        hits = [
+            sum(
+                c.expected in c.searched if v == "retriever" else found(c, VARIANTS[v](c), top_k, per_document)
+                for c in rows
+            )
+            / len(rows)
+            for v in variants
+        ]
         print(f"{name:>10} {len(rows):>4} " + " ".join(f"{h:>10.3f}" for h in hits))
     qcache_path.parent.mkdir(exist_ok=True)
     qcache_path.write_bytes(pickle.dumps(qcache))
