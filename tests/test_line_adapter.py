@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.line.api import LOADING_SECONDS, retry_key
 from adapters.line.translate import addressed_text
-from adapters.line.transport import LOADING_SECONDS, retry_key
 from core.messages import polite
 from tests.conftest import HubServer, make_settings, metric
 from tests.fakes.line_api import BOT_USER_ID, FakeLineAPI, utf16_units

@@ -7,8 +7,11 @@
   thread), DMs, `/ask` and the buttons over the websocket. ``python -m core serve`` runs it beside
   the app; ``python -m adapters.discord`` runs it on its own (the Procfile's ``discord`` process).
 
-Modules: ``transport`` (HTTP endpoint, interaction webhook replies), ``gateway`` (the discord.py
-client), ``translate`` (event -> AskRequest), ``render`` (AskResult -> messages).
+Modules: ``translate`` (events -> AskRequest) and ``render`` (AskResult -> messages), the two pure
+converters; ``transport`` (the HTTP endpoint) and ``deferred`` (the interaction job: deferred
+answers through the interaction webhook); the gateway bot: ``gateway`` (the discord.py client),
+``messages`` (which messages it answers), ``channel_answer`` (the job answering one there),
+``buttons`` (render payloads as discord.py objects).
 """
 
 from __future__ import annotations

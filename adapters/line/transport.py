@@ -1,16 +1,10 @@
-"""LINE in and out: the webhook (verify, claim, queue, ack) and the Messaging API calls.
+"""LINE in: the webhook (verify, claim, queue, ack) and the job that answers one event.
 
-In: ``POST /line/webhook`` checks ``X-Line-Signature`` (base64 HMAC-SHA256 of the raw body with
-the channel secret), claims every event of the batch by its ``webhookEventId`` in the shared
-ledger (a redelivery of an event that was answered, or is being answered, is skipped), queues one
-job per event and answers 200 at once. The answer follows from the job.
-
-Out: the answer goes by reply token while the token is fresh (``line.reply_within_sec`` after the
-event's timestamp); later, or when LINE refuses the token ("Invalid reply token": expired or
-used), by push with an ``X-Line-Retry-Key`` derived from the event id, so that a push retried
-after a lost response is delivered once. A reply answered with a 5xx (or not at all) may have
-gone out: it is retried with the same token, and "used" then means it had. Courtesy messages
-(greeting, "text only", thanks) go by reply only: they are not worth the monthly push quota.
+``POST /line/webhook`` checks ``X-Line-Signature`` (base64 HMAC-SHA256 of the raw body with
+the channel secret), claims every event of the batch by its ``webhookEventId`` in the core inbox
+(a redelivery of an event that was answered, or is being answered, is skipped), queues one job
+per event and answers 200 at once. The job translates the event, asks the core, and hands the
+messages to ``delivery.py`` (reply while the token is fresh, else push) over ``api.py``.
 """
 
 from __future__ import annotations
@@ -20,117 +14,27 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 from fastapi import Request
-from linebot.v3.messaging import (
-    ApiException,
-    AsyncApiClient,
-    AsyncMessagingApi,
-    Configuration,
-    Message,
-    PushMessageRequest,
-    ReplyMessageRequest,
-    ShowLoadingAnimationRequest,
-)
+from linebot.v3.messaging import ApiException
 from linebot.v3.webhook import SignatureValidator
-from prometheus_client import Counter
 from starlette.responses import JSONResponse, Response
 
+from adapters.line import render
+from adapters.line.api import LineApi
+from adapters.line.delivery import Delivery
+from adapters.line.translate import Chat, Incoming, parse_event, to_request, translate
 from core.errors import BadRequest, HubError
 from core.inbox import Answer
 from core.inbox.door import Door
-from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS, REGISTRY
-from core.retry import retrying
-
-from . import render
-from .translate import Chat, Incoming, parse_event, to_request, translate
+from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS
 
 log = logging.getLogger("askhub.line")
 
 PLATFORM = "line"
 JOB = "line.event"
-# The loading animation ends by itself when the answer arrives; this only bounds it if nothing does.
-LOADING_SECONDS = 60
-API_TIMEOUT_SEC = 10.0
-REPLY_RETRY_PAUSE_SEC = 0.3
-ReplyOutcome = Literal["sent", "refused", "failed", "unknown"]  # refused: token expired or used
-PUSH_ATTEMPTS = 3
-_RETRY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "askhub:line:push")
-
-DELIVERIES = Counter(
-    "hub_line_deliveries_total",
-    "LINE answers by how they went out (reply, push) and reply tokens LINE refused (expired_token)",
-    ["method"],
-    registry=REGISTRY,
-)
-
-
-def retry_key(event_id: str) -> str:
-    """The push's X-Line-Retry-Key: the same UUID for every attempt at one event."""
-    return str(uuid.uuid5(_RETRY_NAMESPACE, event_id))
-
-
-def _invalid_token(exc: ApiException) -> bool:
-    return exc.status == 400 and "invalid reply token" in str(exc.body or "").lower()
-
-
-class LineApi:
-    """The SDK's async Messaging API client, made on first use (it needs the running loop)."""
-
-    def __init__(self, host: str, access_token: str) -> None:
-        self._config = Configuration(host=host.rstrip("/"), access_token=access_token)
-        self._client: AsyncApiClient | None = None
-        self._api: AsyncMessagingApi | None = None
-
-    @property
-    def api(self) -> AsyncMessagingApi:
-        if self._api is None:
-            self._client = AsyncApiClient(self._config)
-            self._api = AsyncMessagingApi(self._client)
-        return self._api
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = self._api = None
-
-    async def show_loading(self, chat_id: str) -> None:
-        request = ShowLoadingAnimationRequest(chat_id=chat_id, loading_seconds=LOADING_SECONDS)
-        # Short: the answer waits for it (so the animation never starts after the answer).
-        await self.api.show_loading_animation(request, _request_timeout=3.0)
-
-    async def reply(self, token: str, messages: list[Message]) -> None:
-        request = ReplyMessageRequest(reply_token=token, messages=messages)
-        await self.api.reply_message(request, _request_timeout=API_TIMEOUT_SEC)
-
-    async def push(self, to: str, messages: list[Message], key: str) -> bool:
-        """Push with a retry key; retried on a lost answer or a LINE 5xx. 409 means an earlier
-        attempt with this key was accepted: delivered, once."""
-        request = PushMessageRequest(to=to, messages=messages)
-        try:
-            async for attempt in retrying(_Retry, attempts=PUSH_ATTEMPTS, first_wait_sec=0.5):
-                with attempt:
-                    try:
-                        await self.api.push_message(request, x_line_retry_key=key, _request_timeout=API_TIMEOUT_SEC)
-                    except ApiException as exc:
-                        if exc.status == 409:
-                            return True
-                        if exc.status is None or exc.status >= 500:
-                            raise _Retry(f"status {exc.status}") from exc
-                        log.warning("push refused", extra={"status": exc.status})
-                        return False
-                    except (aiohttp.ClientError, TimeoutError) as exc:
-                        raise _Retry(type(exc).__name__) from exc
-        except _Retry as exc:
-            log.warning("push failed", extra={"exc": str(exc)})
-            return False
-        return True
-
-
-class _Retry(Exception):
-    """A push whose outcome is unknown (5xx, lost answer): retried with the same key."""
 
 
 class LineBot:
@@ -138,6 +42,7 @@ class LineBot:
         self.door = door
         self._validator = SignatureValidator(channel_secret)
         self.api = LineApi(door.settings.line_api_url, access_token)
+        self.delivery = Delivery(self.api, door.settings)
 
     # -- in ------------------------------------------------------------------------------------
 
@@ -222,7 +127,7 @@ class LineBot:
             messages = render.greeting(settings.group_prefixes)
         else:
             messages = render.text_only()
-        sent = await self._try_reply(incoming, messages)
+        sent = await self.delivery.courtesy(incoming, messages)
         ADAPTER_EVENTS.labels(PLATFORM, "answered" if sent else "failed").inc()
         return True  # a courtesy message is not worth a redelivery
 
@@ -240,7 +145,7 @@ class LineBot:
             messages = render.error_messages(exc, incoming.question, request_id)
         if loading is not None:
             await loading
-        sent = await self._deliver(incoming, chat, messages, answer)
+        sent = await self.delivery.answer(incoming, chat, messages, answer)
         outcome = "answered" if sent and answered else "failed"
         log.info(
             "event handled",
@@ -254,67 +159,3 @@ class LineBot:
             await self.api.show_loading(chat.id)
         except (ApiException, aiohttp.ClientError, TimeoutError) as exc:
             log.info("loading animation not shown", extra={"exc": type(exc).__name__})
-
-    # -- out -------------------------------------------------------------------------------------
-
-    async def _deliver(self, incoming: Incoming, chat: Chat, messages: list[Message], answer: Answer) -> bool:
-        """By reply while the token is fresh, else by push (whose retry key makes a repeat harmless).
-
-        A worker that died during the reply leaves a note: LINE cannot say whether that reply went
-        out, so the token is tried again (refused then as used: it had) and, once stale, nothing
-        more is sent — one answer or, rarely, none, never two."""
-        if answer.opened.get("reply"):
-            if not self._fresh(incoming):
-                log.warning("an earlier attempt's reply may have gone out; not pushing a second answer",
-                            extra={"event_id": incoming.event_id})  # fmt: skip
-                return True
-            if await self._reply_once(incoming, messages) in ("sent", "refused"):
-                DELIVERIES.labels("reply").inc()
-                return True
-        elif self._fresh(incoming):
-            await answer.note(reply=True)
-            if await self._try_reply(incoming, messages):
-                return True
-        if await self.api.push(chat.id, messages, retry_key(incoming.event_id)):
-            DELIVERIES.labels("push").inc()
-            return True
-        return False
-
-    def _fresh(self, incoming: Incoming) -> bool:
-        deadline = incoming.timestamp_ms / 1000 + self.door.settings.line.reply_within_sec
-        return incoming.reply_token is not None and time.time() < deadline
-
-    async def _try_reply(self, incoming: Incoming, messages: list[Message]) -> bool:
-        """True when the reply went out. A LINE 5xx or a lost answer leaves that unknown, and a
-        reply has no retry key, so the token is tried once more while fresh: refused then as
-        used, the first attempt had gone out, and no push follows to say it twice."""
-        if not self._fresh(incoming):
-            return False
-        outcome = await self._reply_once(incoming, messages)
-        if outcome == "unknown" and self._fresh(incoming):
-            await asyncio.sleep(REPLY_RETRY_PAUSE_SEC)
-            outcome = await self._reply_once(incoming, messages)
-            if outcome == "refused":
-                log.info("the first reply had gone out", extra={"event_id": incoming.event_id})
-                outcome = "sent"
-        elif outcome == "refused":
-            DELIVERIES.labels("expired_token").inc()
-        if outcome != "sent":
-            return False
-        DELIVERIES.labels("reply").inc()
-        return True
-
-    async def _reply_once(self, incoming: Incoming, messages: list[Message]) -> ReplyOutcome:
-        assert incoming.reply_token is not None
-        try:
-            await self.api.reply(incoming.reply_token, messages)
-            return "sent"
-        except ApiException as exc:
-            if _invalid_token(exc):
-                log.info("reply token refused", extra={"event_id": incoming.event_id})
-                return "refused"
-            log.warning("reply failed", extra={"event_id": incoming.event_id, "status": exc.status})
-            return "unknown" if exc.status is None or exc.status >= 500 else "failed"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("reply failed", extra={"event_id": incoming.event_id, "exc": type(exc).__name__})
-            return "unknown"

@@ -6,7 +6,10 @@ SLACK_APP_TOKEN (Socket Mode: ``python -m adapters.slack``, or ``python -m core 
     transport.py   slack-bolt AsyncApp: verify, decide, dedupe, queue, ack (HTTP and Socket Mode)
     translate.py   Slack payloads -> AskRequest (tenant from the workspace, thread = conversation)
     render.py      AskResult -> mrkdwn and Block Kit (split sections, sources, 👍 / 👎)
-    reply.py       the queued job: ask the core, stream (or update "Thinking…"), post, apologise
+    reply.py       the queued job: ask the core, open a view, finish it or apologise
+    stream.py      the stream writer (chat.startStream / appendStream / stopStream)
+    placeholder.py "Thinking…" edited into the answer, or the asker's response_url
+    view.py        what both views share; webapi.py: the Web API calls they make
 """
 
 from __future__ import annotations

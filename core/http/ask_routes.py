@@ -44,6 +44,13 @@ class UsageOut(BaseModel):
     cost_usd: float
 
 
+class VerifiedOut(BaseModel):
+    id: str
+    by: str  # who verified it
+    at: float  # when (epoch seconds of its last change)
+    collection: str
+
+
 class AskOut(BaseModel):
     question: str
     answer: str
@@ -52,6 +59,7 @@ class AskOut(BaseModel):
     cached: bool
     usage: UsageOut
     request_id: str
+    verified: VerifiedOut | None = None  # present only on an answer a person verified
 
 
 def parse_body(raw: bytes) -> AskBody:

@@ -1,0 +1,160 @@
+"""Deferred-answer delivery: the ``discord.interaction`` job and the interaction webhook it uses.
+
+`/ask` (from the HTTP endpoint or the gateway bot) is acknowledged with a deferred response;
+this job asks the core and edits the answer into that response (``@original``), adding
+follow-ups for further parts. Editing ``@original`` is idempotent; a follow-up is noted before
+it is sent, so a worker that reclaims the job after a crash never sends a part twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Any
+
+import httpx
+
+from adapters.discord import render, translate
+from core.errors import HubError
+from core.inbox import Answer
+from core.inbox.door import Door
+from core.messages import for_error, polite
+from core.metrics import ADAPTER_EVENTS
+from core.retry import RetryAfter, retrying
+
+log = logging.getLogger("askhub.discord")
+
+PLATFORM = translate.PLATFORM
+JOB = "discord.interaction"
+
+
+class Replies:
+    """One HTTP client for every interaction reply of this process (closed with the hub)."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=10.0)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+_REPLIES: weakref.WeakKeyDictionary[Door, Replies] = weakref.WeakKeyDictionary()
+
+
+def register_jobs(door: Door) -> None:
+    """Declare the interaction job (the app and the gateway bot may both do it: one client)."""
+    if door in _REPLIES:
+        return
+    replies = _REPLIES[door] = Replies()
+    door.on_close(replies.aclose)  # after the job queue has drained
+
+    async def handler(job: dict[str, Any]) -> None:
+        await answer_interaction(door, job, replies.client)
+
+    door.inbox.declare(JOB, handler)
+
+
+class InteractionWebhook:
+    """The webhook of one interaction (valid 15 minutes): edit the original response, add follow-ups.
+
+    A 404 right after the deferred ack means Discord has not registered it yet: retried briefly.
+    A 429 is retried after the time Discord names.
+    """
+
+    ATTEMPTS = 5
+
+    def __init__(self, client: httpx.AsyncClient, api_url: str, application_id: str, token: str) -> None:
+        self._client = client
+        self._base = f"{api_url.rstrip('/')}/webhooks/{application_id}/{token}"
+
+    async def edit_original(self, message: dict[str, Any]) -> None:
+        await self._send("PATCH", f"{self._base}/messages/@original", message)
+
+    async def follow_up(self, message: dict[str, Any]) -> None:
+        await self._send("POST", self._base, message)
+
+    async def _send(self, method: str, url: str, message: dict[str, Any]) -> None:
+        try:
+            async for attempt in retrying(httpx.HTTPStatusError, attempts=self.ATTEMPTS, first_wait_sec=0.25,
+                                          max_wait_sec=5.0):  # fmt: skip
+                with attempt:
+                    response = await self._client.request(method, url, json=message)
+                    if response.status_code == 429:
+                        raise RetryAfter(_retry_after(response))
+                    if response.status_code == 404:
+                        response.raise_for_status()  # not registered yet: retried
+                    elif response.status_code >= 300:
+                        raise _Final(response)
+        except RetryAfter:
+            response.raise_for_status()
+        except _Final as final:
+            final.response.raise_for_status()
+
+
+class _Final(Exception):
+    """A status that no retry changes."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return float(response.json().get("retry_after", 1.0))
+    except (ValueError, AttributeError):
+        return float(response.headers.get("Retry-After", 1.0))
+
+
+async def answer_interaction(door: Door, job: dict[str, Any], client: httpx.AsyncClient) -> None:
+    """Ask the core, then edit the answer into the deferred response (follow-ups for more parts).
+
+    Editing ``@original`` is idempotent and the follow-ups sent are noted, so a worker that
+    reclaims the job after a crash completes the one answer instead of adding a second."""
+    settings = door.settings
+    event_id = f"interaction:{job['interaction_id']}"
+    request = translate.ask_request(
+        settings,
+        question=job["question"],
+        user_id=job["user_id"],
+        guild_id=job.get("guild_id"),
+        channel_id=job.get("channel_id"),
+        conversation=job["conversation"],
+        request_id=job["request_id"],
+    )
+    try:
+        messages = render.answer_messages(await door.asker.ask(request))
+    except HubError as exc:
+        messages = [render.text_message(for_error(exc, request.question, request.request_id))]
+    except Exception as exc:  # never leave the user with "thinking…" forever
+        log.error("ask failed", extra={"event": event_id, "exc": type(exc).__name__})
+        messages = [render.text_message(polite("error", request_id=request.request_id))]
+    async with door.inbox.answer(PLATFORM, event_id) as answer:
+        try:
+            await _deliver(InteractionWebhook(client, settings.discord_api_url, job["application_id"], job["token"]),
+                           messages, answer)  # fmt: skip
+        except httpx.HTTPError as exc:
+            log.error("interaction reply failed", extra={"event": event_id, "exc": type(exc).__name__})
+            ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
+            answer.give_back()
+            return
+    ADAPTER_EVENTS.labels(PLATFORM, "answered").inc()
+    log.info("interaction answered", extra={"event": event_id, "request_id": request.request_id})
+
+
+async def _deliver(webhook: InteractionWebhook, messages: list[dict[str, Any]], answer: Answer) -> None:
+    await webhook.edit_original(messages[0])
+    answer.shown()
+    for n, message in enumerate(messages[1:], start=1):
+        if n <= answer.opened.get("follow_ups", 0):
+            continue  # sent by an attempt that died
+        await webhook.follow_up(message)
+        await answer.note(follow_ups=n)
