@@ -96,7 +96,7 @@ class Hub:
         self.models.configure(settings)
         self.accounting.use(self.governor, self.usage)
         self.asker.use(settings, cache=self.cache, collections=self.auth.collections)
-        self.verified.configure(collections=self.auth.collections.all, threshold=settings.verified.threshold)
+        self.verified.configure(policy=self.auth.collections, threshold=settings.verified.threshold)
         self.chat.use(settings)
         self.embeddings.use(settings)
 

@@ -280,6 +280,12 @@ def test_create_refuses_bad_bodies_clearly(hub: HubServer, body: Any, status: in
     assert says in response.json()["error"]["message"]
 
 
+def test_the_list_says_which_collections_each_tenant_reads(hub: HubServer) -> None:
+    body = admin(hub, "GET").json()
+    assert body["collections"] == ["internal", "public"] and body["tenants"] == {"cs": ["public"]}
+    assert hub.hub.verified.collections_for("hr") == ["internal", "public"]  # names none: reads all
+
+
 def test_edit_and_retire_errors(hub: HubServer) -> None:
     saved = save(hub, RETURNS_Q, VERIFIED_RETURNS, "public")
     assert admin(hub, "PATCH", "/nope", {"answer": "x"}).status_code == 404
