@@ -22,6 +22,7 @@ from core.conversation import Conversations
 from core.dedupe import EventLedger
 from core.embeddings import EmbeddingService
 from core.feedback import FeedbackStore
+from core.handoff import HandoffService
 from core.inbox import Inbox
 from core.inbox.threads import ThreadMarkers
 from core.jobs import make_queue
@@ -63,7 +64,7 @@ class Hub:
         self.asker = AskService(
             settings,
             index=self.index,
-            retriever=RewritingSearch(self.retriever, self.models, settings.retrieval),
+            retriever=RewritingSearch(self.retriever, self.models, settings.retrieval, self.accounting),
             models=self.models,
             conversations=self.conversations,
             feedback=self.feedback,
@@ -81,6 +82,8 @@ class Hub:
         # What adapters use (core.inbox.door.Door).
         self.inbox = Inbox(self.events, self.jobs, self.backend, self.tracing)
         self.threads = ThreadMarkers(self.backend)
+        self.handoff = HandoffService(settings, self.backend, models=self.models, accounting=self.accounting,
+                                      conversations=self.conversations)  # fmt: skip
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
@@ -99,6 +102,8 @@ class Hub:
         self.verified.configure(policy=self.auth.collections, threshold=settings.verified.threshold)
         self.chat.use(settings)
         self.embeddings.use(settings)
+        if hasattr(self, "handoff"):
+            self.handoff.configure(settings)
 
     def _apply_from_thread(self, settings: Settings) -> None:
         assert self._loop is not None
@@ -118,6 +123,7 @@ class Hub:
         self.jobs.seal()  # every job kind is declared by now (adapters declare theirs when loaded)
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
+        self.handoff.start()  # the idle sweeper (every process runs one; each close is claimed once)
         await self.index.start()
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None:
@@ -126,6 +132,7 @@ class Hub:
 
     async def close(self) -> None:
         await self.watcher.close()
+        await self.handoff.close()
         await self.jobs.close(self.settings.queue.drain_sec)
         for hook in self._on_close:
             try:
