@@ -39,6 +39,7 @@ from core.stats import Stats
 from core.tracing import Tracing
 from core.usage import UsageLedger
 from core.verified import VerifiedAnswers
+from core.verified.store import snapshot_path
 
 log = logging.getLogger("askhub.hub")
 
@@ -58,9 +59,9 @@ class Hub:
         self.feedback = FeedbackStore(self.backend, self.stats)
         self.accounting = Accounting(self.stats)
         # People's answers, served before retrieval; kept in a file when there is no Redis.
-        snapshot = settings.verified.file or settings.index_dir.with_name(settings.index_dir.name + "-verified.json")
         self.verified = VerifiedAnswers(self.backend, self.embedder, collections=frozenset(settings.collection_dirs()),
-                                        threshold=settings.verified.threshold, snapshot=snapshot)  # fmt: skip
+                                        threshold=settings.verified.threshold,
+                                        snapshot=snapshot_path(settings))  # fmt: skip
         self.asker = AskService(
             settings,
             index=self.index,

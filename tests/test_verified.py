@@ -231,6 +231,14 @@ def test_they_survive_a_restart_of_redis_itself(tmp_path: Path, kb: tuple[Path, 
         redis.stop()
 
 
+def test_a_memory_hub_keeps_its_file_beside_the_index_unless_told(tmp_path: Path) -> None:
+    from core.config import load_settings
+    from core.verified.store import snapshot_path
+
+    assert snapshot_path(load_settings({"INDEX_DIR": str(tmp_path / "idx")})) == tmp_path / "idx-verified.json"
+    assert snapshot_path(make_settings(tmp_path)) == tmp_path / "verified.json"  # the tests' own
+
+
 def test_another_hub_stops_serving_its_cached_answer(
     tmp_path: Path, kb: tuple[Path, Path], upstream: FakeOpenAI, redis_db: str
 ) -> None:
