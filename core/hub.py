@@ -39,6 +39,7 @@ from core.stats import Stats
 from core.tracing import Tracing
 from core.usage import UsageLedger
 from core.verified import VerifiedAnswers
+from core.verified.store import snapshot_path
 
 log = logging.getLogger("askhub.hub")
 
@@ -58,9 +59,9 @@ class Hub:
         self.feedback = FeedbackStore(self.backend, self.stats)
         self.accounting = Accounting(self.stats)
         # People's answers, served before retrieval; kept in a file when there is no Redis.
-        snapshot = settings.verified.file or settings.index_dir.with_name(settings.index_dir.name + "-verified.json")
         self.verified = VerifiedAnswers(self.backend, self.embedder, collections=frozenset(settings.collection_dirs()),
-                                        threshold=settings.verified.threshold, snapshot=snapshot)  # fmt: skip
+                                        threshold=settings.verified.threshold,
+                                        snapshot=snapshot_path(settings))  # fmt: skip
         self.asker = AskService(
             settings,
             index=self.index,
@@ -99,7 +100,7 @@ class Hub:
         self.models.configure(settings)
         self.accounting.use(self.governor, self.usage)
         self.asker.use(settings, cache=self.cache, collections=self.auth.collections)
-        self.verified.configure(collections=self.auth.collections.all, threshold=settings.verified.threshold)
+        self.verified.configure(policy=self.auth.collections, threshold=settings.verified.threshold)
         self.chat.use(settings)
         self.embeddings.use(settings)
         if hasattr(self, "handoff"):
