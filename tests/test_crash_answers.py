@@ -351,3 +351,50 @@ def test_a_discord_follow_up_in_flight_at_a_crash_is_not_sent_again(
         assert len(discord.find("POST", rf"/webhooks/\d+/{token}")) == len(messages) - 1 >= 2
         assert len(discord.find("PATCH", rf"/webhooks/\d+/{token}/messages/@original")) == 2
         assert messages[-1]["components"], messages[-1]  # the last part, with the buttons
+
+
+@pytest.mark.filterwarnings("ignore:'audioop' is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("window", ["thread", "message"])
+def test_a_discord_thread_or_message_created_but_not_yet_noted_is_reused_not_doubled(
+    window: str, tmp_path: Path, sample_index: Path, model: FakeOpenAI
+) -> None:
+    """The bot dies after Discord created its thread (or its first answer message) and before
+    noting it (Discord's answer never came back): the bot that reclaims the job answers in that
+    thread, in that message."""
+    from tests.fakes.discord_api import FakeDiscord
+
+    redis = RedisServer(tmp_path).start()
+    config = write_yaml(tmp_path / "bot.yaml", {"queue": {"reclaim_after_sec": 1}})
+    with FakeDiscord() as discord:
+        env = {"INDEX_DIR": str(sample_index), "REDIS_URL": redis.url, "HUB_CONFIG": str(config),
+               "DISCORD_BOT_TOKEN": discord.token, "DISCORD_API_URL": discord.api_url,
+               "DISCORD_GATEWAY_URL": discord.gateway_url, "OPENAI_API_KEY": "sk",
+               "OPENAI_BASE_URL": model.base_url}  # fmt: skip
+        first = HubProcess(env, tmp_path, ("adapters.discord",), module=True)
+        second = None
+        try:
+            discord.wait_ready(timeout=30)
+            discord.hold(
+                "POST", r"/channels/\d+/messages/\d+/threads" if window == "thread" else r"/channels/\d+/messages"
+            )
+            question = discord.send_message(f"<@{discord.bot_id}> How do I set up the VPN?", mention_bot=True)
+            if window == "thread":
+                discord.wait_until(lambda: question["id"] in discord.channels, timeout=30)
+            else:
+                discord.wait_until(lambda: discord.channel_messages(question["id"]), timeout=30)
+            assert not any(n.get("thread" if window == "thread" else "progress") for n in notes(redis, "discord"))
+            first.proc.kill()
+            first.proc.wait(5)
+            discord.reset_holds()
+            second = HubProcess(env, tmp_path, ("adapters.discord",), module=True)
+            discord.wait_until(lambda: [m for m in discord.channel_messages(question["id"]) if m["components"]],
+                               timeout=30)  # fmt: skip
+            wait(lambda: queue_empty(redis, "discord.message"), "the job answered and acknowledged")
+        finally:
+            for proc in (first, second):
+                if proc is not None:
+                    proc.stop()
+            redis.stop()
+        answers = discord.channel_messages(question["id"])
+        assert len(answers) == 1 and answers[0]["content"].startswith("[gpt-4o"), answers
+        assert not [m for m in discord.channel_messages(discord.channel_id) if m["author"]["id"] == str(discord.bot_id)]
