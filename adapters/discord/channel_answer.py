@@ -5,8 +5,9 @@ the conversation); a DM in the DM; a message in a thread in that thread. While t
 a typing indicator, then the answer growing in one message (edited at most once a second),
 then the final messages of at most 2,000 characters, the last with sources and 👍/👎.
 
-The thread, the progress message and the parts sent are noted, so a worker that reclaims the
-job after a crash answers in that thread, edits that message and skips those parts.
+The thread, the progress message and the parts sent are noted (a message before it is sent), so
+a worker that reclaims the job after a crash answers in that thread, edits that message (found
+in the channel when the dead one died before noting it) and never sends a part twice.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger("askhub.discord")
 
 PLATFORM = translate.PLATFORM
 PROGRESS_INTERVAL = 1.0  # Discord allows about one edit a second per message
+THREAD_EXISTS = 160004  # Discord: "A thread has already been created for this message"
 
 
 class ChannelAnswer:
@@ -76,9 +78,15 @@ class ChannelAnswer:
                 conversation = str(target.id)
                 await answer.note(thread=str(target.id))
             except (discord.HTTPException, ValueError) as exc:
-                # No permission to create threads here (or not a text channel): reply in place.
-                log.warning("thread not created", extra={"event": event_id, "exc": type(exc).__name__})
-                conversation, reference = f"{channel_id}:{message_id}", question_message
+                if isinstance(exc, discord.HTTPException) and exc.code == THREAD_EXISTS:
+                    # An attempt that died had started it, unnoted; a thread started from a
+                    # message has that message's id.
+                    target = client.get_partial_messageable(message_id, guild_id=guild_id)
+                    conversation = str(message_id)
+                    await answer.note(thread=conversation)
+                else:  # no permission to create threads here (or not a text channel): reply in place
+                    log.warning("thread not created", extra={"event": event_id, "exc": type(exc).__name__})
+                    conversation, reference = f"{channel_id}:{message_id}", question_message
         request = translate.ask_request(
             self.door.settings,
             question=job["question"],
@@ -88,17 +96,16 @@ class ChannelAnswer:
             conversation=conversation,
             request_id=job["request_id"],
         )
-        await self._answer(target, request, reference, answer)
+        await self._answer(target, request, reference, answer, message_id)
 
-    async def _answer(self, target: Any, request: AskRequest, reference: Any, answer: Answer) -> None:
+    async def _answer(self, target: Any, request: AskRequest, reference: Any, answer: Answer, question_id: int) -> None:
         """Stream the answer into target: progress in one message, then the final messages."""
-        sent: Any = None
-        if answer.opened.get("progress"):
-            sent = target.get_partial_message(int(answer.opened["progress"]))
+        sent: Any = await self._resumed(target, answer, question_id)
 
         async def show(text: str) -> None:
             nonlocal sent
             if sent is None:
+                await answer.note(sending=True)  # before: see _resumed
                 sent = await target.send(render.progress(text), reference=reference, mention_author=False)
                 answer.shown()
                 await answer.note(progress=str(sent.id))
@@ -133,7 +140,28 @@ class ChannelAnswer:
             if n == 0 and sent is not None:
                 await sent.edit(**kwargs)
             else:
-                if n:  # noted before it is sent: a part in flight at a crash is counted as sent
-                    await answer.note(parts=n)
+                # Noted before it is sent: a part in flight at a crash is counted as sent, the
+                # first message is looked for (_resumed).
+                await answer.note(**({"parts": n} if n else {"sending": True}))
                 await target.send(**kwargs, reference=reference if n == 0 else None, mention_author=False)
             answer.shown()
+
+    async def _resumed(self, target: Any, answer: Answer, question_id: int) -> Any:
+        """The message a dead attempt showed its answer in: noted, or — it died between Discord's
+        answer and the note — the bot's first message in target after the question."""
+        if answer.opened.get("progress"):
+            return target.get_partial_message(int(answer.opened["progress"]))
+        if not answer.opened.get("sending") or self.client.user is None:
+            return None
+        try:
+            found = await self.client.http.logs_from(target.id, 50, after=question_id)
+        except discord.HTTPException as exc:
+            log.warning("cannot read the channel to find an unnoted answer", extra={"exc": type(exc).__name__})
+            return None
+        mine = [int(m["id"]) for m in found if m["author"]["id"] == str(self.client.user.id)]
+        if not mine:
+            return None
+        log.info("took over an answer the dead worker had not noted", extra={"question_id": str(question_id)})
+        answer.shown()
+        await answer.note(progress=str(min(mine)))
+        return target.get_partial_message(min(mine))
