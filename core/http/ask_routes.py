@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from core.ask import Delta
 from core.errors import BadRequest, HubError, InvalidType
 from core.http import sse
 from core.http.auth import principal
+from core.portal.door import HandedOff
 from core.schema import Admission, AskRequest, AskResult, json_object
 
 
@@ -44,6 +46,13 @@ class UsageOut(BaseModel):
     cost_usd: float
 
 
+class HandoffOut(BaseModel):
+    """Present while the conversation is with a person: its replies come on ``events`` (SSE)."""
+
+    state: str  # "started" (the answer is the handoff notice) or "relayed" (sent to the agent)
+    events: str
+
+
 class AskOut(BaseModel):
     question: str
     answer: str
@@ -52,6 +61,7 @@ class AskOut(BaseModel):
     cached: bool
     usage: UsageOut
     request_id: str
+    handoff: HandoffOut | None = None
 
 
 def parse_body(raw: bytes) -> AskBody:
@@ -98,12 +108,27 @@ async def ask(request: Request) -> Response:
         request_id=request.state.request_id,
         platform="web" if request.headers.get("x-askhub-client") == "portal" else "api",
     )
+    handed = await hub.portal.answer(ask_request, who, max_chars=hub.settings.requests.max_question_chars)
+    if handed is not None:
+        return handed_off(handed, stream=body.stream)
     if body.stream:
         admitted: list[Admission] = []
         return await stream_answer(hub.asker.stream(ask_request, who, admitted.append), admitted)
     result = await hub.asker.ask(ask_request, who)
     headers = result.admission.headers() if result.admission else None
     return Response(orjson.dumps(result.as_dict()), media_type="application/json", headers=headers)
+
+
+def handed_off(handed: HandedOff, *, stream: bool) -> Response:
+    """The answer while a person has (or takes) the conversation: one JSON body, or one ``done``."""
+    result = handed.result
+    cid = quote(handed.conversation_id, safe="")
+    data = {**result.as_dict(), "handoff": {"state": handed.state, "events": f"/conversations/{cid}/events"}}
+    headers = result.admission.headers() if result.admission else {}
+    if stream:
+        headers = {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return Response(sse.frame("done", data), media_type="text/event-stream", headers=headers)
+    return Response(orjson.dumps(data), media_type="application/json", headers=headers)
 
 
 async def stream_answer(events: AsyncIterator[Delta | AskResult], admitted: list[Admission]) -> Response:
