@@ -34,10 +34,11 @@ from core.llm.base import Completion, Message
 from core.llm.gateway import ModelGateway
 from core.llm.prompt import build_prompt, language_of
 from core.messages import NO_KNOWLEDGE
-from core.metrics import ASKS, RETRIEVAL_SECONDS, SOURCES
+from core.metrics import ASKS, RETRIEVAL_SECONDS, SOURCES, VERIFIED_SERVED
 from core.pii import redact
 from core.schema import Admission, AskRequest, AskResult, Source, Usage
 from core.tracing import annotate, span, trace_id
+from core.verified import VerifiedAnswer, VerifiedAnswers
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class AskService:
         conversations: Conversations,
         feedback: FeedbackStore,
         accounting: Accounting,
+        verified: VerifiedAnswers,
     ) -> None:
         self._settings = settings
         self._index = index
@@ -91,6 +93,7 @@ class AskService:
         self._conversations = conversations
         self._feedback = feedback
         self._accounting = accounting
+        self._verified = verified
         self._stats = accounting.stats
 
     def use(self, settings: Settings, *, cache: AnswerCache, collections: CollectionPolicy) -> None:
@@ -198,8 +201,10 @@ class AskService:
             self._stats.pii()
         temperature = settings.llm.temperature if request.temperature is None else request.temperature
         # Everything that changes the answer is in its cache scope: who may read what, the route,
-        # how many passages, the temperature. Askers with the same scope share entries.
-        scope = AnswerCache.scope(readable, route.name, top_k, temperature)
+        # how many passages, the temperature — and the generation of the verified answers of
+        # those collections, so that saving, editing or retiring one leaves no stale cached answer.
+        # Askers with the same scope share entries.
+        scope = AnswerCache.scope(readable, route.name, top_k, temperature, self._verified.generation(readable))
         key = AnswerCache.key(question, index.version, scope)
         # A follow-up depends on its conversation: never answered from (or into) the plain cache.
         with span("cache.lookup", **{"askhub.cache.skipped": bool(history)}) as lookup:
@@ -211,6 +216,21 @@ class AskService:
                 yield Delta(cached["answer"])
             await self._conversations.add(conversation, question, cached["answer"])
             yield self._finish(request, question, started, cached, Usage(), cached=True, route=route.name)
+            return
+
+        # A person's answer to this question (within the asker's collections) beats retrieval.
+        with span("verified.match"):
+            found = await self._verified.match(question, readable)
+        if found is not None:
+            data = self._verified_data(found)
+            if streaming:
+                yield Delta(data["answer"])
+            if not history:
+                with span("cache.store"):
+                    await self._cache.put(key, orjson.dumps(data), tenant=request.tenant, scope=scope,
+                                          question=question)  # fmt: skip
+            await self._conversations.add(conversation, question, data["answer"])
+            yield self._finish(request, question, started, data, Usage(), cached=False, route=route.name)
             return
 
         t0 = time.perf_counter()
@@ -253,6 +273,12 @@ class AskService:
         await self._conversations.add(conversation, question, data["answer"])
         yield self._finish(request, question, started, data, usage, cached=False, route=route.name)
 
+    @staticmethod
+    def _verified_data(found: VerifiedAnswer) -> dict[str, Any]:
+        """An answer no model wrote: ``model`` says so, ``verified`` says who stands behind it."""
+        return {"answer": found.answer, "model": "verified", "outcome": "answered", "sources": [],
+                "verified": found.mark()}  # fmt: skip
+
     def _outcome(
         self, question: str, relevant: list[Hit], completion: Completion | None
     ) -> tuple[dict[str, Any], Usage]:
@@ -290,6 +316,9 @@ class AskService:
                                     prompt=usage.prompt_tokens, completion=usage.completion_tokens, cached=cached,
                                     forwarded=False)  # fmt: skip
         sources = [Source(**s) for s in data["sources"]]
+        verified = data.get("verified")
+        if verified is not None:
+            VERIFIED_SERVED.labels(verified["collection"]).inc()
         latency_ms = (time.perf_counter() - started) * 1000
         traced = trace_id()  # the line leads to its trace
         if traced:
@@ -313,6 +342,7 @@ class AskService:
                 "completion_tokens": usage.completion_tokens,
                 "cost_usd": usage.cost_usd,
                 "cached": cached,
+                **({"verified": verified["id"]} if verified else {}),
                 **({"trace_id": traced} if traced else {}),
             }
         )
@@ -326,4 +356,5 @@ class AskService:
             request_id=request.request_id,
             outcome=data["outcome"],
             latency_ms=latency_ms,
+            verified=verified,
         )

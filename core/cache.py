@@ -54,9 +54,10 @@ class AnswerCache:
         self._semantic: dict[str, tuple[float, list[_Entry]]] = {}
 
     @staticmethod
-    def scope(collections: frozenset[str], route: str, top_k: int, temperature: float) -> str:
-        """What besides the question decides an answer; equal scopes may share entries."""
-        return f"{','.join(sorted(collections))}\x1f{route}\x1fk{top_k}\x1ft{temperature:g}"
+    def scope(collections: frozenset[str], route: str, top_k: int, temperature: float, verified: str = "") -> str:
+        """What besides the question decides an answer; equal scopes may share entries.
+        ``verified``: the generation of those collections' verified answers (core.verified)."""
+        return f"{','.join(sorted(collections))}\x1f{route}\x1fk{top_k}\x1ft{temperature:g}\x1fv{verified}"
 
     @staticmethod
     def key(question: str, index_version: int, scope: str) -> str:

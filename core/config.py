@@ -192,6 +192,14 @@ class CacheSettings(_Section):
     semantic: SemanticCacheSettings = SemanticCacheSettings()
 
 
+class VerifiedSettings(_Section):
+    # How similar (cosine) a question must be to a verified one to get its answer; unset: what
+    # was measured for the embedder (core/verified/matcher.py). Exact matches always count.
+    threshold: float | None = Field(None, gt=0.5, le=1.0)
+    # Without Redis, verified answers are kept in this file (default: INDEX_DIR-verified.json).
+    file: Path | None = None
+
+
 class Price(_Section):
     input_per_1m: float = Field(ge=0)  # US dollars per million prompt tokens
     output_per_1m: float = Field(ge=0)
@@ -357,6 +365,7 @@ class Settings(_Section):
     jwt: JWTSettings | None = None
     limits: LimitSettings = LimitSettings()
     cache: CacheSettings = CacheSettings()
+    verified: VerifiedSettings = VerifiedSettings()
     prices: dict[str, Price] = {}
     models: list[ModelSettings] = []
     routes: list[RouteSettings] = []

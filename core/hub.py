@@ -40,6 +40,7 @@ from core.state import BackendUnavailable, make_backend
 from core.stats import Stats
 from core.tracing import Tracing
 from core.usage import UsageLedger
+from core.verified import VerifiedAnswers
 
 log = logging.getLogger("askhub.hub")
 
@@ -58,6 +59,10 @@ class Hub:
         self.stats = Stats(self.backend)
         self.feedback = FeedbackStore(self.backend, self.stats)
         self.accounting = Accounting(self.stats)
+        # People's answers, served before retrieval; kept in a file when there is no Redis.
+        snapshot = settings.verified.file or settings.index_dir.with_name(settings.index_dir.name + "-verified.json")
+        self.verified = VerifiedAnswers(self.backend, self.embedder, collections=frozenset(settings.collection_dirs()),
+                                        threshold=settings.verified.threshold, snapshot=snapshot)  # fmt: skip
         self.asker = AskService(
             settings,
             index=self.index,
@@ -66,6 +71,7 @@ class Hub:
             conversations=self.conversations,
             feedback=self.feedback,
             accounting=self.accounting,
+            verified=self.verified,
         )
         self.chat = ChatService(
             index=self.index, retriever=self.retriever, models=self.models, accounting=self.accounting
@@ -97,6 +103,7 @@ class Hub:
         self.models.configure(settings)
         self.accounting.use(self.governor, self.usage)
         self.asker.use(settings, cache=self.cache, collections=self.auth.collections)
+        self.verified.configure(collections=self.auth.collections.all, threshold=settings.verified.threshold)
         self.chat.use(settings)
         self.embeddings.use(settings)
         if hasattr(self, "handoff"):
@@ -116,6 +123,7 @@ class Hub:
         self.usage.start()
         self.stats.start()
         self.feedback.start()
+        await self.verified.start()
         self.jobs.seal()  # every job kind is declared by now (adapters declare theirs when loaded)
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
@@ -138,6 +146,7 @@ class Hub:
         await self.usage.close()
         await self.stats.close()
         await self.feedback.close()
+        await self.verified.close()
         await self.index.close()
         await self.models.aclose()
         await self.chat.aclose()

@@ -184,3 +184,9 @@ QUERY_REWRITES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+VERIFIED_SERVED = Counter(
+    "hub_verified_answers_served_total",
+    "Answers served from a verified answer (cached ones too), by its collection",
+    ["collection"],
+    registry=REGISTRY,
+)

@@ -97,9 +97,11 @@ class AskResult:
     outcome: str = "answered"
     latency_ms: float = 0.0
     admission: Admission | None = None
+    # Served from a verified answer: {"id", "by", "at", "collection"} (who verified it, when).
+    verified: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        body = {
             "question": self.question,
             "answer": self.answer,
             "sources": [s.as_dict() for s in self.sources],
@@ -108,6 +110,9 @@ class AskResult:
             "usage": self.usage.as_dict(),
             "request_id": self.request_id,
         }
+        if self.verified is not None:  # additive: answers nobody verified keep the contract's shape
+            body["verified"] = self.verified
+        return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,3 +257,38 @@ def test_bot_messages_and_edits_in_a_handoff_thread_are_not_relayed(desk: Desk) 
     assert pushed_to(desk, user) == ["a person"]
     click(desk, "handoff_resolve", ts)
     wait_until(lambda: "Resolved by" in status_text(desk, ts))
+
+
+def test_a_resolved_handoff_can_be_saved_as_a_verified_answer(desk: Desk) -> None:
+    user = new_user()
+    asked = say(desk, user, "退貨的運費誰付?")
+    wait_until(lambda: replied(desk, asked))
+    idle(desk)
+    _, ts = start(desk, user, "我要找真人")
+    assert send_event(desk.hub, agent_reply(ts, "退貨運費由本公司負擔，請於七天內寄回。")).status_code == 200
+    wait_until(lambda: pushed_to(desk, user))
+    click(desk, "handoff_resolve", ts)
+    wait_until(lambda: "handoff_save_verified" in status_text(desk, ts))
+
+    seen = len(desk.slack.calls)
+    click(desk, "handoff_save_verified", ts)
+    (opened,) = wait_until(lambda: desk.slack.calls_to("views.open")[-1:] if len(desk.slack.calls) > seen else [])
+    view = opened["view"] if isinstance(opened["view"], dict) else json.loads(opened["view"])
+    initial = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"]}
+    assert initial["question"] == "退貨的運費誰付?"  # the question before "我要找真人"
+    assert initial["answer"] == "退貨運費由本公司負擔，請於七天內寄回。"
+    submission = {
+        "type": "view_submission", "team": {"id": TEAM}, "user": {"id": AGENT, "name": "mei"},
+        "api_app_id": "A0001", "trigger_id": uuid.uuid4().hex,
+        "view": {**view, "id": "V0SAVE1", "hash": "h1", "state": {"values": {
+            "question": {"value": {"type": "plain_text_input", "value": "退貨運費由誰負擔?"}},
+            "answer": {"value": {"type": "plain_text_input", "value": initial["answer"]}},
+            "collection": {"value": {"type": "static_select", "selected_option": {"value": "default"}}},
+        }}},
+    }  # fmt: skip
+    assert send_form(desk.hub, {"payload": json.dumps(submission)}).status_code == 200
+    assert send_form(desk.hub, {"payload": json.dumps(submission)}).status_code == 200  # a double submit
+    wait_until(lambda: any("Saved as a verified answer" in t for t in in_thread(desk, ts)))
+    idle(desk)
+    saved = [v for v in desk.hub.run(desk.hub.hub.verified.list()) if v.question == "退貨運費由誰負擔?"]
+    assert len(saved) == 1 and saved[0].verified_by == "mei" and saved[0].collection == "default"

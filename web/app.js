@@ -34,6 +34,7 @@ const LABELS = {
     model: "Model:",
     latency: "Response time",
     cached: "Cached",
+    verifiedBy: "Verified by",
     requestId: "Request ID",
     feedbackLabel: "Was this answer helpful?",
     helpful: "Helpful",
@@ -92,6 +93,7 @@ const LABELS = {
     model: "模型：",
     latency: "回應時間",
     cached: "快取",
+    verifiedBy: "已確認：",
     requestId: "請求編號",
     feedbackLabel: "這個回答有幫助嗎？",
     helpful: "有幫助",
@@ -514,6 +516,11 @@ function renderMeta(data, latencyMs) {
     el("span", { class: "badge latency" }, latencyLabel, formatLatency(latencyMs)),
   );
   if (data.cached === true) meta.append(el("span", { class: "badge badge-cached", i18n: "cached" }));
+  if (data.verified && typeof data.verified === "object") {
+    // A person's answer, not the model's: say who stands behind it.
+    const by = el("span", { class: "verified-by", text: String(data.verified.by ?? "") });
+    meta.append(el("span", { class: "badge badge-verified" }, "✅ ", el("span", { i18n: "verifiedBy" }), " ", by));
+  }
   if (data.request_id) meta.append(requestIdLine(String(data.request_id)));
   return meta;
 }

@@ -16,6 +16,7 @@ from typing import Any
 from adapters.discord.translate import Rating, feedback_custom_id
 from core.schema import AskResult, Source
 from core.textsplit import split_text
+from core.verified.mark import verified_line
 
 MESSAGE_LIMIT = 2000
 MAX_MESSAGES = 10  # a runaway answer is cut short (with an ellipsis) rather than flooding a channel
@@ -89,7 +90,8 @@ def text_message(text: str) -> dict[str, Any]:
 
 def answer_messages(result: AskResult) -> list[dict[str, Any]]:
     """The messages of one answer; the last carries the sources embed and the feedback buttons."""
-    messages = [text_message(part) for part in parts(result.answer)]
+    line = verified_line(result.verified, result.question)
+    messages = [text_message(part) for part in parts(f"{result.answer}\n\n{line}" if line else result.answer)]
     last = messages[-1]
     embed = sources_embed(result.sources)
     if embed is not None:

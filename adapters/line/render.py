@@ -26,6 +26,7 @@ from core.llm.prompt import language_of
 from core.messages import for_error, polite
 from core.schema import AskResult, Source
 from core.textsplit import split_text, utf16_len
+from core.verified.mark import verified_line
 
 from .translate import feedback_data
 
@@ -54,8 +55,9 @@ def answer_messages(result: AskResult) -> list[Message]:
     extra: list[Message] = []
     if result.sources:
         extra.append(sources_message(result.sources, language))
+    line = verified_line(result.verified, result.question)
     texts = split_text(
-        result.answer,
+        f"{result.answer}\n\n{line}" if line else result.answer,
         TEXT_LIMIT,
         measure=utf16_len,
         max_parts=MAX_MESSAGES - len(extra),

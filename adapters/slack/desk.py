@@ -5,6 +5,9 @@
     thread_reply()         a person's reply in a handoff thread (a ``message`` event with that
                            thread_ts, no subtype, not a bot) -> a ``slack.handoff_reply`` job
     action()               Take / Resolve clicks -> a ``slack.handoff_action`` job
+    open_save() / saved()  "Save as verified answer" on a resolved handoff (with verified answers in
+                           the hub): a form with the question and the agent's reply -> a
+                           ``slack.handoff_save`` job -> ``door.verified.save``
 
 Each of our messages carries its once-key in Slack's message metadata; a repeat after a crash
 (``maybe_done``) looks for that key first, so the channel never shows a message twice. Replies
@@ -14,6 +17,7 @@ Slack sends for one message relays once; bot messages, edits and deletions are n
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -26,7 +30,7 @@ from core.inbox.door import Door
 
 log = logging.getLogger("askhub.slack")
 
-REPLY_JOB, ACTION_JOB = "slack.handoff_reply", "slack.handoff_action"
+REPLY_JOB, ACTION_JOB, SAVE_JOB = "slack.handoff_reply", "slack.handoff_action", "slack.handoff_save"
 META_TYPE = "askhub_handoff"
 
 
@@ -162,3 +166,45 @@ class SlackDesk:
             else:
                 done = await self.door.handoff.resolve(payload["channel"], payload["ts"], payload["user"])
         log.info("handoff action", extra={"event": payload["key"], "kind": payload["kind"], "done": done})
+
+    # -- learning from it: "Save as verified answer" --
+
+    async def open_save(self, body: dict[str, Any]) -> None:
+        """The button's click: open the form (within the click's trigger_id, which lives 3 s)."""
+        container = body.get("container") or {}
+        channel = str(container.get("channel_id") or "")
+        ts = str(container.get("message_ts") or "")
+        proposal = await self.door.handoff.proposal(channel, ts)
+        if proposal is None or not body.get("trigger_id"):
+            return
+        await self.web.views_open(trigger_id=body["trigger_id"], view=desk_blocks.save_modal(proposal, channel, ts))
+
+    @staticmethod
+    def saved(body: dict[str, Any]) -> dict[str, Any] | str:
+        """The form's submission as a job payload, or what is wrong with it (shown in the form)."""
+        view = body.get("view") or {}
+        values = (view.get("state") or {}).get("values") or {}
+
+        def field(block: str) -> str:
+            value = (values.get(block) or {}).get("value") or {}
+            return str(value.get("value") or (value.get("selected_option") or {}).get("value") or "").strip()
+
+        where = json.loads(view.get("private_metadata") or "{}")
+        question, answer, collection = field("question"), field("answer"), field("collection")
+        if not question or not answer or not collection:
+            return "question" if not question else "answer" if not answer else "collection"
+        user = body.get("user") or {}
+        return {"key": f"view:{view.get('id')}:{view.get('hash')}", "question": question, "answer": answer,
+                "collection": collection, "user": str(user.get("id") or ""),
+                "name": str(user.get("name") or user.get("username") or user.get("id") or "agent"),
+                "channel": str(where.get("channel") or ""), "ts": str(where.get("ts") or "")}  # fmt: skip
+
+    async def save(self, payload: dict[str, Any]) -> None:
+        async with self.door.inbox.answer(PLATFORM, payload["key"]) as answer:
+            item = await self.door.verified.save(payload["question"], payload["answer"], payload["collection"],
+                                                 payload["name"], actor="slack")  # fmt: skip
+            answer.shown()
+            if payload["channel"] and payload["ts"]:
+                line = desk_blocks.saved_line(payload["user"], item.collection)
+                await self.web.chat_postMessage(channel=payload["channel"], thread_ts=payload["ts"], text=line)
+        log.info("handoff answer saved as verified", extra={"event": payload["key"], "collection": item.collection})

@@ -3,6 +3,7 @@ the end. Pure functions; desk.py posts and updates what they build."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from adapters.slack.render import escape
@@ -88,3 +89,42 @@ def with_status(
 
 def customer_line(text: str) -> str:
     return f"*Customer:* {escape(text)}"
+
+
+SAVE_VIEW = "handoff_save_verified"
+
+
+def save_modal(proposal: dict[str, Any], channel: str, ts: str) -> dict[str, Any]:
+    """The "Save as verified answer" form: the customer's question and the agent's last reply,
+    editable, and the collection it answers in (the customer's tenant's)."""
+
+    def text_input(block: str, label: str, value: str, limit: int) -> dict[str, Any]:
+        element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "multiline": True,
+                                   "max_length": limit}  # fmt: skip
+        if value.strip():
+            element["initial_value"] = value[:limit]
+        return {"type": "input", "block_id": block, "label": {"type": "plain_text", "text": label},
+                "element": element}  # fmt: skip
+
+    options = [{"text": {"type": "plain_text", "text": name[:75]}, "value": name} for name in proposal["collections"]]
+    select: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options[:100]}
+    if options:
+        select["initial_option"] = options[0]
+    label = {"type": "plain_text", "text": "Collection"}
+    return {
+        "type": "modal",
+        "callback_id": SAVE_VIEW,
+        "private_metadata": json.dumps({"channel": channel, "ts": ts}),
+        "title": {"type": "plain_text", "text": "Verified answer"},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            text_input("question", "Question (as customers ask it)", proposal["question"], 2000),
+            text_input("answer", "Answer", proposal["answer"], 3000),
+            {"type": "input", "block_id": "collection", "label": label, "element": select},
+        ],
+    }
+
+
+def saved_line(user: str, collection: str) -> str:
+    return f"✅ Saved as a verified answer in *{escape(collection)}* by <@{user}>."

@@ -9,6 +9,7 @@ from typing import Any
 
 from core.schema import AskResult
 from core.textsplit import split_text
+from core.verified.mark import verified_line
 
 SECTION_LIMIT = 3000  # characters in a section block's text
 MAX_BLOCKS = 50  # blocks in one message
@@ -127,6 +128,10 @@ def answer_blocks(result: AskResult) -> list[dict[str, Any]]:
 def footer_blocks(result: AskResult) -> list[dict[str, Any]]:
     """What follows the answer's text: its sources (with scores) and the feedback buttons."""
     blocks = []
+    if line := verified_line(result.verified, result.question):
+        blocks.append(
+            {"type": "context", "block_id": "askhub_verified", "elements": [{"type": "mrkdwn", "text": escape(line)}]}
+        )
     if result.sources:
         blocks.append(sources_block(result))
     blocks.append(feedback_block(result.request_id))

@@ -35,7 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.slack import translate
-from adapters.slack.desk import ACTION_JOB, REPLY_JOB, SlackDesk
+from adapters.slack.desk import ACTION_JOB, REPLY_JOB, SAVE_JOB, SlackDesk
+from adapters.slack.desk_blocks import ACTION_SAVE, SAVE_VIEW
 from adapters.slack.reply import Replier
 from adapters.slack.translate import PLATFORM, Ignored, Incoming
 from core.config import Settings
@@ -108,6 +109,9 @@ class SlackTransport:
             door.inbox.declare(REPLY_JOB, self.desk.relay_reply)
             door.inbox.declare(ACTION_JOB, self.desk.act)
             self.app.action(re.compile(r"^handoff_(resolve|take)$"))(self._on_handoff_action)
+            door.inbox.declare(SAVE_JOB, self.desk.save)
+            self.app.action(ACTION_SAVE)(self._on_handoff_save)
+            self.app.view(SAVE_VIEW)(self._on_handoff_saved)
 
     # -- listeners (each returns quickly: that return is the ack) --
 
@@ -176,6 +180,27 @@ class SlackTransport:
         refused = await self._accept(payload["key"], ACTION_JOB, payload)
         if refused is not None:
             return refused
+        await ack()
+        return None
+
+    async def _on_handoff_save(self, body: dict[str, Any], ack: Any) -> None:
+        await ack()
+        assert self.desk is not None
+        try:
+            await self.desk.open_save(body)
+        except Exception as exc:  # the button can be clicked again
+            log.warning("verified answer form not opened", extra={"exc": type(exc).__name__})
+
+    async def _on_handoff_saved(self, body: dict[str, Any], ack: Any) -> Any:
+        assert self.desk is not None
+        payload = self.desk.saved(body)
+        if isinstance(payload, str):
+            await ack(response_action="errors", errors={payload: "Please fill this in."})
+            return None
+        refused = await self._accept(payload["key"], SAVE_JOB, payload)
+        if refused is not None:
+            await ack(response_action="errors", errors={"answer": "The hub is busy; please try again."})
+            return None
         await ack()
         return None
 

@@ -37,6 +37,7 @@ from core.handoff.record import Customer, Handoff
 from core.handoff.store import HandoffStore
 from core.handoff.triggers import asks_for_person, feedback_asks_for_person
 from core.llm.gateway import ModelGateway
+from core.pii import redact
 from core.schema import AskRequest
 from core.state import StateBackend
 
@@ -99,6 +100,7 @@ class HandoffService:
         self.configure(settings)
 
     def configure(self, settings: Settings) -> None:
+        self._all = settings
         self.settings: HandoffSettings | None = settings.handoff if settings.slack_bot_token else None
         if settings.handoff is not None and not settings.slack_bot_token:
             log.warning("handoff is configured but SLACK_BOT_TOKEN is not set: handoff is off")
@@ -172,6 +174,7 @@ class HandoffService:
                 other = await self.store.get(held)
                 return await self._to_desk(other, message) if other else BOT
             current = new
+            await self.store.note(new.id, "question", {"text": redact(await self._question(customer, message))})
         elif current.id != handoff_id:
             return await self._to_desk(current, message)
         if current.desk_ts is None:
@@ -226,6 +229,12 @@ class HandoffService:
         turns.append(("customer", message.text))
         return [(who, summary.shown(text, redacted)) for who, text in turns]
 
+    async def _question(self, customer: Customer, message: CustomerMessage) -> str:
+        """What the customer wanted answered: the last question the bot got before the handoff
+        ("真人客服" alone asks nothing), else the message that started it."""
+        earlier = [text for who, text in await self._transcript(customer, message, False) if who == "customer"]
+        return earlier[-2] if len(earlier) > 1 else message.text
+
     async def _desk_ref(self, handoff: Handoff) -> DeskRef | None:
         """The thread; a message that raced the opening message waits a moment for it."""
         deadline = time.monotonic() + DESK_WAIT_SEC
@@ -275,6 +284,7 @@ class HandoffService:
             raise RelayFailed("the customer's platform did not take it")
         now = self.clock()
         await self.store.touch(handoff.id, now)
+        await self.store.note(handoff.id, "reply", {"text": text})  # offered as the verified answer at the end
         if await self.store.first(handoff.id, "human", {"at": now, "by": agent}):
             telemetry.FIRST_REPLY_SECONDS.labels(handoff.platform).observe(max(0.0, now - handoff.started_at))
         telemetry.RELAYS.labels("to_customer", "relayed").inc()
@@ -330,6 +340,19 @@ class HandoffService:
                 log.warning("handoff desk update failed", extra={"handoff": handoff.id, "exc": type(exc).__name__})
                 return
         await self.store.release(handoff)
+
+    async def proposal(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """What "Save as verified answer" offers: the customer's question (redacted), the agent's
+        last reply, and the collections the customer's tenant reads (the first is the default)."""
+        handoff = await self.store.by_desk(channel, ts)
+        if handoff is None:
+            return None
+        question = await self.store.fact(handoff.id, "question") or {}
+        reply = await self.store.fact(handoff.id, "reply") or {}
+        tenant = self._all.tenants.get(handoff.tenant)
+        collections = (tenant.collections if tenant else None) or list(self._all.collection_dirs())
+        return {"handoff": handoff.id, "tenant": handoff.tenant, "question": str(question.get("text") or ""),
+                "answer": str(reply.get("text") or ""), "collections": collections}  # fmt: skip
 
     # -- operations --
 

@@ -88,6 +88,10 @@ class HandoffStore:
         return await self._backend.set(f"handoff:{handoff_id}:{name}", orjson.dumps(value), KEEP_SEC,
                                        only_if_absent=True)  # fmt: skip
 
+    async def note(self, handoff_id: str, name: str, value: dict[str, object]) -> None:
+        """A fact that the latest writer sets (the agent's last reply)."""
+        await self._backend.set(f"handoff:{handoff_id}:{name}", orjson.dumps(value), KEEP_SEC)
+
     async def touch(self, handoff_id: str, at: float) -> None:
         """The last message, either way (the idle close counts from it)."""
         await self._backend.set(f"handoff:{handoff_id}:seen", orjson.dumps({"at": at}), KEEP_SEC)

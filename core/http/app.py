@@ -28,6 +28,7 @@ from core.http import (
     embeddings_routes,
     errors,
     feedback_routes,
+    handoff_routes,
     openai_routes,
     ops_routes,
 )
@@ -35,6 +36,7 @@ from core.http.fastlane import FastLane, LaneRoute
 from core.http.hosts import HostGuard
 from core.http.middleware import HubMiddleware
 from core.http.slow_clients import BODY_TIMEOUT_SEC
+from core.http.verified_routes import router as verified_router
 from core.hub import Hub
 from core.metrics import MULTIPROCESS
 from core.tracing import Tracing
@@ -100,6 +102,8 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.include_router(ops_routes.router)
     app.include_router(ask_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(handoff_routes.router)
+    app.include_router(verified_router)
     app.include_router(feedback_routes.router)
     app.include_router(conversation_routes.router)
     app.include_router(openai_routes.router)

@@ -53,6 +53,13 @@ class HandoffOut(BaseModel):
     events: str
 
 
+class VerifiedOut(BaseModel):
+    id: str
+    by: str  # who verified it
+    at: float  # when (epoch seconds of its last change)
+    collection: str
+
+
 class AskOut(BaseModel):
     question: str
     answer: str
@@ -62,6 +69,7 @@ class AskOut(BaseModel):
     usage: UsageOut
     request_id: str
     handoff: HandoffOut | None = None
+    verified: VerifiedOut | None = None  # present only on an answer a person verified
 
 
 def parse_body(raw: bytes) -> AskBody:

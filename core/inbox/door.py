@@ -1,7 +1,8 @@
 """What an adapter may use of the hub: a narrow interface, so no adapter reaches into core's state.
 
 ``Hub`` satisfies it; adapters are typed against ``Door`` and never see the state backend, the
-ledger or the queue — only the inbox, thread markers, the answer service, feedback, handoff and close hooks.
+ledger or the queue — only the inbox, thread markers, the answer service, feedback, verified
+answers, handoff and close hooks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from core.handoff import HandoffService
     from core.inbox import Inbox
     from core.inbox.threads import ThreadMarkers
+    from core.verified import VerifiedAnswers
 
 
 class Door(Protocol):
@@ -37,6 +39,12 @@ class Door(Protocol):
     @property
     def handoff(self) -> HandoffService:
         """Handing customers to agents: the desk (Slack) and customer channels register here."""
+        ...
+
+    @property
+    def verified(self) -> VerifiedAnswers:
+        """An agent's answer to save (edit, retire): ``door.verified.save(question, answer,
+        collection, verified_by)`` is served before retrieval from then on."""
         ...
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None: ...

@@ -21,6 +21,7 @@ class MemoryBackend:
         self._values: OrderedDict[str, tuple[float, object]] = OrderedDict()
         self._windows: dict[str, tuple[float, deque[float]]] = {}
         self._windows_seen = 0
+        self._tables: dict[str, dict[str, bytes]] = {}  # durable records: outside the LRU
 
     # -- expiring values -------------------------------------------------------------
     def _load(self, key: str) -> object | None:
@@ -157,6 +158,18 @@ class MemoryBackend:
     async def list_range(self, key: str, count: int) -> list[bytes]:
         current = self._load(key)
         return list(current)[-count:] if isinstance(current, deque) and count > 0 else []
+
+    async def table_set(self, key: str, field: str, value: bytes) -> None:
+        self._tables.setdefault(key, {})[field] = value
+
+    async def table_all(self, key: str) -> dict[str, bytes]:
+        return dict(self._tables.get(key, {}))
+
+    async def table_incr(self, key: str, field: str) -> int:
+        table = self._tables.setdefault(key, {})
+        value = int(table.get(field, b"0")) + 1
+        table[field] = str(value).encode()
+        return value
 
     async def close(self) -> None:
         self._values.clear()

@@ -210,5 +210,15 @@ class RedisBackend:
             return []
         return list(await self._run(self._client.lrange(PREFIX + key, -count, -1)))
 
+    async def table_set(self, key: str, field: str, value: bytes) -> None:
+        await self._run(self._client.hset(PREFIX + key, field, value))
+
+    async def table_all(self, key: str) -> dict[str, bytes]:
+        table = await self._run(self._client.hgetall(PREFIX + key))
+        return {k.decode(): v for k, v in table.items()}
+
+    async def table_incr(self, key: str, field: str) -> int:
+        return int(await self._run(self._client.hincrby(PREFIX + key, field, 1)))
+
     async def close(self) -> None:
         await self._client.aclose(close_connection_pool=True)

@@ -240,6 +240,14 @@ class FakeSlack(LoopbackServer):
         self.channel_of[ts] = str(body.get("channel") or "")
         return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": message}
 
+    def _m_views_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        view = body.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not body.get("trigger_id") or not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "view": {**view, "id": f"V{uuid.uuid4().hex[:10].upper()}", "hash": uuid.uuid4().hex}}
+
     def _m_conversations_history(self, body: dict[str, Any]) -> dict[str, Any]:
         """Top-level messages of a channel, newest first (``latest`` + ``inclusive``: up to that one)."""
         channel, latest = str(body.get("channel") or ""), body.get("latest")
