@@ -120,6 +120,7 @@ class FakeDiscord(LoopbackServer):
         }
         # The next N PATCHes of an @original answer 404, as Discord does until it has the deferred ack.
         self.original_not_ready = 0
+        self.nonce_repeats = 0  # message creates answered with the message their enforced nonce made before
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._ready = threading.Event()
@@ -523,7 +524,17 @@ class FakeDiscord(LoopbackServer):
         return message
 
     async def _post_message(self, call: Call, channel: str) -> web.Response:
-        return _json(self._message(channel, call.json or {}))
+        body = call.json or {}
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            # Discord: a repeat of a nonce by the same author (within a few minutes) returns the
+            # message it created the first time instead of creating another.
+            with self._cond:
+                for message in self.messages.values():
+                    if message["channel_id"] == channel and message.get("nonce") == str(nonce):
+                        self.nonce_repeats += 1
+                        return _json(message)
+        return _json(self._message(channel, body, **({"nonce": str(nonce)} if nonce is not None else {})))
 
     async def _patch_message(self, call: Call, channel: str, message: str) -> web.Response:
         stored = self.messages.get(message)
