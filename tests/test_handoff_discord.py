@@ -102,6 +102,13 @@ def test_a_dm_customer_to_slack_and_back_resolved_by_the_button(desk: Desk) -> N
     order = desk.discord.send_message("my order is 123", dm=True)
     wait_until(lambda: "*Customer:* my order is 123" in desk.in_thread(ts))
     desk.discord.dispatch("MESSAGE_CREATE", order)
+    image = {"id": "77", "filename": "parcel.png", "size": 1024, "content_type": "image/png",
+             "url": "https://cdn.discordapp.com/attachments/1/77/parcel.png",
+             "proxy_url": "https://media.discordapp.net/attachments/1/77/parcel.png"}  # fmt: skip
+    desk.discord.send_message("", dm=True, attachments=[image])
+    wait_until(
+        lambda: "*Customer:* [image] https://cdn.discordapp.com/attachments/1/77/parcel.png" in desk.in_thread(ts)
+    )
     desk.discord.send_message("How do I request a new laptop?", dm=True)  # the bot could answer: a person does
     wait_until(lambda: any("new laptop" in t for t in desk.in_thread(ts)))
     desk.idle()
@@ -130,6 +137,8 @@ def test_a_dm_customer_to_slack_and_back_resolved_by_the_button(desk: Desk) -> N
     desk.discord.wait_until(lambda: len(answered(desk, dm)) > count)
     desk.idle()
     assert len(desk.model.calls) > calls
+    desk.discord.send_message("", dm=True, attachments=[image])  # nobody to relay it to: the usual hint
+    desk.discord.wait_until(lambda: "I can answer text questions only" in desk.said(dm)[-1])
 
 
 def test_a_repeated_delivery_is_posted_once(desk: Desk) -> None:

@@ -89,18 +89,25 @@ class ChannelAnswer:
             conversation=conversation,
             request_id=job["request_id"],
         )
-        if await self._handed_off(target, request, conversation, event_id, reference, answer):
+        kind = job.get("kind") or "text"
+        if await self._handed_off(target, request, conversation, event_id, reference, answer, kind):
+            return
+        if kind != "text":  # a sticker or image nobody relays: the bot reads text only
+            await target.send(polite("text_only"), reference=reference, mention_author=False)
+            answer.shown()
             return
         await self._answer(target, request, reference, answer)
 
     async def _handed_off(self, target: Any, request: AskRequest, conversation: str, event_id: str, reference: Any,
-                          answer: Answer) -> bool:  # fmt: skip
+                          answer: Answer, kind: handoff.Kind) -> bool:  # fmt: skip
         """While a person has this conversation the bot stays silent (the message goes to the agents);
         a message asking for one gets the notice instead of an answer. True when it was handled."""
         if not self.door.handoff.enabled:
             return False
         try:
-            got = await self.door.handoff.intercept(handoff.message_of(request, conversation, target.id, event_id))
+            got = await self.door.handoff.intercept(
+                handoff.message_of(request, conversation, target.id, event_id, kind)
+            )
         except HandoffUnavailable:  # the desk cannot take it now: the bot answers
             return False
         if got.action == "relayed":

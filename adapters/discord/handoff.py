@@ -1,6 +1,7 @@
 """Discord as a customer door of a handoff (core.handoff): the customer is a DM, a thread, or the
 channel of an `/ask`.
 
+note_of()        a sticker, image or file (no text) as the short note relayed while handed off
 customer_of()    where the bot would answer (the DM, the thread) -> core's Customer
 DiscordCustomer  core.handoff.CustomerChannel: an agent's reply, or the end notice, is a message
                  in that channel through the REST API, sent with a ``nonce`` derived from its
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Literal
 
+import discord  # the library: `adapters/` is never on sys.path, so this is not this package
 import httpx
 
 from adapters.discord import translate
@@ -24,9 +27,23 @@ from core.textsplit import split_text
 
 log = logging.getLogger("askhub.discord")
 
+Kind = Literal["text", "sticker", "image", "other"]
 TEXT_LIMIT = 2000  # characters per Discord message
 MAX_MESSAGES = 5
 NONCE_CHARS = 25  # Discord's limit
+
+
+def note_of(message: discord.Message) -> tuple[Kind, str] | None:
+    """A message without text, as relayed while handed off: a sticker or image as a short note
+    (an image with its link, so the agent can open it), another file by its name."""
+    if message.stickers:
+        return "sticker", "[sticker]"
+    for attachment in message.attachments:
+        if (attachment.content_type or "").startswith("image/"):
+            return "image", f"[image] {attachment.url}"
+    if message.attachments:
+        return "other", f"[file] {message.attachments[0].filename}"
+    return None
 
 
 def customer_of(request: AskRequest, conversation: str, channel_id: object) -> Customer:
@@ -35,8 +52,10 @@ def customer_of(request: AskRequest, conversation: str, channel_id: object) -> C
                     conversation_id=request.conversation_id)  # fmt: skip
 
 
-def message_of(request: AskRequest, conversation: str, channel_id: object, event_id: str) -> CustomerMessage:
-    return CustomerMessage(customer_of(request, conversation, channel_id), event_id, request.question)
+def message_of(
+    request: AskRequest, conversation: str, channel_id: object, event_id: str, kind: Kind = "text"
+) -> CustomerMessage:
+    return CustomerMessage(customer_of(request, conversation, channel_id), event_id, request.question, kind)
 
 
 _SENT = {

@@ -216,6 +216,7 @@ class FakeDiscord(LoopbackServer):
         author: dict[str, Any] | None = None,
         mention_bot: bool = False,
         withhold: bool | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A MESSAGE_CREATE from a user (default: alice in #general; ``dm`` for the DM channel).
 
@@ -235,7 +236,7 @@ class FakeDiscord(LoopbackServer):
             "mention_everyone": False,
             "mentions": [self.bot_user] if mention_bot else [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": attachments or [],
             "embeds": [],
             "components": [],
             "pinned": False,
@@ -252,6 +253,7 @@ class FakeDiscord(LoopbackServer):
             )
         if withhold:
             data["content"] = ""
+            data["attachments"] = []  # withheld with the content
         self.dispatch("MESSAGE_CREATE", data)
         return data
 
