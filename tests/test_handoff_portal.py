@@ -106,6 +106,7 @@ class Stream:
     events: list[dict[str, Any]] = field(default_factory=list)
     keepalives: int = 0
     status: int = 0
+    ended: bool = False  # the server ended the stream
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -131,6 +132,7 @@ class Stream:
                     self.events.append({"event": fields["event"], "id": fields.get("id"),
                                         **json.loads(fields["data"])})  # fmt: skip
                     block = []
+            self.ended = True
 
     def texts(self, kind: str = "agent") -> list[str]:
         return [e["text"] for e in self.events if e["event"] == kind]
@@ -259,6 +261,9 @@ def test_another_asker_never_reads_the_conversations_events(desk: Desk) -> None:
     assert anonymous.status_code == 401 and anonymous.json()["error"]["type"] == "unauthorized"
     too_long = httpx.get(f"{desk.hub.url}/conversations/{'x' * 129}/events", headers={"X-API-Key": OWNER_KEY})
     assert too_long.status_code == 400
+    bad_after = httpx.get(f"{desk.hub.url}/conversations/{conversation}/events", params={"after": "x" * 65},
+                          headers={"X-API-Key": OWNER_KEY})  # fmt: skip
+    assert bad_after.status_code == 400 and bad_after.json()["error"]["type"] == "invalid_request"
     for ts in (owner_ts, other_ts):
         click(desk, "handoff_resolve", ts)
         wait_until(lambda ts=ts: "Resolved by" in status_text(desk, ts))
@@ -384,3 +389,37 @@ def test_the_portal_page_shows_the_agents_reply(desk: Desk, browser: Browser) ->
         assert errors == []
     finally:
         context.close()
+
+
+def test_a_stream_ends_after_its_lifetime(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("core.http.conversation_routes.STREAM_SEC", 0.5)
+    stream = Stream(desk.hub, str(uuid.uuid4()))
+    try:
+        wait_until(lambda: stream.ended)
+        assert stream.status == 200 and stream.events == []
+    finally:
+        stream.close()
+
+
+def test_the_second_i_dont_know_in_a_row_hands_off(tmp_path: Path, sample_index: Path) -> None:
+    """With on_second_no_answer: the bot's second "I don't know" says a person will answer (JSON and SSE)."""
+    with FakeOpenAI() as model, FakeSlack() as slack:
+        settings = settings_for(tmp_path, sample_index, model, slack,
+                                yaml={"handoff": {"slack_channel": AGENTS, "on_second_no_answer": True}})  # fmt: skip
+        with HubServer(settings) as hub:
+            desk = Desk(hub, slack, model, hub)
+            conversation = str(uuid.uuid4())
+            first = ask(hub, conversation, "What is the airspeed velocity of an unladen swallow?")
+            assert first["model"] == "none" and first.get("handoff") is None
+            seen = len(slack.calls)
+            with httpx.stream("POST", f"{hub.url}/ask", headers={"X-API-Key": OWNER_KEY}, timeout=20,
+                              json={"question": "What is the airspeed velocity of an unladen swallow?", "conversation_id": conversation,
+                                    "stream": True}) as response:  # fmt: skip
+                frames = response.read().decode()
+            done = json.loads(frames.split("event: done\ndata: ", 1)[1].split("\n", 1)[0])
+            assert done.get("handoff"), done
+            assert done["handoff"]["state"] == "started" and "person" in done["answer"]
+            ts = opening_ts(desk, seen)
+            assert "the bot could not answer twice" in status_text(desk, ts)
+            relayed = ask(hub, conversation, "hello?")
+            assert relayed["handoff"]["state"] == "relayed"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -119,19 +120,33 @@ async def ask(request: Request) -> Response:
     handed = await hub.portal.answer(ask_request, who, max_chars=hub.settings.requests.max_question_chars)
     if handed is not None:
         return handed_off(handed, stream=body.stream)
+
+    async def finish(result: AskResult) -> dict[str, Any]:
+        """The answer's body; with ``handoff.on_second_no_answer`` a second "I don't know" in a row
+        hands the conversation to a person, and the answer says so."""
+        data = result.as_dict()
+        say = await hub.portal.after_answer(ask_request, who, result)
+        if say and ask_request.conversation_id:
+            data["answer"] = f"{result.answer}\n\n{say}"
+            data["handoff"] = handoff_field("started", ask_request.conversation_id)
+        return data
+
     if body.stream:
         admitted: list[Admission] = []
-        return await stream_answer(hub.asker.stream(ask_request, who, admitted.append), admitted)
+        return await stream_answer(hub.asker.stream(ask_request, who, admitted.append), admitted, finish)
     result = await hub.asker.ask(ask_request, who)
     headers = result.admission.headers() if result.admission else None
-    return Response(orjson.dumps(result.as_dict()), media_type="application/json", headers=headers)
+    return Response(orjson.dumps(await finish(result)), media_type="application/json", headers=headers)
+
+
+def handoff_field(state: str, conversation_id: str) -> dict[str, str]:
+    return {"state": state, "events": f"/conversations/{quote(conversation_id, safe='')}/events"}
 
 
 def handed_off(handed: HandedOff, *, stream: bool) -> Response:
     """The answer while a person has (or takes) the conversation: one JSON body, or one ``done``."""
     result = handed.result
-    cid = quote(handed.conversation_id, safe="")
-    data = {**result.as_dict(), "handoff": {"state": handed.state, "events": f"/conversations/{cid}/events"}}
+    data = {**result.as_dict(), "handoff": handoff_field(handed.state, handed.conversation_id)}
     headers = result.admission.headers() if result.admission else {}
     if stream:
         headers = {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -139,7 +154,11 @@ def handed_off(handed: HandedOff, *, stream: bool) -> Response:
     return Response(orjson.dumps(data), media_type="application/json", headers=headers)
 
 
-async def stream_answer(events: AsyncIterator[Delta | AskResult], admitted: list[Admission]) -> Response:
+async def stream_answer(
+    events: AsyncIterator[Delta | AskResult],
+    admitted: list[Admission],
+    finish: Callable[[AskResult], Awaitable[dict[str, Any]]] | None = None,
+) -> Response:
     """Server-sent events: ``delta`` pieces, then ``done`` with the whole answer.
 
     Anything that fails before the first event (limits, bad input, the model down) is a
@@ -161,7 +180,7 @@ async def stream_answer(events: AsyncIterator[Delta | AskResult], admitted: list
                 if isinstance(event, Delta):
                     yield sse.frame("delta", {"text": event.text})
                 else:
-                    yield sse.frame("done", event.as_dict())
+                    yield sse.frame("done", await finish(event) if finish else event.as_dict())
                 event = await anext(events, None)
         except HubError as exc:
             yield sse.frame("error", exc.body())

@@ -5,7 +5,8 @@ here: ``event: agent`` / ``event: end`` with ``{"id", "kind", "text", "at"}``, e
 ``id:`` line, so a client that reconnects (``Last-Event-ID`` or ``?after=``) resumes after the
 last one it saw. A conversation belongs to its asker (tenant, client, user): the same id asked
 for by someone else names a different conversation, whose stream is empty. Comment keep-alives
-hold the connection open through proxies while nobody writes.
+hold the connection open through proxies while nobody writes; after ``STREAM_SEC`` the stream
+ends cleanly and the client reconnects (a connection never lives for ever).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from core.schema import AskRequest
 router = APIRouter()
 
 MAX_ID = 128
+MAX_AFTER = 64  # an event id is 24 hex characters
+STREAM_SEC = 3600.0  # a stream ends after this long (the client resumes after its last event)
 
 
 @router.get("/conversations/{conversation_id}/events")
@@ -37,10 +40,12 @@ async def conversation_events(conversation_id: str, request: Request, after: str
     assert key is not None
     stream = ConversationEvents.stream_of(key)
     since = after or request.headers.get("last-event-id") or None
+    if since is not None and len(since) > MAX_AFTER:
+        raise BadRequest(f"after must be at most {MAX_AFTER} characters")
     events = request.app.state.hub.portal.events
 
     async def body() -> AsyncIterator[bytes]:
-        async for event in events.follow(stream, since):
+        async for event in events.follow(stream, since, for_sec=STREAM_SEC):
             yield sse.frame(event.kind, event.as_dict(), event_id=event.id)
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

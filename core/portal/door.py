@@ -95,3 +95,19 @@ class PortalDoor:
         result = AskResult(question=question, answer=text, sources=[], model=MODEL, cached=False, usage=Usage(),
                            request_id=request.request_id, outcome="handoff", admission=admission)  # fmt: skip
         return HandedOff(result, got.action, request.conversation_id)
+
+    async def after_answer(self, request: AskRequest, who: Principal, result: AskResult) -> str | None:
+        """After the bot answered: with ``on_second_no_answer``, its second "I don't know" in a row
+        starts a handoff; what to tell the asker then (None: nothing)."""
+        settings = self.handoff.settings
+        if settings is None or not settings.on_second_no_answer or not request.conversation_id:
+            return None
+        customer = customer_of(request, who)
+        if customer is None:
+            return None
+        message = CustomerMessage(customer, f"{customer.conversation}:{request.request_id}", result.question)
+        try:
+            more = await self.handoff.after_answer(message, no_knowledge=result.outcome == "no_knowledge")
+        except HandoffUnavailable:
+            return None
+        return more.say if more.action == "started" else None

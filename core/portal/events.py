@@ -81,11 +81,12 @@ class ConversationEvents:
                 events.append(Event(data["id"], data["kind"], data["text"], float(data["at"])))
         return events
 
-    async def follow(self, stream: str, after: str | None = None) -> AsyncIterator[Event]:
+    async def follow(self, stream: str, after: str | None = None, *, for_sec: float = 3600.0) -> AsyncIterator[Event]:
         """Events after the one with id ``after`` (all of them when it is unknown), then new ones
-        as they come, until the reader stops."""
+        as they come, until the reader stops or ``for_sec`` have passed."""
         sent: set[str] = set()
-        while True:
+        deadline = time.monotonic() + for_sec
+        while time.monotonic() < deadline:
             events = await self.all(stream)
             ids = [e.id for e in events]
             start = ids.index(after) + 1 if after in ids else 0
