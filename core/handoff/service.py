@@ -367,6 +367,8 @@ class HandoffService:
             if handoff is None:
                 continue
             count += 1
+            if handoff.platform not in self._customers or self._desk is None:
+                continue  # this process cannot tell that customer (another process's sweep will)
             ended = await self.store.fact(handoff_id, "closed")
             if ended is not None:
                 if now - float(ended.get("at") or 0) >= FINISH_AFTER_SEC:
