@@ -52,9 +52,19 @@ class Desk:
         return [m["text"] for m in self.slack.messages.values() if m.get("thread_ts") == ts]
 
 
-@pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> Iterator[Desk]:
-    tmp = tmp_path_factory.mktemp("discord-handoff")
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def desk(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sample_index: Path
+) -> Iterator[Desk]:
+    tmp = tmp_path_factory.mktemp(f"discord-handoff-{request.param}")
+    env = {}
+    if request.param == "redis":
+        import redis as redis_sync
+
+        from tests.conftest import redis_url
+
+        env["REDIS_URL"] = redis_url()
+        redis_sync.Redis.from_url(env["REDIS_URL"]).flushdb()
     with (
         pytest.MonkeyPatch.context() as mp,
         FakeOpenAI() as model,
@@ -68,7 +78,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> Iterat
             tmp, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk-up",
             OPENAI_BASE_URL=model.base_url, RATE_LIMIT_MAX_PER_USER="1000", SLACK_BOT_TOKEN=slack.bot_token,
             SLACK_SIGNING_SECRET=SLACK_SECRET, SLACK_API_URL=slack.api_url, DISCORD_BOT_TOKEN=discord.token,
-            DISCORD_API_URL=discord.api_url,
+            DISCORD_API_URL=discord.api_url, **env,
         )  # fmt: skip
         with HubServer(settings, run_adapters=True) as hub:
             hub.hub.handoff.clock = Clock()
@@ -176,6 +186,7 @@ def test_a_thread_customer_and_the_idle_timeout(desk: Desk) -> None:
     assert send_event(desk.hub, agent_reply(ts, "幫您查詢中")).status_code == 200
     desk.discord.wait_until(lambda: "幫您查詢中" in desk.said(thread))
 
+    desk.idle()  # the relay's job has finished (it notes the last message's time) before time moves
     handoff = desk.hub.hub.handoff
     handoff.clock.offset += 1801
     try:
