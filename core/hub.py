@@ -33,6 +33,8 @@ from core.limits import Governor
 from core.llm.gateway import ModelGateway
 from core.llm.rewrite import RewritingSearch
 from core.metrics import BACKEND_UP
+from core.portal.door import PortalDoor
+from core.portal.events import ConversationEvents
 from core.reload import ConfigWatcher
 from core.state import BackendUnavailable, make_backend
 from core.stats import Stats
@@ -85,6 +87,8 @@ class Hub:
         self.threads = ThreadMarkers(self.backend)
         self.handoff = HandoffService(settings, self.backend, models=self.models, accounting=self.accounting,
                                       conversations=self.conversations)  # fmt: skip
+        # The portal as a customer door: its conversations' events feed GET /conversations/{id}/events.
+        self.portal = PortalDoor(self.handoff, ConversationEvents(self.backend), self.accounting)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
