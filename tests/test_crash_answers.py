@@ -96,12 +96,16 @@ def test_a_slack_answer_cut_by_a_crash_is_finished_in_its_stream_not_posted_twic
             assert "[gpt-4o" in json.dumps(answer["blocks"])
 
 
-def test_a_slack_stream_started_but_not_yet_noted_is_found_and_finished_not_doubled(
+def test_a_slack_stream_or_ask_post_made_but_not_yet_noted_is_found_and_finished_not_doubled(
     tmp_path: Path, sample_index: Path, model: FakeOpenAI
 ) -> None:
-    """The worker dies after Slack started its stream and before the stream's ts was noted (the
-    answer to chat.startStream never came back): the worker that reclaims the job finds the
-    stream in the thread and finishes it."""
+    """The worker dies after Slack started its streams (two mentions) and posted /ask's "asked:"
+    message, and before any ts was noted (Slack's answers never came back): the worker that
+    reclaims the jobs finds them in the channel and finishes them."""
+    from urllib.parse import urlencode
+
+    from tests.test_slack_adapter import slash
+
     redis = RedisServer(tmp_path).start()
     model.set_behavior(None, delay=60)
     with FakeSlack() as slack:
@@ -112,15 +116,20 @@ def test_a_slack_stream_started_but_not_yet_noted_is_found_and_finished_not_doub
         second = None
         try:
             slack.hold("chat.startStream")
+            slack.hold("chat.postMessage")
             threads = [f"1700000{n}00.000100" for n in range(2)]
-            for ts in threads:
-                body = json.dumps(mention(ts)).encode()
-                headers = {"Content-Type": "application/json", **signed_headers(body)}
+            requests = [(json.dumps(mention(ts)).encode(), "application/json") for ts in threads]
+            requests.append(
+                (urlencode(slash("How do I set up the VPN?")).encode(), "application/x-www-form-urlencoded")
+            )
+            for body, ctype in requests:
+                headers = {"Content-Type": ctype, **signed_headers(body)}
                 assert httpx.post(f"{web.url}/slack/events", content=body, headers=headers).status_code == 200
-            wait(lambda: len([m for m in slack.messages.values() if m.get("streaming")]) == 2, "two streams started")
+            wait(lambda: len(slack.messages) == 3, "two streams started, one /ask question posted")
             opened = notes(redis, "slack")
-            assert [n.get("opening") for n in opened] == ["stream"] * 2 and not any(n.get("view_ts") for n in opened)
-            first.proc.kill()  # kill -9 with both streams started at Slack and neither noted
+            assert sorted(str(n.get("opening") or n.get("posting_parent")) for n in opened) == ["True", *["stream"] * 2]
+            assert not any(n.get("view_ts") or n.get("parent_ts") for n in opened)
+            first.proc.kill()  # kill -9 with all three made at Slack and none noted
             first.proc.wait(5)
             slack.reset_holds()
             model.set_behavior(None, delay=0)
@@ -131,12 +140,14 @@ def test_a_slack_stream_started_but_not_yet_noted_is_found_and_finished_not_doub
                 if proc is not None:
                     proc.stop()
             redis.stop()
-        assert len(slack.calls_to("chat.startStream")) == 2  # the reclaiming worker started none
-        for ts in threads:
-            visible = [m for m in slack.messages.values() if m.get("thread_ts") == ts]
+        (asked,) = [m for m in slack.messages.values() if "asked:" in m["text"]]  # posted once
+        assert len(slack.calls_to("chat.postMessage")) == 1
+        for ts in [*threads, asked["ts"]]:
+            visible = [m for m in slack.messages.values() if m.get("thread_ts") == ts and m["ts"] != ts]
             assert len(visible) == 1, visible
             (answer,) = visible
-            assert not answer.get("streaming") and "[gpt-4o" in json.dumps(answer["blocks"]), answer
+            assert not answer.get("streaming") and answer["blocks"], answer  # finished, sources and buttons
+            assert "[gpt-4o" in answer["text"] + json.dumps(answer["blocks"]), answer  # streamed or updated
 
 
 @pytest.mark.filterwarnings("ignore:'audioop' is deprecated:DeprecationWarning")
@@ -351,3 +362,50 @@ def test_a_discord_follow_up_in_flight_at_a_crash_is_not_sent_again(
         assert len(discord.find("POST", rf"/webhooks/\d+/{token}")) == len(messages) - 1 >= 2
         assert len(discord.find("PATCH", rf"/webhooks/\d+/{token}/messages/@original")) == 2
         assert messages[-1]["components"], messages[-1]  # the last part, with the buttons
+
+
+@pytest.mark.filterwarnings("ignore:'audioop' is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("window", ["thread", "message"])
+def test_a_discord_thread_or_message_created_but_not_yet_noted_is_reused_not_doubled(
+    window: str, tmp_path: Path, sample_index: Path, model: FakeOpenAI
+) -> None:
+    """The bot dies after Discord created its thread (or its first answer message) and before
+    noting it (Discord's answer never came back): the bot that reclaims the job answers in that
+    thread, in that message."""
+    from tests.fakes.discord_api import FakeDiscord
+
+    redis = RedisServer(tmp_path).start()
+    config = write_yaml(tmp_path / "bot.yaml", {"queue": {"reclaim_after_sec": 1}})
+    with FakeDiscord() as discord:
+        env = {"INDEX_DIR": str(sample_index), "REDIS_URL": redis.url, "HUB_CONFIG": str(config),
+               "DISCORD_BOT_TOKEN": discord.token, "DISCORD_API_URL": discord.api_url,
+               "DISCORD_GATEWAY_URL": discord.gateway_url, "OPENAI_API_KEY": "sk",
+               "OPENAI_BASE_URL": model.base_url}  # fmt: skip
+        first = HubProcess(env, tmp_path, ("adapters.discord",), module=True)
+        second = None
+        try:
+            discord.wait_ready(timeout=30)
+            discord.hold(
+                "POST", r"/channels/\d+/messages/\d+/threads" if window == "thread" else r"/channels/\d+/messages"
+            )
+            question = discord.send_message(f"<@{discord.bot_id}> How do I set up the VPN?", mention_bot=True)
+            if window == "thread":
+                discord.wait_until(lambda: question["id"] in discord.channels, timeout=30)
+            else:
+                discord.wait_until(lambda: discord.channel_messages(question["id"]), timeout=30)
+            assert not any(n.get("thread" if window == "thread" else "progress") for n in notes(redis, "discord"))
+            first.proc.kill()
+            first.proc.wait(5)
+            discord.reset_holds()
+            second = HubProcess(env, tmp_path, ("adapters.discord",), module=True)
+            discord.wait_until(lambda: [m for m in discord.channel_messages(question["id"]) if m["components"]],
+                               timeout=30)  # fmt: skip
+            wait(lambda: queue_empty(redis, "discord.message"), "the job answered and acknowledged")
+        finally:
+            for proc in (first, second):
+                if proc is not None:
+                    proc.stop()
+            redis.stop()
+        answers = discord.channel_messages(question["id"])
+        assert len(answers) == 1 and answers[0]["content"].startswith("[gpt-4o"), answers
+        assert not [m for m in discord.channel_messages(discord.channel_id) if m["author"]["id"] == str(discord.bot_id)]

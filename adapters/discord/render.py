@@ -5,7 +5,7 @@
 - the sources as one embed on the last message, within Discord's embed limits;
 - 👍 / 👎 buttons on the last message, carrying the request id for core's feedback store.
 
-The gateway bot turns the same payloads into discord.py objects (``gateway.py``).
+The gateway bot turns the same payloads into discord.py objects (``buttons.py``).
 """
 
 from __future__ import annotations

@@ -150,10 +150,16 @@ class _Reply:
     async def _post_parent(self) -> None:
         """/ask: post the question in the channel; the answer (and any follow-up) goes in its thread."""
         inc = self.incoming
+        text = render.asked_text(inc.user, inc.text)
+        if self.answer.opened.get("posting_parent"):  # a dead attempt posted it, perhaps, unnoted
+            found = await self.web.own_post(inc.channel, text)
+            if found:
+                self.parent_ts = self.thread_ts = found
+                await self.answer.note(parent_ts=found)
+                return
+        await self.answer.note(posting_parent=True)  # before: a reclaiming worker looks for it
         try:
-            posted = await self.web.client.chat_postMessage(
-                channel=inc.channel, text=render.asked_text(inc.user, inc.text), unfurl_links=False
-            )
+            posted = await self.web.client.chat_postMessage(channel=inc.channel, text=text, unfurl_links=False)
         except SlackApiError as exc:
             if not inc.response_url:
                 raise

@@ -54,6 +54,28 @@ class SlackWeb:
             return await fn(**body)
         return await self.client.api_call(method, json={k: v for k, v in body.items() if v is not None})
 
+    async def _identity(self) -> tuple[str, str]:
+        if self._me is None:
+            auth = await self.client.auth_test()
+            self._me = (str(auth.get("user_id") or ""), str(auth.get("bot_id") or ""))
+        return self._me
+
+    def _mine(self, message: dict[str, Any]) -> bool:
+        user_id, bot_id = self._me or ("", "")
+        return bool((user_id and message.get("user") == user_id) or (bot_id and message.get("bot_id") == bot_id))
+
+    async def own_post(self, channel: str, text: str) -> str | None:
+        """The ts of the bot's latest channel message with exactly this text (/ask's "asked:"
+        message a dead worker posted but never noted), or None. Needs the history scopes."""
+        try:
+            await self._identity()
+            page = await self.client.conversations_history(channel=channel, limit=50)
+        except SlackApiError as exc:
+            log.warning("cannot read the channel to find an unnoted post", extra={"slack_error": slack_error(exc)})
+            return None
+        mine = [str(m["ts"]) for m in page.get("messages") or [] if self._mine(m) and m.get("text") == text]
+        return max(mine, key=_ts) if mine else None
+
     async def own_reply(self, channel: str, thread_ts: str, *, after: str) -> str | None:
         """The ts of the bot's first message in the thread after ``after`` (the question), or None.
 
@@ -61,17 +83,13 @@ class SlackWeb:
         (it died between Slack's answer and the note). Needs the history scopes of the channel
         type (channels:history, groups:history, im:history, mpim:history); without them, None."""
         try:
-            if self._me is None:
-                auth = await self.client.auth_test()
-                self._me = (str(auth.get("user_id") or ""), str(auth.get("bot_id") or ""))
-            user_id, bot_id = self._me
+            await self._identity()
             page = await self.client.conversations_replies(channel=channel, ts=thread_ts, oldest=after, limit=200)
         except SlackApiError as exc:
             log.warning("cannot read the thread to find an unnoted answer", extra={"slack_error": slack_error(exc)})
             return None
         mine = [str(m["ts"]) for m in page.get("messages") or []
-                if _ts(str(m.get("ts", "0"))) > _ts(after)
-                and ((user_id and m.get("user") == user_id) or (bot_id and m.get("bot_id") == bot_id))]  # fmt: skip
+                if _ts(str(m.get("ts", "0"))) > _ts(after) and self._mine(m)]  # fmt: skip
         return min(mine, key=_ts) if mine else None
 
 

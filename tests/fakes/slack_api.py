@@ -347,6 +347,17 @@ class FakeSlack(LoopbackServer):
         return {"ok": True, "messages": [{k: v for k, v in m.items() if k != "streaming"} for m in found],
                 "has_more": False}  # fmt: skip
 
+    def _m_conversations_history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A channel's top-level messages, newest first (only the bot's own, as above)."""
+        if not body.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        limit = int(body.get("limit") or 100)
+        with self._cond:
+            found = [m for m in self.messages.values() if m.get("channel") == body["channel"]
+                     and m.get("thread_ts") in (None, m["ts"])]  # fmt: skip
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
+
     def _m_apps_connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
         ticket = uuid.uuid4().hex
         self._tickets.add(ticket)
