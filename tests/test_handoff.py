@@ -17,7 +17,7 @@ import pytest
 from core.handoff import Customer, CustomerMessage, DeskRef, Handoff, HandoffService, Opening, Status
 from core.handoff.triggers import asks_for_person, feedback_asks_for_person
 from core.hub import Hub
-from tests.conftest import make_settings, write_yaml
+from tests.conftest import logged_text, make_settings, write_yaml
 
 CHANNEL = "C0AGENTS"
 
@@ -252,7 +252,7 @@ async def test_audit_lines_hold_no_customer_id_or_words(
     await service.resolve(CHANNEL, desk(service).ts, "UAGENT")
     audits = [r for r in caplog.records if r.name == "askhub.audit"]
     assert [r.__dict__["event"] for r in audits] == ["handoff_started", "handoff_taken", "handoff_ended"]
-    text = str([r.__dict__ for r in caplog.records])
+    text = logged_text(caplog.records)
     assert "Usecretcustomer" not in text and "0912" not in text
 
 
