@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     p_ingest = sub.add_parser("ingest", help="build or update the knowledge-base index")
     p_ingest.add_argument("kb_dir", nargs="?", type=Path, help="documents folder (default: KB_DIR)")
     p_ingest.add_argument("--rebuild", action="store_true", help="re-embed everything, replacing the index")
+    p_ingest.add_argument(
+        "--save-vectors",
+        action="store_true",
+        help="also write each folder's chunk vectors into it (.vectors.<embedder>.npz), to ship with the documents",
+    )
     p_eval = sub.add_parser("eval", help="measure retrieval: recall@1, recall@3, MRR")
     p_eval.add_argument("questions", nargs="?", type=Path, default=Path("data/eval/questions.jsonl"))
     p_eval.add_argument("--kb", type=Path, help="documents of that question set (default: KB_DIR)")
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(run(settings))
             return 0
         if args.command == "ingest":
-            return asyncio.run(_ingest(settings, args.kb_dir, args.rebuild))
+            return asyncio.run(_ingest(settings, args.kb_dir, args.rebuild, args.save_vectors))
         sets = [(args.questions.parent.name or "sample", args.kb or settings.kb_dir, args.questions)]
         sets += [(d.name, d / "kb", d / "questions.jsonl") for d in args.dataset]
         return asyncio.run(_eval(settings, sets, args.misses))
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return config_error(exc)
 
 
-async def _ingest(settings: Settings, kb_dir: Path | None, rebuild: bool) -> int:
+async def _ingest(settings: Settings, kb_dir: Path | None, rebuild: bool, save_vectors: bool = False) -> int:
     """Every collection of the settings, or the one folder given on the command line."""
     from core.kb.embedders import make_embedder
     from core.kb.ingest import IngestError, ingest_settings
@@ -80,7 +85,7 @@ async def _ingest(settings: Settings, kb_dir: Path | None, rebuild: bool) -> int
     if kb_dir is not None:
         settings = settings.model_copy(update={"kb_dir": kb_dir, "collections": {}})
     try:
-        report = await ingest_settings(settings, embedder, rebuild=rebuild, progress=True)
+        report = await ingest_settings(settings, embedder, rebuild=rebuild, progress=True, save_vectors=save_vectors)
     except IngestError as exc:
         print(f"ingest refused: {exc}", file=sys.stderr)
         return 1

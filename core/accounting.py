@@ -62,6 +62,14 @@ class Accounting:
         """Against the tenant's daily token budget (cache hits cost nothing)."""
         await self._governor.charge_tokens(tenant, tokens)
 
+    async def side_call(self, principal: Principal, model: str, prompt: int, completion: int) -> None:
+        """A model call made for a request besides its answer (the question rewrite): its tokens
+        and cost count like an answer's — usage ledger, cost and token metrics, the tenant's
+        budget — but not as another answered request on the dashboard."""
+        self.record(tenant=principal.tenant, client=principal.client, model=model, prompt=prompt,
+                    completion=completion, cached=False, forwarded=False)  # fmt: skip
+        await self.charge_tokens(principal.tenant, prompt + completion)
+
     async def forwarded(
         self, principal: Principal, model: str, prompt: int, completion: int, latency_ms: float
     ) -> None:

@@ -237,7 +237,7 @@ class AskService:
         context = history[-1].question if history else ""
         with span("retrieval", **{"askhub.top_k": top_k, "askhub.collections": readable}) as search:
             hits = await self._retriever.search(
-                index, question, top_k, context=context, collections=readable, route=route, history=history
+                index, question, top_k, context=context, collections=readable, route=route, history=history, asker=who
             )
             search.set_attribute("askhub.hits", len(hits))
         RETRIEVAL_SECONDS.observe(time.perf_counter() - t0)

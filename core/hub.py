@@ -66,7 +66,7 @@ class Hub:
         self.asker = AskService(
             settings,
             index=self.index,
-            retriever=RewritingSearch(self.retriever, self.models, settings.retrieval),
+            retriever=RewritingSearch(self.retriever, self.models, settings.retrieval, self.accounting),
             models=self.models,
             conversations=self.conversations,
             feedback=self.feedback,

@@ -5,7 +5,9 @@ the document to read for the rest."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import httpx
 import numpy as np
 
 from core.kb.embedders import HashEmbedder
@@ -13,6 +15,7 @@ from core.kb.retriever import Hit
 from core.kb.store import Chunk
 from core.llm.extractive import ExtractiveProvider, answer
 from core.llm.prompt import build_prompt
+from tests.conftest import HubServer, make_settings
 
 
 def hit(doc: str, title: str, section: str, text: str, score: float = 0.8, n: int = 0) -> Hit:
@@ -247,3 +250,34 @@ def test_passages_that_share_no_word_with_the_question_are_still_quoted() -> Non
     )
     lines = quoted(answer(build_prompt("Is there a subsidy if I commute by MRT?", [contact, PATERNITY])))
     assert lines == [("總務課：facilities@lumentech.example，分機 1200。", 1)]
+
+
+CLAIM_STEPS = (
+    "Open SpendWise (spend.lumen.internal) and choose New Claim → Travel.",
+    "Link the claim to your approved TA number (format TA-2024-xxxxx). Claims without a TA are returned automatically.",
+    "Add each cost as a separate line item, pick the category and attach the receipt image.",
+    "Add per diem with the Per-Diem Calculator; it fills in the days and rates from the itinerary on your TA.",
+    "Check the cost center (normally pre-filled from your profile) and submit.",
+)
+
+
+def test_the_first_answer_a_newcomer_sees_quotes_how_to_claim(tmp_path: Path, sample_index: Path) -> None:
+    """The README's first question, offline through /ask: the claim procedure, every step verbatim
+    and cited, not the guide's scope (which matches the question's words as well)."""
+    hub = HubServer(make_settings(tmp_path, INDEX_DIR=str(sample_index))).start()
+    try:
+        response = httpx.post(f"{hub.url}/ask", json={"question": "How do I claim travel expenses?"}, timeout=20)
+    finally:
+        hub.stop()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "extractive"
+    assert body["sources"][0]["id"] == "travel-expenses.md#7"
+    lines = quoted(body["answer"])
+    cited = {n for _, n in lines}
+    for step in CLAIM_STEPS:
+        assert (step, 1) in lines, f"step quoted verbatim with its citation: {step}"
+        assert step in body["sources"][0]["text"]
+    assert "[1] Travel Expense Claims — Submitting a claim in SpendWise" in body["answer"]
+    assert not any("This guide explains" in text for text, _ in lines)
+    assert cited <= {i + 1 for i in range(len(body["sources"]))}

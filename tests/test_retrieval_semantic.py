@@ -14,7 +14,8 @@ import pytest
 from core.kb import e5, store
 from core.kb.embedders import FallbackHashEmbedder, HashEmbedder, make_embedder
 from core.kb.ingest import ingest
-from core.kb.retriever import Retriever
+from core.kb.retriever import Retriever, Signals, seats, select
+from core.kb.vectorcache import seed_name
 from core.metrics import EMBEDDER_FALLBACK
 from tests.conftest import HubServer, make_settings
 
@@ -118,6 +119,48 @@ async def test_fusion_ranks_first_what_the_right_side_ranks_first(tmp_path: Path
     assert await top_doc(index, fused, crossing) == "bonus-zh.md"
 
 
+class Languages:
+    """A stand-in semantic model that, like a real one, finds every text in the question's own
+    language closer than the right text in another: a language direction outweighs the topic."""
+
+    semantic = True
+    similarity_floor = None
+    name = "languages"
+    TOPICS = (("bonus", "獎金"), ("printer", "印表機"), ("parking", "停車"), ("badge", "門禁"), ("wifi", "無線"))
+    dim = 2 + len(TOPICS)
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            chinese = any("\u4e00" <= ch <= "\u9fff" for ch in text)
+            topics = [0.6 * any(w in text.lower() for w in words) for words in self.TOPICS]
+            rows.append([0.0 if chinese else 1.0, 1.0 if chinese else 0.0, *topics])
+        matrix = np.array(rows)
+        return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+async def test_the_right_document_in_another_language_is_a_candidate(tmp_path: Path) -> None:
+    """30 English notes sit nearer an English question than the one Chinese document that answers
+    it; each script group's own nearest chunks are candidates too, so the calibrated score can
+    put it first."""
+    (tmp_path / "kb").mkdir()
+    for n in range(30):
+        topic = ("printer", "parking", "badge", "wifi")[n % 4]
+        (tmp_path / "kb" / f"note-{n:02d}.md").write_text(f"# Note {n}\n\nAbout the {topic}, part {n}.\n")
+    zh = {"bonus-zh.md": "年終獎金於農曆年前發放。", "printer-zh.md": "印表機卡紙請聯絡總務。",
+          "parking-zh.md": "停車位每半年抽籤。", "badge-zh.md": "門禁卡遺失請補辦。", "wifi-zh.md": "無線網路密碼每月更換。"}  # fmt: skip
+    for name, text in zh.items():
+        (tmp_path / "kb" / name).write_text(f"# {name[:-3]}\n\n{text}\n", encoding="utf-8")
+    model = Languages()
+    await ingest(tmp_path / "kb", tmp_path / "index", model, chunk_chars=600, exact_max=5000)  # type: ignore[arg-type]
+    index = store.load(tmp_path / "index")
+    assert index is not None
+    question = "When is the bonus paid out?"
+    q, answer, note = await model.embed([question, "年終獎金於農曆年前發放。", "About the printer, part 1."])
+    assert q @ note > q @ answer, "every English note is nearer the question than its answer"
+    assert await top_doc(index, Retriever(model), question) == "bonus-zh.md"  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "question", ["Who won the football world cup in 2022?", "怎麼做好吃的紅燒牛肉麵？", "What is the capital of Peru?"]
 )
@@ -162,6 +205,29 @@ async def test_ingest_embeds_only_new_or_changed_chunks(model: e5.E5Embedder, tm
     assert counting.embedded == 3  # only the edited chunk
 
 
+async def test_a_fresh_clone_embeds_nothing_its_folder_ships_vectors_for(model: e5.E5Embedder, tmp_path: Path) -> None:
+    """``ingest --save-vectors`` writes the folder's vectors beside its documents; another machine's
+    first ingest (empty cache) takes them and embeds only what changed since."""
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    for name in ("printer.md", "vpn.md", "leave-zh.md"):
+        (kb / name).write_text(DOCS[name], encoding="utf-8")
+    counting = Counting(model)
+    saved = await ingest(kb, tmp_path / "index", counting, chunk_chars=600, exact_max=5000,  # type: ignore[arg-type]
+                         cache=tmp_path / "here.sqlite", save_vectors=True)  # fmt: skip
+    assert counting.embedded == saved.chunks == 3
+    assert (kb / seed_name(model.name)).is_file()
+    (kb / "vpn.md").write_text(DOCS["vpn.md"].replace("GlobalProtect", "FortiClient"), encoding="utf-8")
+    clone = await ingest(kb, tmp_path / "clone", counting, chunk_chars=600, exact_max=5000,  # type: ignore[arg-type]
+                         cache=tmp_path / "there.sqlite")  # fmt: skip
+    assert counting.embedded == 4, "only the edited chunk"
+    assert clone.embedded == 3 and clone.cached == 2
+    shipped, fresh = (
+        np.load(p / str(store.current_name(p)) / "vectors.npy") for p in (tmp_path / "index", tmp_path / "clone")
+    )
+    assert np.array_equal(shipped[[0, 1]], fresh[[0, 1]])  # leave-zh.md and printer.md: the very same vectors
+
+
 def test_an_engine_that_cannot_load_falls_back_to_hash_loudly(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path, sample_index: Path
 ) -> None:
@@ -191,3 +257,29 @@ async def test_an_index_built_by_hash_is_rebuilt_for_the_semantic_model(tmp_path
     assert report.version == 2 and report.embedded == report.chunks == 1
     index = store.load(tmp_path / "index")
     assert index is not None and index.embedder == "topics"
+
+
+async def test_a_side_that_is_sure_keeps_its_document_among_the_top_k(tmp_path: Path) -> None:
+    """The model's best document, and BM25's when a long question's best clearly leads, keep a
+    place in top_k after the fused first, whatever the fused order below it."""
+    (tmp_path / "kb").mkdir()
+    for name in ("a", "b", "c", "d", "e"):
+        (tmp_path / "kb" / f"{name}.md").write_text(f"# {name}\n\nText of {name}.\n")
+    await ingest(tmp_path / "kb", tmp_path / "index", HashEmbedder(), chunk_chars=600, exact_max=5000)
+    index = store.load(tmp_path / "index")
+    assert index is not None
+    ids = np.arange(5)
+    lexical = np.array([0.3, 0.2, 0.2, 0.1, 0.6])  # e.md: BM25's best, 2x the next
+    calibrated = np.array([0.05, 0.04, 0.03, 0.09, 0.01])  # d.md: the model's best
+    found = Signals(ids, lexical, calibrated, calibrated, np.zeros(5), 20, np.zeros(5, np.uint8), ids)
+    fused = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    docs = [d.id for d in index.documents]
+    assert [docs[s] for s in seats(found)] == ["d.md", "e.md"]
+    assert [h.chunk.doc_id for h in select(index, "q", found, fused, 3)] == ["a.md", "b.md", "c.md"]
+    kept = select(index, "q", found, fused, 3, seats(found))
+    assert [h.chunk.doc_id for h in kept] == ["a.md", "d.md", "e.md"], "the fused first stays first"
+    short = Signals(ids, lexical, calibrated, calibrated, np.zeros(5), 6, np.zeros(5, np.uint8), ids)
+    assert [docs[s] for s in seats(short)] == ["d.md"], "a short question: BM25 gets no seat"
+    close = np.array([0.3, 0.2, 0.2, 0.1, 0.32])  # e.md leads a.md by under a tenth
+    assert [docs[s] for s in seats(Signals(ids, close, calibrated, calibrated, np.zeros(5), 20,
+                                           np.zeros(5, np.uint8), ids))] == ["d.md"]  # fmt: skip

@@ -106,6 +106,28 @@ def test_one_call_rewrites_across_languages_and_its_hits_are_merged(
         hub.stop()
 
 
+def test_the_rewrite_is_charged_to_the_asker_like_any_model_call(
+    tmp_path: Path, sample_index: Path, fake: FakeOpenAI
+) -> None:
+    hub = start(tmp_path, sample_index, fake, {**REWRITER, "tenants": {"hr": {"tokens_per_day": 1_000_000}}})
+    try:
+        fake.set_behavior("rewrite-llm", reply=PATERNITY_REWRITE)
+        ask(hub, PATERNITY)
+        assert len(rewrite_calls(fake, "rewrite-llm")) == 1
+        rows = {row["model"]: row for row in hub.run(hub.hub.usage.report(1, tenant="hr"))}
+        assert set(rows) == {"rewrite-llm", "gpt-4o-mini"}, "the rewrite is a row of the asker's usage"
+        rewrite = rows["rewrite-llm"]
+        assert rewrite["client"] == "tester" and rewrite["prompt_tokens"] > 0 and rewrite["completion_tokens"] > 0
+        cost = hub.hub.accounting.cost("rewrite-llm", rewrite["prompt_tokens"], rewrite["completion_tokens"])
+        assert rewrite["cost_usd"] == pytest.approx(cost)
+        day = hub.hub.governor._day()[0]
+        spent = hub.run(hub.hub.backend.counter_get(f"quota:tok:hr:{day}"))
+        tokens = sum(row["prompt_tokens"] + row["completion_tokens"] for row in rows.values())
+        assert spent == tokens, "the tenant's budget pays for the rewrite and the answer"
+    finally:
+        hub.stop()
+
+
 def test_no_call_when_the_question_matches_well_or_not_at_all_or_offline(
     tmp_path: Path, sample_index: Path, fake: FakeOpenAI
 ) -> None:

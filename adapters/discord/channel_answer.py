@@ -159,12 +159,12 @@ class ChannelAnswer:
                 messages = [render.text_message(polite("error", request_id=request.request_id))]
         for n, message in enumerate(messages):
             if n and n <= answer.opened.get("parts", 0):
-                continue  # sent by an attempt that died
+                continue  # sent, or in flight, when an attempt died: never twice
             kwargs = message_kwargs(message, request.request_id)
             if n == 0 and sent is not None:
                 await sent.edit(**kwargs)
             else:
+                if n:  # noted before it is sent: a part in flight at a crash is counted as sent
+                    await answer.note(parts=n)
                 await target.send(**kwargs, reference=reference if n == 0 else None, mention_author=False)
             answer.shown()
-            if n:
-                await answer.note(parts=n)

@@ -181,6 +181,8 @@ async def _deliver(webhook: InteractionWebhook, messages: list[dict[str, Any]], 
     answer.shown()
     for n, message in enumerate(messages[1:], start=1):
         if n <= answer.opened.get("follow_ups", 0):
-            continue  # sent by an attempt that died
-        await webhook.follow_up(message)
+            continue  # sent, or in flight, when an attempt died: never twice
+        # Noted before it is sent: a follow-up has no idempotency key, and Discord cannot list an
+        # interaction's follow-ups, so a part in flight at a crash is counted as sent.
         await answer.note(follow_ups=n)
+        await webhook.follow_up(message)

@@ -30,7 +30,7 @@ from core.kb.pdf import PdfTextError, pdf_to_markdown
 from core.kb.synonyms import SynonymsError, read_groups
 from core.kb.terms import TermRows, analyse
 from core.kb.text import script_group
-from core.kb.vectorcache import VectorCache
+from core.kb.vectorcache import VectorCache, seed_name, write_seed
 
 log = logging.getLogger("askhub.index")
 SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
@@ -53,6 +53,7 @@ class IngestReport:
     removed: int
     seconds: float
     skipped: tuple[str, ...] = ()  # "path: why" of each PDF that gave no text
+    cached: int = 0  # of the new chunks, how many vectors the vector cache (or a folder's shipped vectors) had
 
     @property
     def changed(self) -> bool:
@@ -61,9 +62,10 @@ class IngestReport:
     def summary(self) -> str:
         rate = self.embedded / self.seconds if self.seconds > 0 else 0.0
         state = f"index version {self.version}" if self.changed else "index already up to date"
+        cached = f", {self.cached} of them from the vector cache" if self.cached else ""
         return (
             f"{state}: {self.documents} documents, {self.chunks} chunks "
-            f"({self.embedded} embedded, {self.reused} reused, {self.removed} documents removed) "
+            f"({self.embedded} new{cached}, {self.reused} reused, {self.removed} documents removed) "
             f"in {self.seconds:.2f}s ({rate:.0f} chunks/s)"
         ) + "".join(f"\nskipped {why}" for why in self.skipped)
 
@@ -132,7 +134,12 @@ def _embed_input(title: str, section: str, text: str) -> str:
 
 
 async def ingest_settings(
-    settings: Settings, embedder: Embedder, *, rebuild: bool = False, progress: bool = False
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    progress: bool = False,
+    save_vectors: bool = False,
 ) -> IngestReport:
     """Ingest every collection of the settings into INDEX_DIR."""
     return await ingest(
@@ -145,6 +152,7 @@ async def ingest_settings(
         progress=progress,
         glossary=settings.kb_dir,
         cache=vector_cache_path(settings),
+        save_vectors=save_vectors,
     )
 
 
@@ -164,11 +172,13 @@ async def ingest(
     progress: bool = False,
     glossary: Path | None = None,
     cache: Path | None = None,
+    save_vectors: bool = False,
 ) -> IngestReport:
     """Index one folder (the collection ``default``) or several collections (name -> folder)
     into one index whose chunks each know their collection. ``glossary``: a folder whose
     synonyms.yaml applies too (KB_DIR, above the collections' folders); ``cache``: a
-    content-hash vector cache (vectorcache.py) a semantic model reads before embedding."""
+    content-hash vector cache (vectorcache.py) a semantic model reads before embedding, after
+    the vectors a folder ships with; ``save_vectors``: write each folder's (vectorcache.write_seed)."""
     started = time.perf_counter()
     folders = {DEFAULT_COLLECTION: kb_dir} if isinstance(kb_dir, Path) else dict(kb_dir)
     chunker = {"max_chars": chunk_chars}
@@ -192,7 +202,13 @@ async def ingest(
     synonyms = _glossary(([glossary] if glossary else []) + list(folders.values()))
     reusable = _reusable(old.manifest, docs, chunker) if old else {}
     removed = len({_key(d) for d in old.manifest["documents"]} - {d.key for d in docs}) if old else 0
-    if old is not None and len(reusable) == len(docs) and not removed and old.manifest.get("synonyms") == synonyms:
+    if (
+        old is not None
+        and len(reusable) == len(docs)
+        and not removed
+        and old.manifest.get("synonyms") == synonyms
+        and not save_vectors
+    ):
         size = old.manifest["chunk_count"]
         return IngestReport(None, len(docs), size, 0, size, 0, time.perf_counter() - started, tuple(skipped))
 
@@ -227,7 +243,8 @@ async def ingest(
             )
         )
 
-    fresh_vectors, fresh_rows = await _analyse_and_embed(embedder, fresh, progress, cache)
+    seeds = [folder / seed_name(embedder.name) for folder in folders.values()]
+    fresh_vectors, fresh_rows, cached = await _analyse_and_embed(embedder, fresh, progress, cache, seeds)
     dim = fresh_vectors.shape[1] if fresh else old.manifest["embedder"]["dim"] if old else embedder.dim
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
     parts: list[tuple[TermRows, list[int]]] = []
@@ -246,6 +263,8 @@ async def ingest(
             else " ".join(c[2] for c in chunks[entry.first_chunk : entry.first_chunk + entry.chunk_count])
         )
         groups[entry.first_chunk : entry.first_chunk + entry.chunk_count] = script_group(f"{entry.title} {text[:4000]}")
+    if save_vectors and not isinstance(embedder, HashEmbedder):  # hash vectors cost nothing to recompute
+        await asyncio.to_thread(_save_vectors, folders, embedder.name, entries, chunks, vectors)
     version = store.write(
         index_dir,
         embedder=embedder.name,
@@ -269,7 +288,28 @@ async def ingest(
         removed,
         seconds,
         tuple(skipped),
+        cached,
     )
+
+
+def _save_vectors(
+    folders: dict[str, Path],
+    embedder: str,
+    entries: list[store.DocumentEntry],
+    chunks: list[tuple[str, str, str]],
+    vectors: np.ndarray,
+) -> None:
+    """Each folder's chunk vectors into the folder (vectorcache.write_seed), to ship with it."""
+    for collection, folder in folders.items():
+        texts: list[str] = []
+        rows: list[int] = []
+        for entry in entries:
+            if entry.collection != collection:
+                continue
+            for i in range(entry.first_chunk, entry.first_chunk + entry.chunk_count):
+                texts.append(_embed_input(entry.title, chunks[i][1], chunks[i][2]))
+                rows.append(i)
+        write_seed(folder / seed_name(embedder), embedder, texts, vectors[rows])
 
 
 def _previous(index_dir: Path) -> store.IngestState | None:
@@ -305,13 +345,13 @@ def _hash_batch(dim: int, texts: list[str]) -> tuple[np.ndarray, TermRows]:
 
 
 async def _analyse_and_embed(
-    embedder: Embedder, texts: list[str], progress: bool, cache: Path | None = None
-) -> tuple[np.ndarray, TermRows]:
+    embedder: Embedder, texts: list[str], progress: bool, cache: Path | None = None, seeds: list[Path] | None = None
+) -> tuple[np.ndarray, TermRows, int]:
     """BM25 term rows and vectors of the new chunks; the hash embedder reuses the analysis
     and, for big ingests, spreads batches over every core. A model's vectors come from the
     content-hash cache where it has them; only the rest is embedded."""
     if not texts:
-        return np.zeros((0, 0), dtype=np.float32), TermRows.join([])
+        return np.zeros((0, 0), dtype=np.float32), TermRows.join([]), 0
     batches = [texts[i : i + EMBED_BATCH] for i in range(0, len(texts), EMBED_BATCH)]
     if isinstance(embedder, HashEmbedder):
         vectors: list[np.ndarray] = []
@@ -325,9 +365,9 @@ async def _analyse_and_embed(
                 vectors.append(batch_vectors)
                 rows.append(batch_rows)
                 bar.update(len(batch))
-        return np.concatenate(vectors), TermRows.join(rows)
+        return np.concatenate(vectors), TermRows.join(rows), 0
     terms = TermRows.join([analyse(b)[0] for b in batches])
-    store_ = VectorCache(cache, embedder.name) if cache is not None and _dim(embedder) else None
+    store_ = VectorCache(cache, embedder.name, seeds) if cache is not None and _dim(embedder) else None
     try:
         if store_ is not None:
             found, missing = await asyncio.to_thread(store_.get, texts, embedder.dim)
@@ -347,9 +387,9 @@ async def _analyse_and_embed(
             store_.close()
     fresh = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
     if found is None:
-        return fresh, terms
+        return fresh, terms, 0
     found[missing] = fresh
-    return found, terms
+    return found, terms, len(texts) - len(missing)
 
 
 def _dim(embedder: Embedder) -> int:

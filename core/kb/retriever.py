@@ -20,6 +20,7 @@ The hash embedder keeps its plain weighted sum of absolute scores, with ``min_sc
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,14 +29,19 @@ from core.config import RetrievalSettings
 from core.kb import dense
 from core.kb.diskarray import gather
 from core.kb.embedders import Embedder, HashEmbedder, embed_query
+from core.kb.intent import asks_how_to, is_procedure
 from core.kb.lexical import EXPANSION_WEIGHT, K1, LexicalQuery
 from core.kb.store import Chunk, KnowledgeIndex
 from core.kb.terms import count_terms
 
 CANDIDATES = 24
+GROUP_CANDIDATES = 8  # a semantic model's nearest chunks in each script group, on top
 CONTEXT_SHARE = 0.4  # how much an earlier question of the conversation may weigh, at most
-PER_DOCUMENT = 2
+PER_DOCUMENT = 1  # top_k documents, not top_k chunks: the question's answer is a document
 TITLE_WEIGHT = 0.15  # share of the score that says "the question names this document's subject"
+SEAT_TERMS = 15  # a question this long whose BM25 best document clearly leads keeps it in top_k
+LEXICAL_LEAD = 0.1
+PROCEDURE_REACH = 0.25  # how far below its document's best chunk a procedure may be and still lead it
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +53,10 @@ class Hit:
 
 
 HASH_LEXICAL_WEIGHT = 0.8
-SEMANTIC_LEXICAL_WEIGHT = 0.5
+SEMANTIC_LEXICAL_WEIGHT = 0.3  # for a short question; each term past FREE_TERMS adds WEIGHT_PER_TERM
+FREE_TERMS = 5
+WEIGHT_PER_TERM = 0.01
+MAX_LEXICAL_WEIGHT = 0.9
 LEXICAL_EVIDENCE = 0.1  # how much BM25's share adds to the best similarity the floor is compared with
 
 
@@ -60,6 +69,7 @@ class Retriever:
         self._semantic = getattr(embedder, "semantic", False)
         default_w = SEMANTIC_LEXICAL_WEIGHT if self._semantic else HASH_LEXICAL_WEIGHT
         self._w = default_w if lexical_weight is None else lexical_weight
+        self._fixed = lexical_weight is not None  # a configured weight is used as is
         self._floor = getattr(embedder, "similarity_floor", None) if min_similarity is None else min_similarity
 
     @classmethod
@@ -85,9 +95,25 @@ class Retriever:
 
         ``collections`` (None: all) limits the candidates inside both searches, so an asker
         gets its top_k from its own collections and never sees another's chunk."""
+        found = await self.signals(index, query, context=context, collections=collections)
+        if found is None:
+            return []
+        if self._semantic:
+            if self._floor is not None and found.dense.max() + LEXICAL_EVIDENCE * found.lexical.max() < self._floor:
+                return []
+            fused = semantic_fusion(found, self._w if self._fixed else question_weight(found.terms))
+        else:
+            fused = (1 - TITLE_WEIGHT) * (self._w * found.lexical + (1 - self._w) * found.dense)
+            fused += TITLE_WEIGHT * found.title
+        return select(index, query, found, fused, top_k, seats(found) if self._semantic else ())
+
+    async def signals(
+        self, index: KnowledgeIndex, query: str, *, context: str = "", collections: frozenset[str] | None = None
+    ) -> Signals | None:
+        """The candidates of both searches and every score a fusion reads (None: no candidate)."""
         subset = index.subset(collections)
         if index.size == 0 or not query.strip() or (subset is not None and subset.share == 0.0):
-            return []
+            return None
         terms, trigrams = count_terms(query, trigrams=True)
         extra = index.synonyms.expand(query)
         expansion, extra_trigrams = count_terms(" ".join(extra), trigrams=True) if extra else (Counter(), Counter())
@@ -107,29 +133,122 @@ class Retriever:
         for term, count in background.items():
             expansion[term] += count * min(1.0, scale) / EXPANSION_WEIGHT
         lexical = index.lexical.query(terms, expansion)
-        dense_ids, _ = dense.search(index.dense, qvec, CANDIDATES, subset)
-        ids = np.union1d(dense_ids, lexical.candidates(CANDIDATES, subset.mask if subset else None))
-        dense_scores = np.clip(dense.similarities(index.dense, qvec, ids), 0.0, 1.0)
-        lex_scores = np.clip(lexical.score(ids), 0.0, 1.0)
+        dense_ids = [dense.search(index.dense, qvec, CANDIDATES, subset)[0]]
         if self._semantic:
-            if self._floor is not None and dense_scores.max() + LEXICAL_EVIDENCE * lex_scores.max() < self._floor:
-                return []
-            fused = self._w * lex_scores + (1 - self._w) * _rescaled(_calibrated(index, qvec, ids, dense_scores))
-        else:
-            fused = self._w * lex_scores + (1 - self._w) * dense_scores
-        fused = (1 - TITLE_WEIGHT) * fused + TITLE_WEIGHT * _title_match(index, lexical, ids)
-        hits: list[Hit] = []
-        per_doc: dict[tuple[str, str], int] = {}
-        for j in np.argsort(-fused, kind="stable"):
-            chunk = index.chunk(int(ids[j]))
-            doc = (chunk.collection, chunk.doc_id)
-            if per_doc.get(doc, 0) >= PER_DOCUMENT:
-                continue
-            per_doc[doc] = per_doc.get(doc, 0) + 1
-            hits.append(Hit(chunk, float(fused[j]), float(lex_scores[j]), float(dense_scores[j])))
-            if len(hits) == top_k:
-                break
-        return hits
+            # Each script group's own nearest chunks too: a semantic model ranks every chunk in
+            # the question's language above the best one in another, so without this the
+            # right Chinese document for an English question would never be a candidate.
+            for group in range(len(index.centroids)):
+                within = index.group_subset(group, collections)
+                dense_ids.append(dense.search(index.dense, qvec, GROUP_CANDIDATES, within)[0])
+        ids = np.union1d(np.concatenate(dense_ids), lexical.candidates(CANDIDATES, subset.mask if subset else None))
+        similarities = np.clip(dense.similarities(index.dense, qvec, ids), 0.0, 1.0)
+        return Signals(
+            ids=ids,
+            lexical=np.clip(lexical.score(ids), 0.0, 1.0),
+            dense=similarities,
+            calibrated=_calibrated(index, qvec, ids, similarities) if self._semantic else similarities,
+            title=_title_match(index, lexical, ids),
+            terms=len(terms),
+            groups=index.groups[ids],
+            documents=index.documents_of(ids),
+        )
+
+
+@dataclass(frozen=True)
+class Signals:
+    """One question's candidate chunks and their scores, aligned."""
+
+    ids: np.ndarray
+    lexical: np.ndarray  # BM25's share of the question matched, in [0, 1]
+    dense: np.ndarray  # cosine similarity
+    calibrated: np.ndarray  # cosine less the question's average similarity to the chunk's script group
+    title: np.ndarray  # share of the question its document's title holds
+    terms: int  # the question's distinct terms (words, CJK bigrams)
+    groups: np.ndarray  # each chunk's script group (text.script_group of its document)
+    documents: np.ndarray  # each chunk's document (its position in the index's list)
+
+
+def question_weight(terms: int) -> float:
+    """The lexical side's weight for a question of that many distinct terms. A long question
+    (a reading-comprehension one, a pasted error message) carries many of its answer's exact
+    words, and BM25 ranks well on them; a short or paraphrased one is better read by meaning.
+    Chosen on every set at once (bench/fusion.py: sample, crosslang, policies, handbook, DRCD,
+    MedQuAD): a fixed weight traded DRCD against the policy sets."""
+    return min(MAX_LEXICAL_WEIGHT, SEMANTIC_LEXICAL_WEIGHT + WEIGHT_PER_TERM * max(0, terms - FREE_TERMS))
+
+
+def semantic_fusion(found: Signals, lexical_weight: float) -> np.ndarray:
+    """Lexical and calibrated dense evidence on one scale, then the title share."""
+    fused = lexical_weight * found.lexical + (1 - lexical_weight) * _rescaled(found.calibrated)
+    return (1 - TITLE_WEIGHT) * fused + TITLE_WEIGHT * found.title
+
+
+def select(
+    index: KnowledgeIndex, query: str, found: Signals, fused: np.ndarray, top_k: int, seats: Sequence[int] = ()
+) -> list[Hit]:
+    """The top_k chunks by fused score, at most PER_DOCUMENT from one document. ``seats``: the
+    documents (positions in the index's list) that keep a place among them, after the first."""
+    ids = found.ids
+    procedures = np.zeros(len(ids), dtype=bool)
+    if asks_how_to(query):
+        fused, procedures = _procedures_lead(index, ids, fused)
+    order = np.lexsort((~procedures, -fused))
+    picked: list[int] = []  # positions in ``order``
+    per_doc: Counter[int] = Counter()
+    first_of: dict[int, int] = {}
+    for n, j in enumerate(order):
+        doc = int(found.documents[j])
+        first_of.setdefault(doc, n)
+        if per_doc[doc] < PER_DOCUMENT and len(picked) < top_k:
+            per_doc[doc] += 1
+            picked.append(n)
+    for doc in seats:
+        if doc in first_of and not per_doc[doc]:
+            # The seat goes to the last pick that is neither the best one nor another seat.
+            for k in range(len(picked) - 1, 0, -1):
+                held = int(found.documents[order[picked[k]]])
+                if held not in seats:
+                    per_doc[held] -= 1
+                    per_doc[doc] += 1
+                    picked[k] = first_of[doc]
+                    break
+    hits: list[Hit] = []
+    for n in sorted(picked):
+        j = order[n]
+        hits.append(Hit(index.chunk(int(ids[j])), float(fused[j]), float(found.lexical[j]), float(found.dense[j])))
+    return hits
+
+
+def seats(found: Signals) -> list[int]:
+    """The documents each side is sure of, kept among the top_k whatever the fusion says: the
+    model's best (calibrated) document, and BM25's best when the question is long and that
+    document leads the next by LEXICAL_LEAD. A sure side's first answer then never drops out
+    (DRCD's long questions: 0.980 without the lexical seat, 0.990 with it; bench/fusion.py)."""
+    chosen = [int(found.documents[int(np.argmax(found.calibrated))])]
+    if found.terms >= SEAT_TERMS and found.lexical.max() > 0:
+        best = np.zeros(int(found.documents.max()) + 1)
+        np.maximum.at(best, found.documents, found.lexical)
+        top, second = np.sort(best)[::-1][:2] if len(best) > 1 else (best.max(), 0.0)
+        if top - second >= LEXICAL_LEAD * top:
+            chosen.append(int(np.argmax(best)))
+    return chosen
+
+
+def _procedures_lead(index: KnowledgeIndex, ids: np.ndarray, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a how-to question, a chunk holding numbered steps scores up to its document's best
+    chunk (when within PROCEDURE_REACH of it) and leads it on a tie: "How do I claim travel
+    expenses?" is answered by the claim procedure, not by the guide's scope, which matches the
+    words as well. Only the choice among one document's chunks changes: no document scores
+    higher than its best chunk did, so which documents are found stays the same."""
+    procedures = np.fromiter((is_procedure(index.texts[int(i)][2]) for i in ids), dtype=bool, count=len(ids))
+    if not procedures.any():
+        return fused, procedures
+    docs = index.documents_of(ids)
+    best = np.zeros(int(docs.max()) + 1)
+    np.maximum.at(best, docs, fused)
+    raised = np.where(procedures, np.minimum(fused + PROCEDURE_REACH, best[docs]), fused)
+    return raised, procedures & (raised >= best[docs])
 
 
 def _title_match(index: KnowledgeIndex, lexical: LexicalQuery, ids: np.ndarray) -> np.ndarray:

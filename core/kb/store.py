@@ -161,6 +161,18 @@ class KnowledgeIndex:
                 cache[collections] = subset
         return subset
 
+    def group_subset(self, group: int, collections: frozenset[str] | None) -> dense.Subset:
+        """The chunks of one script group (within the given collections), kept like ``subset``."""
+        cache: dict[tuple[int, frozenset[str] | None], dense.Subset] = self.__dict__.setdefault("_groups", {})
+        subset = cache.get((group, collections))
+        if subset is None:
+            readable = self.subset(collections)
+            mask = self.groups == group
+            subset = dense.Subset(mask & readable.mask if readable is not None else mask)
+            if len(cache) < 64:
+                cache[(group, collections)] = subset
+        return subset
+
     def chunks(self) -> Iterator[Chunk]:
         return (self.chunk(i) for i in range(self.size))
 

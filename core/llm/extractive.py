@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.kb.embedders import Embedder, HashEmbedder, embed_query
+from core.kb.intent import HOW_TO_QUESTION
 from core.kb.store import Chunk
 from core.kb.text import lexical_terms, split_sentences
 from core.llm.base import Completion, Prompt
@@ -71,11 +72,6 @@ ABOUT_DOCUMENT_RE = re.compile(
 SCOPE_QUESTION = re.compile(
     r"\bappl(?:y|ies)\b|\bcover(?:s|ed)?\b|\beligib|\bwho (?:can|may|is)\b|\bscope\b|\bpurpose\b"
     r"|適用|範圍|對象|資格|目的",
-    re.I,
-)
-HOW_TO_QUESTION = re.compile(
-    r"\bhow (?:do|can|should|would|to|does|did)\b|\bsteps?\b|\bprocess\b|\bprocedure\b|\bwhat (?:do|should) i do\b"
-    r"|\bwhat now\b|\bwhere (?:do|can|should) i\b|怎麼|怎樣|如何|步驟|流程|程序|辦理|該怎",
     re.I,
 )
 FIGURE_QUESTION = re.compile(

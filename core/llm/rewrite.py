@@ -5,7 +5,8 @@ conversation) and in each of the knowledge base's languages — then merge the h
 The rewrite can only add: offline there is no call; a question that already matches well is not
 rewritten, nor one that matches nothing at all (an off-topic question is declined without a
 model call; a follow-up is rewritten either way); any failure or a timeout of the call leaves
-the plain search's hits, counted in ``hub_query_rewrites_total``. Personal data never reaches
+the plain search's hits, counted in ``hub_query_rewrites_total``. The call's tokens are the
+asker's, charged like any model call (core/accounting.py: usage, cost, budget). Personal data never reaches
 a cloud model for rewriting: a question routed as PII is rewritten by a local model of its
 route, or not at all.
 """
@@ -18,6 +19,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from core.accounting import Accounting
+from core.auth.principal import Principal
 from core.config import ConfigError, RetrievalSettings
 from core.conversation import Turn
 from core.kb.retriever import Hit, Retriever
@@ -47,11 +50,18 @@ _LINE = re.compile(r"^\s*[-*]?\s*(en|english|zh-tw|zh|chinese)\s*[:：]\s*(.+?)\
 class RewritingSearch:
     """``Retriever.search`` plus the rewrite; every keyword argument reaches the retriever as given."""
 
-    def __init__(self, retriever: Retriever, models: ModelGateway, settings: RetrievalSettings) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        models: ModelGateway,
+        settings: RetrievalSettings,
+        accounting: Accounting | None = None,
+    ) -> None:
         if settings.rewrite.model is not None and models.router.by_name(settings.rewrite.model) is None:
             raise ConfigError(f"retrieval.rewrite.model: unknown model {settings.rewrite.model}")
         self._retriever = retriever
         self._models = models
+        self._accounting = accounting
         self._s = settings.rewrite
         self._min_score = settings.min_score
         self._languages: tuple[tuple[str, int], tuple[str, ...]] | None = None
@@ -64,8 +74,10 @@ class RewritingSearch:
         *,
         route: Route | None = None,
         history: Sequence[Turn] = (),
+        asker: Principal | None = None,
         **kwargs: Any,
     ) -> list[Hit]:
+        """``asker``: whose request it is, charged for the rewrite's tokens."""
         hits = await self._retriever.search(index, question, top_k, **kwargs)
         if not self._s.enabled or route is None:
             return hits
@@ -81,7 +93,7 @@ class RewritingSearch:
         if resilience.breaker(spec.name).state == "open" or resilience.busy(spec):
             QUERY_REWRITES.labels("unavailable").inc()
             return hits
-        rewrites = await self._rewrite(spec, question, history, self._kb_languages(index))
+        rewrites = await self._rewrite(spec, question, history, self._kb_languages(index), asker)
         rewrites = [r for r in rewrites if _same(r) != _same(question)]
         if not rewrites:
             return hits
@@ -99,7 +111,12 @@ class RewritingSearch:
         return next((m for m in candidates if m.provider == "openai" and (m.local or not route.pii)), None)
 
     async def _rewrite(
-        self, spec: ModelSpec, question: str, history: Sequence[Turn], languages: tuple[str, ...]
+        self,
+        spec: ModelSpec,
+        question: str,
+        history: Sequence[Turn],
+        languages: tuple[str, ...],
+        asker: Principal | None,
     ) -> list[str]:
         wanted = sorted({*languages, language_of(question)})
         prompt = rewrite_prompt(question, history, wanted)
@@ -116,6 +133,10 @@ class RewritingSearch:
             log.warning("question rewrite failed; plain search", extra={"model": spec.name, "exc": type(exc).__name__})
             return []
         QUERY_REWRITES.labels("rewritten").inc()
+        if self._accounting is not None and asker is not None:
+            await self._accounting.side_call(
+                asker, completion.model, completion.prompt_tokens, completion.completion_tokens
+            )
         return parse_rewrites(completion.text)
 
     def _kb_languages(self, index: KnowledgeIndex) -> tuple[str, ...]:

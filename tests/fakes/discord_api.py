@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -121,6 +122,7 @@ class FakeDiscord(LoopbackServer):
         # The next N PATCHes of an @original answer 404, as Discord does until it has the deferred ack.
         self.original_not_ready = 0
         self.nonce_repeats = 0  # message creates answered with the message their enforced nonce made before
+        self._held: list[tuple[str, str]] = []  # (method, path pattern) whose answers never come
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._ready = threading.Event()
@@ -143,6 +145,7 @@ class FakeDiscord(LoopbackServer):
         return app
 
     async def before_shutdown(self) -> None:
+        self.reset_holds()
         for ws in list(self._sockets):
             await ws.close(code=1001)
 
@@ -192,6 +195,20 @@ class FakeDiscord(LoopbackServer):
                     raise AssertionError(f"condition not met within {timeout} s")
                 self._cond.wait(left)
             return result
+
+    def hold(self, method: str, pattern: str) -> None:
+        """Matching REST calls take effect, but their answers never come (a call in flight when its
+        caller dies): the caller cannot tell whether it happened."""
+        with self._cond:
+            self._held.append((method, pattern))
+
+    def reset_holds(self) -> None:
+        with self._cond:
+            self._held.clear()
+
+    def _is_held(self, method: str, path: str) -> bool:
+        with self._cond:
+            return any(m == method and re.fullmatch(p, path) for m, p in self._held)
 
     def find(self, method: str, pattern: str) -> list[Call]:
         """Recorded calls with this method whose path fully matches the regex pattern."""
@@ -421,7 +438,12 @@ class FakeDiscord(LoopbackServer):
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if method == request.method and match:
-                return await handler(call, **match.groupdict())
+                response = await handler(call, **match.groupdict())
+                held = self._is_held(method, path)
+                while held:  # until reset_holds(); the caller may be long gone
+                    await asyncio.sleep(0.05)
+                    held = self._is_held(method, path)
+                return response
         return _error(404, "404: Not Found")
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
