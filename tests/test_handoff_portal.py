@@ -426,3 +426,22 @@ def test_the_second_i_dont_know_in_a_row_hands_off(tmp_path: Path, sample_index:
             assert "the bot could not answer twice" in status_text(desk, ts)
             relayed = ask(hub, conversation, "hello?")
             assert relayed["handoff"]["state"] == "relayed"
+
+
+def test_the_stream_says_so_when_the_shared_state_goes_away(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.state import BackendUnavailable
+
+    stream = Stream(desk.hub, str(uuid.uuid4()))
+    try:
+
+        async def down(_stream: str) -> list[Any]:
+            raise BackendUnavailable("redis: connection refused")
+
+        monkeypatch.setattr(desk.hub.hub.portal.events, "all", down)
+        wait_until(lambda: stream.ended)
+        assert [e["event"] for e in stream.events] == ["error"]
+        assert stream.events[0]["error"]["type"] == "unavailable"
+    finally:
+        stream.close()
+    refused = httpx.get(f"{desk.hub.url}/conversations/x/events", headers={"X-API-Key": OWNER_KEY}, timeout=5)
+    assert refused.status_code == 503 and "retry-after" in refused.headers

@@ -17,11 +17,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
 from core.ask import conversation_key
-from core.errors import BadRequest
+from core.errors import BadRequest, Unavailable
 from core.http import sse
 from core.http.auth import principal
 from core.portal.events import ConversationEvents
 from core.schema import AskRequest
+from core.state import BackendUnavailable
 
 router = APIRouter()
 
@@ -43,10 +44,14 @@ async def conversation_events(conversation_id: str, request: Request, after: str
     if since is not None and len(since) > MAX_AFTER:
         raise BadRequest(f"after must be at most {MAX_AFTER} characters")
     events = request.app.state.hub.portal.events
+    await events.all(stream)  # the shared state is down: a 503 (with Retry-After) before the stream starts
 
     async def body() -> AsyncIterator[bytes]:
-        async for event in events.follow(stream, since, for_sec=STREAM_SEC):
-            yield sse.frame(event.kind, event.as_dict(), event_id=event.id)
+        try:
+            async for event in events.follow(stream, since, for_sec=STREAM_SEC):
+                yield sse.frame(event.kind, event.as_dict(), event_id=event.id)
+        except BackendUnavailable:  # it went away meanwhile: say so and end (the client resumes later)
+            yield sse.frame("error", Unavailable("the conversation's events are unavailable right now").body())
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(sse.with_keepalive(body()), media_type="text/event-stream", headers=headers)
