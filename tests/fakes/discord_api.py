@@ -121,8 +121,8 @@ class FakeDiscord(LoopbackServer):
         }
         # The next N PATCHes of an @original answer 404, as Discord does until it has the deferred ack.
         self.original_not_ready = 0
-        self.nonce_repeats = 0  # message creates answered with the message their enforced nonce made before
         self._held: list[tuple[str, str]] = []  # (method, path pattern) whose answers never come
+        self.nonce_repeats = 0  # message creates answered with the message their enforced nonce made before
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._ready = threading.Event()
@@ -457,6 +457,7 @@ class FakeDiscord(LoopbackServer):
             ("GET", r"/channels/(?P<channel>\d+)", self._get_channel),
             ("POST", r"/channels/(?P<channel>\d+)/typing", self._typing),
             ("POST", r"/channels/(?P<channel>\d+)/messages", self._post_message),
+            ("GET", r"/channels/(?P<channel>\d+)/messages", self._get_messages),
             ("PATCH", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)", self._patch_message),
             ("POST", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)/threads", self._start_thread),
             ("POST", r"/interactions/(?P<interaction>\d+)/(?P<token>[^/]+)/callback", self._callback),
@@ -566,10 +567,21 @@ class FakeDiscord(LoopbackServer):
             return _error(404, "Unknown Message", 10008)
         return _json(self._edit(stored, call.json or {}))
 
+    async def _get_messages(self, call: Call, channel: str) -> web.Response:
+        """A channel's history as Discord gives it: at most ``limit`` messages, newest first; with
+        ``after``, the ones right after it (only the bot's own: people's reach the bot as events)."""
+        after, limit = int(call.query.get("after") or 0), min(int(call.query.get("limit") or 50), 100)
+        with self._cond:
+            found = sorted((m for m in self.messages.values() if m["channel_id"] == channel and int(m["id"]) > after),
+                           key=lambda m: int(m["id"]))  # fmt: skip
+        return _json(list(reversed(found[:limit])))
+
     async def _start_thread(self, call: Call, channel: str, message: str) -> web.Response:
         parent = self.channels.get(channel)
         if parent is None:
             return _error(404, "Unknown Channel", 10003)
+        if message in self.channels:
+            return _error(400, "A thread has already been created for this message", 160004)
         body = call.json or {}
         thread = {
             "id": message,  # Discord gives a thread started from a message that message's id
