@@ -123,6 +123,7 @@ async def test_a_trigger_starts_one_handoff_and_messages_relay_both_ways(service
     assert len(desk(service).opened) == 1
     _, opening = desk(service).opened[0]
     assert opening.platform == "line" and opening.tenant == "cs" and "我想找真人客服" in opening.summary
+    assert opening.summary_kind == "verbatim"  # no model configured: the last turns as they are
     assert (await service.intercept(says("訂單 123", "e3"))).action == "relayed"
     assert (await service.intercept(says("訂單 123", "e3"))).action == "relayed"  # a redelivery
     assert (await service.intercept(says("[sticker]", "e4", kind="sticker"))).action == "relayed"
@@ -253,3 +254,19 @@ async def test_audit_lines_hold_no_customer_id_or_words(
     assert [r.__dict__["event"] for r in audits] == ["handoff_started", "handoff_taken", "handoff_ended"]
     text = str([r.__dict__ for r in caplog.records])
     assert "Usecretcustomer" not in text and "0912" not in text
+
+
+async def test_when_slack_cannot_take_a_handoff_the_bot_answers(tmp_path: Path) -> None:
+    from core.handoff import HandoffUnavailable
+
+    class DownDesk(RecordingDesk):
+        async def open(self, handoff: Handoff, opening: Opening, *, key: str, maybe_done: bool) -> DeskRef:
+            raise RuntimeError("slack down")
+
+    hub = make_hub(tmp_path, None)
+    hub.handoff.register_desk(DownDesk())
+    with pytest.raises(HandoffUnavailable):
+        await hub.handoff.intercept(says("human please", "e1"))
+    assert await hub.handoff.store.active(customer()) is None  # the chat is the bot's: nothing half-open
+    hub.handoff.register_desk(RecordingDesk())
+    assert (await hub.handoff.intercept(says("human please", "e2"))).action == "started"  # Slack is back

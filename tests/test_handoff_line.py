@@ -162,6 +162,9 @@ def test_line_customer_to_slack_and_back_resolved_by_the_button(desk: Desk, capl
     assert "handoff_resolve" in blocks and "handoff_take" in blocks and "LINE" in blocks and "cs" in blocks
     assert "VPN" in blocks  # the conversation so far
     assert "0912" not in blocks and "[PHONE]" in blocks  # personal data redacted (the default)
+    assert "*Summary*" in blocks  # a model is configured: an LLM summary (charged to the tenant)
+    summary_call = (desk.model.calls[-1].json or {})["messages"]
+    assert "summarise" in summary_call[0]["content"] and "0912" not in json.dumps(summary_call, ensure_ascii=False)
     assert metric(desk.hub.url, "hub_handoffs_total", platform="line", outcome="started") == started_before + 1
     after_start = len(desk.model.calls)  # the summary may have used the model once
 

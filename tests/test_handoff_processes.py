@@ -95,3 +95,36 @@ def test_relays_are_exactly_once_across_processes_and_a_killed_worker(tmp_path: 
             for proc in procs:
                 proc.stop()
             redis.stop()
+
+
+def test_the_socket_mode_process_relays_an_agent_reply_to_line(tmp_path: Path, sample_index: Path) -> None:
+    """``python -m adapters.slack`` (Socket Mode) takes the agent's reply and pushes it to LINE itself:
+    with handoff on it declares the LINE side too. The web process only accepts."""
+    from tests.fakes.slack_api import events_envelope
+
+    redis = RedisServer(tmp_path).start()
+    procs: list[HubProcess] = []
+    with FakeSlack() as slack, FakeLineAPI(access_token=TOKEN) as line:
+        base = {"line": {"tenant": "cs"}, "handoff": {"slack_channel": AGENTS}}
+        env = {"INDEX_DIR": str(sample_index), "REDIS_URL": redis.url, "SLACK_BOT_TOKEN": slack.bot_token,
+               "SLACK_SIGNING_SECRET": SLACK_SECRET, "SLACK_API_URL": slack.api_url, "NO_PROXY": "127.0.0.1",
+               "LINE_CHANNEL_SECRET": LINE_SECRET, "LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_URL": line.url}  # fmt: skip
+        web_env = {**env, "HUB_CONFIG": str(write_yaml(tmp_path / "web.yaml", {**base, "queue": {"consume": False}}))}
+        socket_env = {**env, "SLACK_APP_TOKEN": slack.app_token,
+                      "HUB_CONFIG": str(write_yaml(tmp_path / "socket.yaml", base))}  # fmt: skip
+        try:
+            web = HubProcess(web_env, tmp_path).wait_ready()
+            procs.append(web)
+            procs.append(HubProcess(socket_env, tmp_path, ("adapters.slack",), module=True))
+            slack.wait_connected(timeout=30)
+            user = new_user()
+            assert webhook(web.url, [text_event(line, "human please", source(user))]).status_code == 200
+            (ts,) = wait(lambda: [ts for ts, m in list(slack.messages.items())
+                                  if slack.channel_of.get(ts) == AGENTS and not m.get("thread_ts")], "opened")  # fmt: skip
+            slack.send_envelope(events_envelope(agent_reply(ts, "Hello, this is Mei")))
+            wait(lambda: pushes_to(line, user), "the reply pushed to LINE by the Socket Mode process")
+            assert pushes_to(line, user) == ["Hello, this is Mei"]
+        finally:
+            for proc in procs:
+                proc.stop()
+            redis.stop()

@@ -19,11 +19,12 @@ from typing import Any
 
 import discord  # the library: `adapters/` is never on sys.path, so this is not this package
 
-from adapters.discord import render, translate
+from adapters.discord import handoff, render, translate
 from adapters.discord.buttons import message_kwargs
 from adapters.discord.messages import Recent
 from core.ask import Delta
 from core.errors import HubError
+from core.handoff import HandoffUnavailable
 from core.inbox import Answer
 from core.inbox.door import Door
 from core.messages import for_error, polite
@@ -96,7 +97,37 @@ class ChannelAnswer:
             conversation=conversation,
             request_id=job["request_id"],
         )
+        kind = job.get("kind") or "text"
+        if await self._handed_off(target, request, conversation, event_id, reference, answer, kind):
+            return
+        if kind != "text":  # a sticker or image nobody relays: the bot reads text only
+            await target.send(polite("text_only"), reference=reference, mention_author=False)
+            answer.shown()
+            return
         await self._answer(target, request, reference, answer, message_id)
+
+    async def _handed_off(self, target: Any, request: AskRequest, conversation: str, event_id: str, reference: Any,
+                          answer: Answer, kind: handoff.Kind) -> bool:  # fmt: skip
+        """While a person has this conversation the bot stays silent (the message goes to the agents);
+        a message asking for one gets the notice instead of an answer. True when it was handled."""
+        if not self.door.handoff.enabled:
+            return False
+        try:
+            got = await self.door.handoff.intercept(
+                handoff.message_of(request, conversation, target.id, event_id, kind)
+            )
+        except HandoffUnavailable:  # the desk cannot take it now: the bot answers
+            return False
+        if got.action == "relayed":
+            ADAPTER_EVENTS.labels(PLATFORM, "handed_off").inc()
+            return True
+        if got.action == "started":
+            await target.send(
+                got.say or "", reference=reference, mention_author=False, nonce=handoff.nonce(event_id, 0)
+            )
+            answer.shown()
+            return True
+        return False
 
     async def _answer(self, target: Any, request: AskRequest, reference: Any, answer: Answer, question_id: int) -> None:
         """Stream the answer into target: progress in one message, then the final messages."""

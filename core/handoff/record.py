@@ -17,7 +17,8 @@ class Customer(BaseModel):
     thread id, a portal conversation id): with ``platform`` and ``tenant`` it keys the handoff.
     ``address`` is whatever that platform's ``CustomerChannel`` needs to reach the customer
     (LINE: ``{"to": chat id}``), opaque to core. ``conversation_id`` is the AskRequest
-    conversation id the bot used there, so the agents see the conversation so far."""
+    conversation id the bot used there, so the agents see the conversation so far; a door whose
+    conversations belong to their asker (the portal) gives the memory key itself as ``memory_key``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -27,6 +28,7 @@ class Customer(BaseModel):
     user: str = ""
     address: dict[str, str] = {}
     conversation_id: str | None = None
+    memory_key: str | None = None  # the bot's memory of this chat, when the door knows it (the portal's asker)
 
 
 class Handoff(BaseModel):

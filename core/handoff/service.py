@@ -215,13 +215,16 @@ class HandoffService:
 
     async def _transcript(self, customer: Customer, message: CustomerMessage, redacted: bool) -> summary.Transcript:
         turns: summary.Transcript = []
-        if customer.conversation_id:
+        memory = customer.memory_key
+        if memory is None and customer.conversation_id:
             from core.ask import conversation_key  # the bot's own memory of this chat
 
             who = Principal(client=customer.platform, tenant=customer.tenant, user="", scopes=frozenset())
             request = AskRequest("", tenant=customer.tenant, platform=customer.platform,
                                  conversation_id=customer.conversation_id)  # fmt: skip
-            for turn in await self._conversations.history(conversation_key(request, who)):
+            memory = conversation_key(request, who)
+        if memory is not None:
+            for turn in await self._conversations.history(memory):
                 turns += [("customer", turn.question), ("bot", turn.answer)]
         turns.append(("customer", message.text))
         return [(who, summary.shown(text, redacted)) for who, text in turns]
@@ -364,6 +367,8 @@ class HandoffService:
             if handoff is None:
                 continue
             count += 1
+            if handoff.platform not in self._customers or self._desk is None:
+                continue  # this process cannot tell that customer (another process's sweep will)
             ended = await self.store.fact(handoff_id, "closed")
             if ended is not None:
                 if now - float(ended.get("at") or 0) >= FINISH_AFTER_SEC:

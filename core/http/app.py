@@ -24,6 +24,7 @@ from core.config import Settings
 from core.http import (
     admin_routes,
     ask_routes,
+    conversation_routes,
     embeddings_routes,
     errors,
     feedback_routes,
@@ -104,6 +105,7 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.include_router(handoff_routes.router)
     app.include_router(verified_router)
     app.include_router(feedback_routes.router)
+    app.include_router(conversation_routes.router)
     app.include_router(openai_routes.router)
     app.include_router(embeddings_routes.router)
     for adapter in adapters:

@@ -122,6 +122,7 @@ class FakeDiscord(LoopbackServer):
         # The next N PATCHes of an @original answer 404, as Discord does until it has the deferred ack.
         self.original_not_ready = 0
         self._held: list[tuple[str, str]] = []  # (method, path pattern) whose answers never come
+        self.nonce_repeats = 0  # message creates answered with the message their enforced nonce made before
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._ready = threading.Event()
@@ -232,6 +233,7 @@ class FakeDiscord(LoopbackServer):
         author: dict[str, Any] | None = None,
         mention_bot: bool = False,
         withhold: bool | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A MESSAGE_CREATE from a user (default: alice in #general; ``dm`` for the DM channel).
 
@@ -251,7 +253,7 @@ class FakeDiscord(LoopbackServer):
             "mention_everyone": False,
             "mentions": [self.bot_user] if mention_bot else [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": attachments or [],
             "embeds": [],
             "components": [],
             "pinned": False,
@@ -268,6 +270,7 @@ class FakeDiscord(LoopbackServer):
             )
         if withhold:
             data["content"] = ""
+            data["attachments"] = []  # withheld with the content
         self.dispatch("MESSAGE_CREATE", data)
         return data
 
@@ -546,7 +549,17 @@ class FakeDiscord(LoopbackServer):
         return message
 
     async def _post_message(self, call: Call, channel: str) -> web.Response:
-        return _json(self._message(channel, call.json or {}))
+        body = call.json or {}
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            # Discord: a repeat of a nonce by the same author (within a few minutes) returns the
+            # message it created the first time instead of creating another.
+            with self._cond:
+                for message in self.messages.values():
+                    if message["channel_id"] == channel and message.get("nonce") == str(nonce):
+                        self.nonce_repeats += 1
+                        return _json(message)
+        return _json(self._message(channel, body, **({"nonce": str(nonce)} if nonce is not None else {})))
 
     async def _patch_message(self, call: Call, channel: str, message: str) -> web.Response:
         stored = self.messages.get(message)
