@@ -43,6 +43,7 @@ async def conversation_events(conversation_id: str, request: Request, after: str
     if since is not None and len(since) > MAX_AFTER:
         raise BadRequest(f"after must be at most {MAX_AFTER} characters")
     events = request.app.state.hub.portal.events
+    await events.all(stream)  # the shared state down: a 503 now, not a stream that breaks after its headers
 
     async def body() -> AsyncIterator[bytes]:
         async for event in events.follow(stream, since, for_sec=STREAM_SEC):
