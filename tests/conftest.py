@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import socket
 import threading
@@ -17,6 +19,16 @@ from core.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_KB = ROOT / "data" / "kb"
+
+
+_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+def logged_text(records: list[logging.LogRecord]) -> str:
+    """What these records put in log lines: each message and its extra fields — not the record's
+    own timestamps and ids, whose random digits would make a "this number is never logged" flaky."""
+    lines = [{"msg": r.getMessage(), **{k: v for k, v in vars(r).items() if k not in _RECORD_FIELDS}} for r in records]
+    return json.dumps(lines, default=str, ensure_ascii=False)
 
 
 def write_yaml(path: Path, data: Any) -> Path:

@@ -17,7 +17,7 @@ import pytest
 from core.handoff import Customer, CustomerMessage, DeskRef, Handoff, HandoffService, Opening, Status
 from core.handoff.triggers import asks_for_person, feedback_asks_for_person
 from core.hub import Hub
-from tests.conftest import make_settings, write_yaml
+from tests.conftest import logged_text, make_settings, write_yaml
 
 CHANNEL = "C0AGENTS"
 
@@ -252,7 +252,7 @@ async def test_audit_lines_hold_no_customer_id_or_words(
     await service.resolve(CHANNEL, desk(service).ts, "UAGENT")
     audits = [r for r in caplog.records if r.name == "askhub.audit"]
     assert [r.__dict__["event"] for r in audits] == ["handoff_started", "handoff_taken", "handoff_ended"]
-    text = str([r.__dict__ for r in caplog.records])
+    text = logged_text(caplog.records)
     assert "Usecretcustomer" not in text and "0912" not in text
 
 
@@ -270,3 +270,19 @@ async def test_when_slack_cannot_take_a_handoff_the_bot_answers(tmp_path: Path) 
     assert await hub.handoff.store.active(customer()) is None  # the chat is the bot's: nothing half-open
     hub.handoff.register_desk(RecordingDesk())
     assert (await hub.handoff.intercept(says("human please", "e2"))).action == "started"  # Slack is back
+
+
+async def test_a_worker_racing_on_the_same_trigger_finds_the_record_half_written(service: HandoffService) -> None:
+    """Another worker (the same event, reclaimed) wrote the record but has not claimed the chat yet:
+    this one must start that same handoff, not mistake it for one that has ended."""
+    import uuid
+
+    from core.handoff.service import _IDS
+
+    message = says("human please", "race")
+    handoff_id = uuid.uuid5(_IDS, "line:race").hex
+    await service.store.save(Handoff(id=handoff_id, customer=message.customer, language="en", started_at=1.0,
+                                     reason="trigger", started_by="race"))  # fmt: skip
+    got = await service.intercept(message)
+    assert got.action == "started" and got.handoff_id == handoff_id
+    assert len(desk(service).opened) == 1

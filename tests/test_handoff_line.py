@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import HubServer, make_settings, metric, write_yaml
+from tests.conftest import HubServer, logged_text, make_settings, metric, write_yaml
 from tests.fakes.line_api import FakeLineAPI
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
@@ -214,7 +214,7 @@ def test_line_customer_to_slack_and_back_resolved_by_the_button(desk: Desk, capl
     assert len(desk.model.calls) > after_start  # the model answers again
     assert before <= after_start
 
-    logged = json.dumps([r.__dict__ for r in caplog.records], default=str, ensure_ascii=False)
+    logged = logged_text(caplog.records)
     assert "0912" not in logged and user not in logged and "客服小美" not in logged
     audits = [r.__dict__.get("event") for r in caplog.records if r.name == "askhub.audit"]
     assert {"handoff_started", "handoff_taken", "handoff_ended"} <= set(audits)

@@ -165,15 +165,17 @@ class HandoffService:
         language = notices.language(message.text)
         current = await self.store.active(customer)
         if current is None:
-            if await self.store.get(handoff_id) is not None:
-                return Intercept("relayed")  # a very late redelivery of a handoff that has ended
+            if await self.store.fact(handoff_id, "closed") is not None:
+                return Intercept("relayed", handoff_id=handoff_id)  # a very late redelivery: it has ended
             new = Handoff(id=handoff_id, customer=customer, language=language, started_at=self.clock(),
                           reason=reason, started_by=message.event_id)  # fmt: skip
             held = await self.store.claim(new)
+            other = await self.store.get(held)
+            if other is None:
+                return BOT
             if held != handoff_id:  # another message of this chat started one a moment ago
-                other = await self.store.get(held)
-                return await self._to_desk(other, message) if other else BOT
-            current = new
+                return await self._to_desk(other, message)
+            current = other  # ours (a worker racing on the same event may have opened it already)
             await self.store.note(new.id, "question", {"text": redact(await self._question(customer, message))})
         elif current.id != handoff_id:
             return await self._to_desk(current, message)

@@ -48,7 +48,10 @@ class HandoffStore:
     async def claim(self, handoff: Handoff) -> str:
         """Make ``handoff`` the chat's open one unless one is open: the id that holds the chat."""
         key = self._conv(handoff.customer)
-        await self.save(handoff)  # first: whoever sees the claim finds its record
+        # First, so whoever sees the claim finds its record; never over one that a worker racing
+        # on the same event has already written (and perhaps given its desk thread).
+        await self._backend.set(f"handoff:rec:{handoff.id}", handoff.model_dump_json().encode(), KEEP_SEC,
+                                only_if_absent=True)  # fmt: skip
         if await self._backend.set(key, handoff.id.encode(), KEEP_SEC, only_if_absent=True):
             await self._backend.hash_incr(OPEN, {handoff.id: handoff.started_at}, KEEP_SEC)
             return handoff.id
