@@ -8,7 +8,9 @@ adapter registered for that kind of job.
   refuses (the webhook answers 503 and the platform retries) instead of piling up.
 * ``RedisQueue`` (REDIS_URL): one Redis Stream per kind with a consumer group. ``submit``
   returns once the event is in Redis, so any process may answer it and a dead process loses
-  nothing: events its workers held are reclaimed by the others after ``reclaim_after_sec``.
+  nothing: events its workers held are reclaimed by the others after ``reclaim_after_sec``
+  (a live worker keeps the events it is still answering fresh, so a slow answer is not
+  reclaimed and answered a second time beside it).
   Delivery is at least once; the event ledger's "done" marker (``submit(..., event=...)``)
   makes a repeated delivery a no-op, so every accepted event is answered once.
 
@@ -186,6 +188,7 @@ class RedisQueue(_Kinds):
         self._max_length = max_length
         self._consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._running: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[bytes, str] = {}  # message id -> kind, while this process answers it
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -249,7 +252,13 @@ class RedisQueue(_Kinds):
     def _spawn(self, kind: str, message_id: bytes, fields: dict[bytes, bytes]) -> None:
         task = asyncio.create_task(self._handle(kind, message_id, fields))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        self._in_flight[message_id] = kind
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._running.discard(task)
+            self._in_flight.pop(message_id, None)
+
+        task.add_done_callback(done)
 
     async def _handle(self, kind: str, message_id: bytes, fields: dict[bytes, bytes]) -> None:
         try:
@@ -273,6 +282,7 @@ class RedisQueue(_Kinds):
             await asyncio.sleep(interval)
             for kind in self._handlers:
                 try:
+                    await self._keep_alive(kind)
                     await self._reclaim_kind(kind)
                     await self._measure(kind)
                 except asyncio.CancelledError:
@@ -284,6 +294,14 @@ class RedisQueue(_Kinds):
                         continue
                     log.warning("queue reclaim failed", extra={"kind": kind, "exc": type(exc).__name__})
 
+    async def _keep_alive(self, kind: str) -> None:
+        """Reset the idle time of the events this process is still answering (a claim to itself,
+        which counts no delivery): only a dead consumer's events go idle long enough to be
+        reclaimed, never an answer that is merely slow (a second, concurrent answer)."""
+        mine = [message_id for message_id, of in self._in_flight.items() if of == kind]
+        if mine:
+            await self._redis.xclaim(self._key(kind), self.GROUP, self._consumer, 0, mine, justid=True)
+
     async def _reclaim_kind(self, kind: str) -> None:
         key = self._key(kind)
         stale = await self._redis.xpending_range(
@@ -291,6 +309,8 @@ class RedisQueue(_Kinds):
         )
         for entry in stale:
             message_id = entry["message_id"]
+            if message_id in self._in_flight:
+                continue  # this process is answering it
             if entry["times_delivered"] >= self.MAX_DELIVERIES:
                 log.error(
                     "job dropped after repeated failures", extra={"kind": kind, "deliveries": entry["times_delivered"]}

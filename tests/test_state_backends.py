@@ -166,3 +166,54 @@ async def test_a_job_kind_declared_late_or_never_is_refused_loudly(kind: str, re
             await queue.submit("never", {})
     finally:
         await queue.close(0.1)
+
+
+async def test_an_answer_slower_than_reclaim_after_is_not_reclaimed_beside_itself(redis_db: str) -> None:
+    """A live worker keeps its in-flight events fresh: a job that runs for many reclaim periods
+    runs once, with a second worker on the same stream (reclaiming it, by either, would answer
+    the user a second time, concurrently)."""
+    ledger = EventLedger(MemoryBackend())
+    one, other = (RedisQueue(redis_db, ledger, reclaim_after_sec=0.2) for _ in range(2))
+    other._consumer += "-other"  # another process
+    runs: list[int] = []
+    release = asyncio.Event()
+    changed = asyncio.Condition()
+    passes = 0
+
+    def counted(queue: RedisQueue) -> None:  # the reclaim loops' passes, to wait for them
+        reclaim_kind = queue._reclaim_kind
+
+        async def counting(kind: str) -> None:
+            nonlocal passes
+            await reclaim_kind(kind)
+            async with changed:
+                passes += 1
+                changed.notify_all()
+
+        queue._reclaim_kind = counting  # type: ignore[method-assign]
+
+    async def slow(payload: dict[str, object]) -> None:
+        async with changed:
+            runs.append(1)
+            changed.notify_all()
+        await release.wait()
+
+    for queue in (one, other):
+        counted(queue)
+        queue.register("slow", slow)
+    one.start()
+    try:
+        await one.submit("slow", {})
+        async with asyncio.timeout(20), changed:
+            await changed.wait_for(lambda: bool(runs))
+            other.start()
+            seen = passes
+            await changed.wait_for(lambda: passes >= seen + 20)  # passes over an event idle past 0.2 s
+        assert len(runs) == 1
+        release.set()
+        async with asyncio.timeout(10):
+            await one.idle()
+    finally:
+        release.set()
+        await one.close(0.5)
+        await other.close(0.5)
