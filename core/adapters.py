@@ -9,7 +9,8 @@ An adapter is a package ``adapters/<platform>/`` whose ``__init__`` offers one f
         Discord gateway bot) to run beside the app. None when the platform is off.
 
 ``python -m core serve`` loads with clients; ``uvicorn core.app:app`` without (run
-``python -m adapters.<platform>`` for those); ``python -m core worker`` loads the same
+``python -m adapters.<platform>`` for those; with handoff on, that process also declares the
+other configured adapters' job kinds, without their clients); ``python -m core worker`` loads the same
 declarations and serves no route. Core imports adapters by name only, so adapters depend
 on core and never the reverse.
 """
@@ -92,6 +93,12 @@ def run_alone(module: str, name: str, configured: Callable[[Settings], str | Non
         hub = Hub(settings)
         loaded = importlib.import_module(module).load(hub, clients=True)
         assert loaded is not None and loaded.runners, f"{module} configured but nothing to run"
+        if hub.handoff.enabled:
+            # A handoff joins two adapters (Slack's desk, a customer's LINE or Discord): whichever
+            # job this process takes, it can reach the other side. Their routes and clients stay off.
+            for other in installed():
+                if other.__name__ != module:
+                    other.load(hub, clients=False)
         return await run_until_stopped(hub, loaded.runners, name)
 
     return asyncio.run(main())

@@ -308,6 +308,22 @@ class DiscordSettings(_Section):
     dev_guild_id: str | None = None  # register /ask in this guild only (instant, for development)
 
 
+DEFAULT_TRIGGERS = ["真人", "客服人員", "轉人工", "human", "agent", "talk to a person", "real person"]
+
+
+class HandoffSettings(_Section):
+    """Handing a customer to the company's agents in Slack (core/handoff). Needs SLACK_BOT_TOKEN."""
+
+    slack_channel: str = Field(min_length=1)  # the agents' channel id (C0AGENTS)
+    triggers: list[str] = DEFAULT_TRIGGERS  # words in a customer's message that ask for a person
+    idle_close_sec: float = Field(1800.0, gt=0)  # no message from either side this long: resolved
+    on_second_no_answer: bool = False  # the bot's second "I don't know" in a row also hands off
+    on_feedback: bool = False  # a 👎 whose comment asks for a person hands off
+    personal_data: Literal["redacted", "raw"] = "redacted"  # what the agents' channel sees
+    summary_max_tokens: int = Field(200, ge=16, le=2000)  # the LLM summary (with a model configured)
+    turns_shown: int = Field(6, ge=1, le=50)  # the conversation so far, in the opening message
+
+
 class Settings(_Section):
     port: int = Field(8000, ge=1, le=65535)
     host: str = "127.0.0.1"
@@ -359,6 +375,7 @@ class Settings(_Section):
     slack: SlackSettings = SlackSettings()
     line: LineSettings = LineSettings()
     discord: DiscordSettings = DiscordSettings()
+    handoff: HandoffSettings | None = None
     retrieval: RetrievalSettings = RetrievalSettings()
     requests: RequestLimits = RequestLimits()
     llm: LLMSettings = LLMSettings()
@@ -428,7 +445,7 @@ class Settings(_Section):
 # YAML-only settings: structured sections, not environment variables.
 _YAML_ONLY = {
     "collections", "clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm", "slack",
-    "line", "discord", "models", "routes", "resilience", "conversation", "queue",
+    "line", "discord", "handoff", "models", "routes", "resilience", "conversation", "queue",
 }  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from core.conversation import Conversations
 from core.dedupe import EventLedger
 from core.embeddings import EmbeddingService
 from core.feedback import FeedbackStore
+from core.handoff import HandoffService
 from core.inbox import Inbox
 from core.inbox.threads import ThreadMarkers
 from core.jobs import make_queue
@@ -32,12 +33,15 @@ from core.limits import Governor
 from core.llm.gateway import ModelGateway
 from core.llm.rewrite import RewritingSearch
 from core.metrics import BACKEND_UP
+from core.portal.door import PortalDoor
+from core.portal.events import ConversationEvents
 from core.reload import ConfigWatcher
 from core.state import BackendUnavailable, make_backend
 from core.stats import Stats
 from core.tracing import Tracing
 from core.usage import UsageLedger
 from core.verified import VerifiedAnswers
+from core.verified.store import snapshot_path
 
 log = logging.getLogger("askhub.hub")
 
@@ -57,9 +61,9 @@ class Hub:
         self.feedback = FeedbackStore(self.backend, self.stats)
         self.accounting = Accounting(self.stats)
         # People's answers, served before retrieval; kept in a file when there is no Redis.
-        snapshot = settings.verified.file or settings.index_dir.with_name(settings.index_dir.name + "-verified.json")
         self.verified = VerifiedAnswers(self.backend, self.embedder, collections=frozenset(settings.collection_dirs()),
-                                        threshold=settings.verified.threshold, snapshot=snapshot)  # fmt: skip
+                                        threshold=settings.verified.threshold,
+                                        snapshot=snapshot_path(settings))  # fmt: skip
         self.asker = AskService(
             settings,
             index=self.index,
@@ -81,6 +85,10 @@ class Hub:
         # What adapters use (core.inbox.door.Door).
         self.inbox = Inbox(self.events, self.jobs, self.backend, self.tracing)
         self.threads = ThreadMarkers(self.backend)
+        self.handoff = HandoffService(settings, self.backend, models=self.models, accounting=self.accounting,
+                                      conversations=self.conversations)  # fmt: skip
+        # The portal as a customer door: its conversations' events feed GET /conversations/{id}/events.
+        self.portal = PortalDoor(self.handoff, ConversationEvents(self.backend), self.accounting)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
@@ -96,9 +104,11 @@ class Hub:
         self.models.configure(settings)
         self.accounting.use(self.governor, self.usage)
         self.asker.use(settings, cache=self.cache, collections=self.auth.collections)
-        self.verified.configure(collections=self.auth.collections.all, threshold=settings.verified.threshold)
+        self.verified.configure(policy=self.auth.collections, threshold=settings.verified.threshold)
         self.chat.use(settings)
         self.embeddings.use(settings)
+        if hasattr(self, "handoff"):
+            self.handoff.configure(settings)
 
     def _apply_from_thread(self, settings: Settings) -> None:
         assert self._loop is not None
@@ -118,6 +128,7 @@ class Hub:
         self.jobs.seal()  # every job kind is declared by now (adapters declare theirs when loaded)
         if self.settings.queue.consume or not self.settings.redis_url:
             self.jobs.start()
+        self.handoff.start()  # the idle sweeper (every process runs one; each close is claimed once)
         await self.index.start()
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None:
@@ -126,6 +137,7 @@ class Hub:
 
     async def close(self) -> None:
         await self.watcher.close()
+        await self.handoff.close()
         await self.jobs.close(self.settings.queue.drain_sec)
         for hook in self._on_close:
             try:

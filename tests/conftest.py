@@ -36,7 +36,12 @@ def make_settings(tmp_path: Path, **env: str) -> Settings:
         "EMBEDDINGS": "hash",  # instant ingest; the semantic model has its own tests (test_retrieval_*)
     }
     base.update(env)
-    return load_settings(base)
+    settings = load_settings(base)
+    if settings.verified.file is None:  # not beside a shared (session) index: each test hub its own
+        settings = settings.model_copy(
+            update={"verified": settings.verified.model_copy(update={"file": tmp_path / "verified.json"})}
+        )
+    return settings
 
 
 class HubServer:

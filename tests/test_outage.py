@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -94,3 +95,50 @@ def test_a_client_that_hangs_up_mid_body_is_not_a_500(down: HubServer, caplog: p
         time.sleep(0.05)
     assert metric(down.url, "gateway_requests_total", route="/ask", method="POST", status="500") == errors
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def every_route(server: HubServer) -> list[tuple[str, str]]:
+    """(method, path) of every route the app serves, path parameters filled in: a route added later
+    is covered without editing this file."""
+    from starlette.routing import Mount, Route
+
+    found: list[tuple[str, str]] = []
+
+    def walk(routes: list[Any], prefix: str) -> None:
+        for route in routes:
+            if isinstance(route, Route):
+                path = prefix + route.path.replace("{", "").replace("}", "").replace(":path", "")
+                found.extend((method, path) for method in sorted(route.methods or {"GET"}) if method != "HEAD")
+            elif isinstance(route, Mount):
+                found.append(("GET", f"{prefix}{route.path}/"))
+            elif hasattr(route, "original_router"):  # FastAPI's included router
+                walk(route.original_router.routes, prefix + route.include_context.prefix)
+
+    walk(server.app.routes, "")
+    return found
+
+
+def test_the_route_table_is_walked(down: HubServer) -> None:
+    routes = every_route(down)
+    assert ("POST", "/ask") in routes and ("POST", "/line/webhook") in routes and len(routes) > 15, routes
+
+
+def test_with_the_backend_down_no_route_answers_text_plain_or_500(down: HubServer) -> None:
+    """Every route of the app, with and without a key: JSON (or the page or metrics a route
+    serves), 503 the only 5xx, and a 503 says when to retry (/readyz reports, it does not refuse)."""
+    bad = []
+    with httpx.Client(base_url=down.url, timeout=10) as client:
+        for method, path in every_route(down):
+            for headers in (AUTH, {}):
+                body = {} if method in ("POST", "PUT", "PATCH") else None
+                response = client.request(method, path, json=body, headers=headers)
+                ctype = response.headers.get("content-type", "")
+                served_text = path == "/metrics" or ctype.startswith(("text/html", "text/css", "application/javascript",
+                                                                       "text/javascript", "image/"))  # fmt: skip
+                if (response.status_code >= 500 and response.status_code != 503) or (
+                    "text/plain" in ctype and not served_text
+                ):
+                    bad.append((method, path, bool(headers), response.status_code, ctype, response.text[:80]))
+                elif response.status_code == 503 and "retry-after" not in response.headers and path != "/readyz":
+                    bad.append((method, path, bool(headers), 503, "no Retry-After", response.text[:80]))
+    assert not bad, bad

@@ -231,6 +231,14 @@ def test_they_survive_a_restart_of_redis_itself(tmp_path: Path, kb: tuple[Path, 
         redis.stop()
 
 
+def test_a_memory_hub_keeps_its_file_beside_the_index_unless_told(tmp_path: Path) -> None:
+    from core.config import load_settings
+    from core.verified.store import snapshot_path
+
+    assert snapshot_path(load_settings({"INDEX_DIR": str(tmp_path / "idx")})) == tmp_path / "idx-verified.json"
+    assert snapshot_path(make_settings(tmp_path)) == tmp_path / "verified.json"  # the tests' own
+
+
 def test_another_hub_stops_serving_its_cached_answer(
     tmp_path: Path, kb: tuple[Path, Path], upstream: FakeOpenAI, redis_db: str
 ) -> None:
@@ -278,6 +286,12 @@ def test_create_refuses_bad_bodies_clearly(hub: HubServer, body: Any, status: in
     response = admin(hub, "POST", "", body)
     assert response.status_code == status, response.text
     assert says in response.json()["error"]["message"]
+
+
+def test_the_list_says_which_collections_each_tenant_reads(hub: HubServer) -> None:
+    body = admin(hub, "GET").json()
+    assert body["collections"] == ["internal", "public"] and body["tenants"] == {"cs": ["public"]}
+    assert hub.hub.verified.collections_for("hr") == ["internal", "public"]  # names none: reads all
 
 
 def test_edit_and_retire_errors(hub: HubServer) -> None:

@@ -61,7 +61,7 @@ const LABELS = {
 const t = (key, params = {}) =>
   (LABELS[language()]?.[key] ?? LABELS.en[key]).replace(/\{(\w+)\}/g, (_, n) => String(params[n] ?? ""));
 
-const state = { rows: [], collections: [], editing: null };
+const state = { rows: [], collections: [], tenants: {}, editing: null };
 
 // ---- the card ----
 
@@ -142,6 +142,7 @@ async function load() {
   if (!ok || !Array.isArray(data?.verified)) return;
   state.rows = data.verified;
   state.collections = Array.isArray(data.collections) ? data.collections : [];
+  state.tenants = data.tenants && typeof data.tenants === "object" ? data.tenants : {};
   render();
 }
 
@@ -177,12 +178,14 @@ function render() {
 
 // ---- the form ----
 
-function openForm(row = null, question = "") {
+/** Edit `row`, or add one (from a 👎 answer: its question, and a collection its tenant reads). */
+function openForm(row = null, question = "", tenant = "") {
   state.editing = row;
   ui.collection.replaceChildren(...state.collections.map((name) => el("option", { value: name, text: name })));
   ui.question.value = row ? row.question : question;
   ui.answer.value = row ? row.answer : "";
   if (row) ui.collection.value = row.collection;
+  else if (state.tenants[tenant]?.length) ui.collection.value = state.tenants[tenant][0];
   ui.by.value = row ? row.verified_by : sessionStorage.getItem(BY_KEY) ?? "";
   ui.status.textContent = "";
   ui.form.hidden = false;
@@ -225,8 +228,9 @@ function markFeedbackRows() {
     const vote = row.querySelector(".feedback-cell")?.textContent.trim();
     if (!cell || vote !== "👎" || cell.querySelector("[data-action=verify]")) continue;
     const question = cell.getAttribute("title") ?? cell.textContent;
+    const tenant = row.cells[1]?.textContent ?? ""; // admin.js's columns: time, tenant, platform, question, …
     cell.append(el("div", {}, el("button", { type: "button", class: "btn btn-ghost", "data-action": "verify",
-                                             text: t("fromFeedback"), onclick: () => openForm(null, question) })));
+                                             text: t("fromFeedback"), onclick: () => openForm(null, question, tenant) })));
   }
 }
 

@@ -62,6 +62,9 @@ const LABELS = {
     errNetwork: "Can't reach Ask Hub. Check your connection and try again.",
     errStream: "The answer could not be completed.",
     errUnexpected: "Something went wrong. Please try again.",
+    agentSaid: "Our team member wrote:",
+    agentName: "Support team",
+    withPerson: "You are talking with our team",
   },
   "zh-TW": {
     skipToQuestion: "跳到提問欄",
@@ -117,6 +120,9 @@ const LABELS = {
     errNetwork: "無法連線到 Ask Hub，請檢查網路後再試。",
     errStream: "回答未能完成。",
     errUnexpected: "發生錯誤，請再試一次。",
+    agentSaid: "真人客服回覆：",
+    agentName: "真人客服",
+    withPerson: "目前由真人客服為你服務",
   },
 };
 useLabels(LABELS);
@@ -140,7 +146,10 @@ const state = {
   controller: null,
   pendingQuestion: null, // asked again once a key is entered after a 401
   turn: 0,
+  handoff: null, // while a person has the conversation: { url, controller, lastId, seen }
 };
+
+const RECONNECT_MS = 2000;
 
 // ---- small helpers ----
 
@@ -228,13 +237,81 @@ async function readStream(response, card, started) {
 
 function parseEvent(block) {
   let name = "message";
+  let id = null;
   const data = [];
   for (const line of block.split(/\r?\n/)) {
     if (line.startsWith("event:")) name = line.slice(6).trim();
+    else if (line.startsWith("id:")) id = line.slice(3).trim();
     else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
   }
   if (!data.length) return null;
-  return { name, data: attempt(() => JSON.parse(data.join("\n"))) };
+  return { name, id, data: attempt(() => JSON.parse(data.join("\n"))) };
+}
+
+// ---- a person on the conversation: their replies arrive on its event stream ----
+
+/** Follows the conversation's events while a person has it (fetch, so the Bearer key goes along). */
+function followHandoff(url) {
+  if (state.handoff?.url === url) return;
+  stopHandoff();
+  state.handoff = { url, controller: new AbortController(), lastId: null, seen: new Set() };
+  ui.status.textContent = t("withPerson");
+  readHandoff(state.handoff);
+}
+
+function stopHandoff() {
+  state.handoff?.controller.abort();
+  state.handoff = null;
+}
+
+async function readHandoff(handoff) {
+  while (state.handoff === handoff) {
+    try {
+      const query = handoff.lastId ? `?after=${encodeURIComponent(handoff.lastId)}` : "";
+      const headers = token.authorize({ Accept: "text/event-stream" });
+      const signal = handoff.controller.signal;
+      const response = await fetch(handoff.url + query, { headers, signal, cache: "no-store" });
+      if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        const blocks = buffer.split(/\r?\n\r?\n/);
+        buffer = blocks.pop();
+        for (const block of blocks) showHandoffEvent(handoff, parseEvent(block));
+        if (state.handoff !== handoff) return reader.cancel().catch(() => {});
+      }
+    } catch (err) {
+      if (err.name === "AbortError") return;
+    }
+    await new Promise((resume) => setTimeout(resume, RECONNECT_MS)); // the stream dropped: resume after lastId
+  }
+}
+
+function showHandoffEvent(handoff, event) {
+  if (!event?.data || state.handoff !== handoff) return;
+  const id = event.id || event.data.id;
+  if (id) {
+    if (handoff.seen.has(id)) return; // shown once, whatever the network did
+    handoff.seen.add(id);
+    handoff.lastId = id;
+  }
+  const text = String(event.data.text ?? "");
+  if (event.name === "agent") ui.thread.append(agentItem(text));
+  else if (event.name === "end") {
+    ui.thread.append(el("li", { class: "msg msg-notice" }, el("p", { text })));
+    ui.status.textContent = "";
+    stopHandoff();
+  }
+  scrollToBottom(false);
+}
+
+function agentItem(text) {
+  const who = el("span", { class: "visually-hidden", i18n: "agentSaid" });
+  const name = el("p", { class: "agent-name", "aria-hidden": "true", i18n: "agentName" });
+  return el("li", { class: "msg msg-agent" }, who, name, el("p", { class: "agent-text", text }));
 }
 
 /** Applies one server-sent event; returns true once the answer is finished. */
@@ -321,6 +398,15 @@ function showPartial(card) {
 }
 
 function renderAnswer(card, data, latencyMs) {
+  if (data.handoff && typeof data.handoff.events === "string") {
+    // The hub's notice or acknowledgement: no model, no sources, nothing to rate.
+    card.live = null;
+    card.body.replaceChildren(renderText(String(data.answer ?? ""), card, 0));
+    card.item.classList.add("msg-handoff");
+    card.item.setAttribute("aria-busy", "false");
+    followHandoff(data.handoff.events);
+    return;
+  }
   const sources = Array.isArray(data.sources) ? data.sources : [];
   card.live = null;
   card.body.replaceChildren(renderText(String(data.answer ?? ""), card, sources.length));
@@ -532,6 +618,7 @@ function forgetKey() {
 
 function newConversation() {
   state.controller?.abort();
+  stopHandoff();
   state.conversationId = newId();
   state.pendingQuestion = null;
   ui.thread.replaceChildren();

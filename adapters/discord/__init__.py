@@ -11,7 +11,8 @@ Modules: ``translate`` (events -> AskRequest) and ``render`` (AskResult -> messa
 converters; ``transport`` (the HTTP endpoint) and ``deferred`` (the interaction job: deferred
 answers through the interaction webhook); the gateway bot: ``gateway`` (the discord.py client),
 ``messages`` (which messages it answers), ``channel_answer`` (the job answering one there),
-``buttons`` (render payloads as discord.py objects).
+``buttons`` (render payloads as discord.py objects); ``handoff`` (a customer handed to a person:
+agents' replies posted with an enforced nonce).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def load(door: Door, *, clients: bool) -> Loaded | None:
 
         loaded.routes["/discord/interactions"] = transport.endpoint(door)
     token = settings.discord_bot_token
+    if door.handoff.enabled and token is not None and token.get_secret_value():
+        # Agents' replies reach Discord customers from any process that handles the desk's events.
+        from adapters.discord.handoff import DiscordCustomer
+
+        channel = DiscordCustomer(door.handoff, settings.discord_api_url, token.get_secret_value())
+        door.handoff.register_customer("discord", channel)
+        door.on_close(channel.aclose)
     if clients and token is not None and token.get_secret_value():
         from adapters.discord.gateway import prepare, run
 

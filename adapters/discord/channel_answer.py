@@ -5,8 +5,9 @@ the conversation); a DM in the DM; a message in a thread in that thread. While t
 a typing indicator, then the answer growing in one message (edited at most once a second),
 then the final messages of at most 2,000 characters, the last with sources and 👍/👎.
 
-The thread, the progress message and the parts sent are noted, so a worker that reclaims the
-job after a crash answers in that thread, edits that message and skips those parts.
+The thread, the progress message and the parts sent are noted (a message before it is sent), so
+a worker that reclaims the job after a crash answers in that thread, edits that message (found
+in the channel when the dead one died before noting it) and never sends a part twice.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any
 
 import discord  # the library: `adapters/` is never on sys.path, so this is not this package
 
-from adapters.discord import render, translate
+from adapters.discord import handoff, render, translate
 from adapters.discord.buttons import message_kwargs
 from adapters.discord.messages import Recent
 from core.ask import Delta
 from core.errors import HubError
+from core.handoff import HandoffUnavailable
 from core.inbox import Answer
 from core.inbox.door import Door
 from core.messages import for_error, polite
@@ -34,6 +36,7 @@ log = logging.getLogger("askhub.discord")
 
 PLATFORM = translate.PLATFORM
 PROGRESS_INTERVAL = 1.0  # Discord allows about one edit a second per message
+THREAD_EXISTS = 160004  # Discord: "A thread has already been created for this message"
 
 
 class ChannelAnswer:
@@ -76,9 +79,15 @@ class ChannelAnswer:
                 conversation = str(target.id)
                 await answer.note(thread=str(target.id))
             except (discord.HTTPException, ValueError) as exc:
-                # No permission to create threads here (or not a text channel): reply in place.
-                log.warning("thread not created", extra={"event": event_id, "exc": type(exc).__name__})
-                conversation, reference = f"{channel_id}:{message_id}", question_message
+                if isinstance(exc, discord.HTTPException) and exc.code == THREAD_EXISTS:
+                    # An attempt that died had started it, unnoted; a thread started from a
+                    # message has that message's id.
+                    target = client.get_partial_messageable(message_id, guild_id=guild_id)
+                    conversation = str(message_id)
+                    await answer.note(thread=conversation)
+                else:  # no permission to create threads here (or not a text channel): reply in place
+                    log.warning("thread not created", extra={"event": event_id, "exc": type(exc).__name__})
+                    conversation, reference = f"{channel_id}:{message_id}", question_message
         request = translate.ask_request(
             self.door.settings,
             question=job["question"],
@@ -88,17 +97,46 @@ class ChannelAnswer:
             conversation=conversation,
             request_id=job["request_id"],
         )
-        await self._answer(target, request, reference, answer)
+        kind = job.get("kind") or "text"
+        if await self._handed_off(target, request, conversation, event_id, reference, answer, kind):
+            return
+        if kind != "text":  # a sticker or image nobody relays: the bot reads text only
+            await target.send(polite("text_only"), reference=reference, mention_author=False)
+            answer.shown()
+            return
+        await self._answer(target, request, reference, answer, message_id)
 
-    async def _answer(self, target: Any, request: AskRequest, reference: Any, answer: Answer) -> None:
+    async def _handed_off(self, target: Any, request: AskRequest, conversation: str, event_id: str, reference: Any,
+                          answer: Answer, kind: handoff.Kind) -> bool:  # fmt: skip
+        """While a person has this conversation the bot stays silent (the message goes to the agents);
+        a message asking for one gets the notice instead of an answer. True when it was handled."""
+        if not self.door.handoff.enabled:
+            return False
+        try:
+            got = await self.door.handoff.intercept(
+                handoff.message_of(request, conversation, target.id, event_id, kind)
+            )
+        except HandoffUnavailable:  # the desk cannot take it now: the bot answers
+            return False
+        if got.action == "relayed":
+            ADAPTER_EVENTS.labels(PLATFORM, "handed_off").inc()
+            return True
+        if got.action == "started":
+            await target.send(
+                got.say or "", reference=reference, mention_author=False, nonce=handoff.nonce(event_id, 0)
+            )
+            answer.shown()
+            return True
+        return False
+
+    async def _answer(self, target: Any, request: AskRequest, reference: Any, answer: Answer, question_id: int) -> None:
         """Stream the answer into target: progress in one message, then the final messages."""
-        sent: Any = None
-        if answer.opened.get("progress"):
-            sent = target.get_partial_message(int(answer.opened["progress"]))
+        sent: Any = await self._resumed(target, answer, question_id)
 
         async def show(text: str) -> None:
             nonlocal sent
             if sent is None:
+                await answer.note(sending=True)  # before: see _resumed
                 sent = await target.send(render.progress(text), reference=reference, mention_author=False)
                 answer.shown()
                 await answer.note(progress=str(sent.id))
@@ -128,12 +166,33 @@ class ChannelAnswer:
                 messages = [render.text_message(polite("error", request_id=request.request_id))]
         for n, message in enumerate(messages):
             if n and n <= answer.opened.get("parts", 0):
-                continue  # sent by an attempt that died
+                continue  # sent, or in flight, when an attempt died: never twice
             kwargs = message_kwargs(message, request.request_id)
             if n == 0 and sent is not None:
                 await sent.edit(**kwargs)
             else:
+                # Noted before it is sent: a part in flight at a crash is counted as sent, the
+                # first message is looked for (_resumed).
+                await answer.note(**({"parts": n} if n else {"sending": True}))
                 await target.send(**kwargs, reference=reference if n == 0 else None, mention_author=False)
             answer.shown()
-            if n:
-                await answer.note(parts=n)
+
+    async def _resumed(self, target: Any, answer: Answer, question_id: int) -> Any:
+        """The message a dead attempt showed its answer in: noted, or — it died between Discord's
+        answer and the note — the bot's first message in target after the question."""
+        if answer.opened.get("progress"):
+            return target.get_partial_message(int(answer.opened["progress"]))
+        if not answer.opened.get("sending") or self.client.user is None:
+            return None
+        try:
+            found = await self.client.http.logs_from(target.id, 50, after=question_id)
+        except discord.HTTPException as exc:
+            log.warning("cannot read the channel to find an unnoted answer", extra={"exc": type(exc).__name__})
+            return None
+        mine = [int(m["id"]) for m in found if m["author"]["id"] == str(self.client.user.id)]
+        if not mine:
+            return None
+        log.info("took over an answer the dead worker had not noted", extra={"question_id": str(question_id)})
+        answer.shown()
+        await answer.note(progress=str(min(mine)))
+        return target.get_partial_message(min(mine))

@@ -14,13 +14,15 @@ from typing import Any
 
 import httpx
 
-from adapters.discord import render, translate
+from adapters.discord import handoff, render, translate
 from core.errors import HubError
+from core.handoff import HandoffUnavailable, RelayFailed
 from core.inbox import Answer
 from core.inbox.door import Door
 from core.messages import for_error, polite
 from core.metrics import ADAPTER_EVENTS
 from core.retry import RetryAfter, retrying
+from core.schema import AskRequest
 
 log = logging.getLogger("askhub.discord")
 
@@ -131,7 +133,12 @@ async def answer_interaction(door: Door, job: dict[str, Any], client: httpx.Asyn
         request_id=job["request_id"],
     )
     try:
-        messages = render.answer_messages(await door.asker.ask(request))
+        said = await _handoff(door, job, request, event_id)
+        messages = (
+            [render.text_message(said)] if said is not None else render.answer_messages(await door.asker.ask(request))
+        )
+    except RelayFailed:
+        raise  # handed off, not relayed yet: the job fails and the queue delivers it again
     except HubError as exc:
         messages = [render.text_message(for_error(exc, request.question, request.request_id))]
     except Exception as exc:  # never leave the user with "thinking…" forever
@@ -150,11 +157,32 @@ async def answer_interaction(door: Door, job: dict[str, Any], client: httpx.Asyn
     log.info("interaction answered", extra={"event": event_id, "request_id": request.request_id})
 
 
+async def _handoff(door: Door, job: dict[str, Any], request: AskRequest, event_id: str) -> str | None:
+    """`/ask` while a person has the conversation: the agents get it and the reply says so; a
+    question asking for a person gets the notice. None: the bot answers. Needs the bot token
+    (agents' replies are posted to the channel as the bot)."""
+    token = door.settings.discord_bot_token
+    if not (door.handoff.enabled and token is not None and token.get_secret_value() and job.get("channel_id")):
+        return None
+    message = handoff.message_of(request, job["conversation"], job["channel_id"], event_id)
+    try:
+        got = await door.handoff.intercept(message)
+    except HandoffUnavailable:
+        return None
+    if got.action == "started":
+        return got.say or ""
+    if got.action == "relayed":
+        return handoff.sent_note(request.question)
+    return None
+
+
 async def _deliver(webhook: InteractionWebhook, messages: list[dict[str, Any]], answer: Answer) -> None:
     await webhook.edit_original(messages[0])
     answer.shown()
     for n, message in enumerate(messages[1:], start=1):
         if n <= answer.opened.get("follow_ups", 0):
-            continue  # sent by an attempt that died
-        await webhook.follow_up(message)
+            continue  # sent, or in flight, when an attempt died: never twice
+        # Noted before it is sent: a follow-up has no idempotency key, and Discord cannot list an
+        # interaction's follow-ups, so a part in flight at a crash is counted as sent.
         await answer.note(follow_ups=n)
+        await webhook.follow_up(message)

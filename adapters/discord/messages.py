@@ -16,7 +16,7 @@ from typing import Any
 
 import discord  # the library: `adapters/` is never on sys.path, so this is not this package
 
-from adapters.discord import render, translate
+from adapters.discord import handoff, render, translate
 from core.errors import HubError
 from core.inbox.door import Door
 from core.messages import for_error, polite
@@ -88,9 +88,14 @@ class Intake:
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             return
         question = translate.strip_mentions(message.content, me.id)
+        kind = "text"
         if not question:
-            await self._no_text(message, withheld=own_thread and not mentioned and not dm)
-            return
+            # While a person has a DM or thread, a sticker or an image goes to them as a note.
+            note = handoff.note_of(message) if self.door.handoff.enabled and (dm or (in_thread and mentioned)) else None
+            if note is None:
+                await self._no_text(message, withheld=own_thread and not mentioned and not dm)
+                return
+            kind, question = note
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
         job = {
             "message_id": str(message.id),
@@ -101,6 +106,7 @@ class Intake:
             "dm": dm,
             "in_thread": in_thread,
             "request_id": uuid.uuid4().hex,
+            "kind": kind,
         }
         try:
             if not await self.door.inbox.accept(PLATFORM, f"message:{message.id}", JOB, job):

@@ -3,9 +3,9 @@
 - the answer in messages of at most 2,000 characters (cut by core.textsplit: code blocks, words and
   emoji stay whole where possible), never pinging anyone whatever the model wrote;
 - the sources as one embed on the last message, within Discord's embed limits;
-- 👍 / 👎 buttons on the last message, carrying the request id for ``hub.feedback``.
+- 👍 / 👎 buttons on the last message, carrying the request id for core's feedback store.
 
-The gateway bot turns the same payloads into discord.py objects (``gateway.py``).
+The gateway bot turns the same payloads into discord.py objects (``buttons.py``).
 """
 
 from __future__ import annotations

@@ -22,5 +22,9 @@ def load(door: Door, *, clients: bool) -> Loaded | None:
 
     bot = LineBot(door, secret.get_secret_value(), token.get_secret_value())
     door.inbox.declare(JOB, bot.handle)
+    if door.handoff.enabled:  # agents' replies and the end notice reach LINE users by push
+        from adapters.line.handoff import LineCustomer
+
+        door.handoff.register_customer("line", LineCustomer(bot.api.push))
     door.on_close(bot.api.close)  # after the job queue has drained
     return Loaded("line", routes={"/line/webhook": bot.webhook})

@@ -50,20 +50,26 @@ class Delivery:
     async def answer(self, incoming: Incoming, chat: Chat, messages: list[Message], answer: Answer) -> bool:
         """By reply while the token is fresh, else by push (whose retry key makes a repeat harmless).
 
-        A worker that died during the reply leaves a note: LINE cannot say whether that reply went
-        out, so the token is tried again (refused then as used: it had) and, once stale, nothing
-        more is sent — one answer or, rarely, none, never two."""
-        if answer.opened.get("reply"):
-            if not self._fresh(incoming):
-                log.warning("an earlier attempt's reply may have gone out; not pushing a second answer",
+        The reply is noted before it is sent, and again once LINE took it. A worker that reclaims
+        the job after a crash mid-reply tries the token again while it is fresh (refused then as
+        used: the reply had gone out); once it is stale, LINE cannot say whether that reply went
+        out, and the answer is pushed: an answer twice is better than none, and the push's retry
+        key keeps it at most twice."""
+        opened = answer.opened
+        if opened.get("replied"):
+            return True  # LINE took it; the worker died before the event was marked done
+        if opened.get("reply"):
+            if self._fresh(incoming):
+                if await self._reply_once(incoming, messages) in ("sent", "refused"):
+                    DELIVERIES.labels("reply").inc()
+                    return True
+            else:
+                log.warning("the reply in flight at a crash is unconfirmed and its token stale; pushing",
                             extra={"event_id": incoming.event_id})  # fmt: skip
-                return True
-            if await self._reply_once(incoming, messages) in ("sent", "refused"):
-                DELIVERIES.labels("reply").inc()
-                return True
         elif self._fresh(incoming):
             await answer.note(reply=True)
             if await self.courtesy(incoming, messages):
+                await answer.note(replied=True)
                 return True
         if await self.api.push(chat.id, messages, retry_key(incoming.event_id)):
             DELIVERIES.labels("push").inc()
@@ -75,7 +81,7 @@ class Delivery:
         return incoming.reply_token is not None and time.time() < deadline
 
     async def courtesy(self, incoming: Incoming, messages: list[Message]) -> bool:
-        """True when the reply went out. A LINE 5xx or a lost answer leaves that unknown, and a
+        """By reply only; True when it went out. A LINE 5xx or a lost answer leaves that unknown, and a
         reply has no retry key, so the token is tried once more while fresh: refused then as
         used, the first attempt had gone out, and no push follows to say it twice."""
         if not self._fresh(incoming):

@@ -61,6 +61,7 @@ class Incoming:
     question: str = ""
     feedback: Feedback | None = None
     why: str = ""  # for an ignored event: a fixed word for logs and metrics
+    note: str = ""  # for a message that is not text: its type ("sticker", "image" …), relayed in handoffs
 
 
 def parse_event(raw: dict[str, Any]) -> Event | None:
@@ -93,7 +94,7 @@ def translate(event: Event, settings: LineSettings, destination: str | None) -> 
     if not isinstance(message, TextMessageContent):
         # In a group nobody can address the bot with a sticker: stay quiet there.
         if chat.one_to_one:
-            return Incoming("text_only", **base)
+            return Incoming("text_only", note=str(message.type or "message"), **base)
         return Incoming("ignore", why="not_addressed", **base)
     question = addressed_text(message, settings.group_prefixes, destination)
     if question is None:

@@ -5,6 +5,8 @@ the channel secret), claims every event of the batch by its ``webhookEventId`` i
 (a redelivery of an event that was answered, or is being answered, is skipped), queues one job
 per event and answers 200 at once. The job translates the event, asks the core, and hands the
 messages to ``delivery.py`` (reply while the token is fresh, else push) over ``api.py``.
+While a one-to-one chat is handed to a person (core.handoff, ``handoff.py``), its messages go to
+the agents instead and the bot says nothing.
 """
 
 from __future__ import annotations
@@ -18,18 +20,20 @@ from typing import Any
 
 import aiohttp
 from fastapi import Request
-from linebot.v3.messaging import ApiException
+from linebot.v3.messaging import ApiException, Message, TextMessage
 from linebot.v3.webhook import SignatureValidator
 from starlette.responses import JSONResponse, Response
 
-from adapters.line import render
+from adapters.line import handoff, render
 from adapters.line.api import LineApi
 from adapters.line.delivery import Delivery
 from adapters.line.translate import Chat, Incoming, parse_event, to_request, translate
 from core.errors import BadRequest, HubError
+from core.handoff import HandoffUnavailable, Intercept, RelayFailed
 from core.inbox import Answer
 from core.inbox.door import Door
 from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS
+from core.schema import AskResult
 
 log = logging.getLogger("askhub.line")
 
@@ -94,6 +98,8 @@ class LineBot:
                 else:
                     incoming = translate(event, self.door.settings.line, payload.get("destination"))
                 delivered = await self._act(incoming, answer)
+            except RelayFailed:
+                raise  # handed off, not relayed yet: the job fails and the queue delivers it again
             except Exception as exc:
                 log.error("event failed", extra={"event_id": event_id, "exc": type(exc).__name__})
                 delivered = False
@@ -110,6 +116,13 @@ class LineBot:
             log.info("event ignored", extra={"event_id": incoming.event_id, "why": incoming.why})
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             return True
+        if incoming.action in ("ask", "text_only") and incoming.chat.one_to_one and self.door.handoff.enabled:
+            got = await self._handoff(incoming)
+            if got.action == "relayed":  # the agents have it; the bot stays silent
+                ADAPTER_EVENTS.labels(PLATFORM, "handed_off").inc()
+                return True
+            if got.action == "started":  # no model call: the customer is told a person will answer
+                return await self.delivery.answer(incoming, incoming.chat, [TextMessage(text=got.say or "")], answer)
         if incoming.action == "ask":
             return await self._answer(incoming, incoming.chat, answer)
         if incoming.action == "feedback":
@@ -131,13 +144,32 @@ class LineBot:
         ADAPTER_EVENTS.labels(PLATFORM, "answered" if sent else "failed").inc()
         return True  # a courtesy message is not worth a redelivery
 
+    async def _handoff(self, incoming: Incoming) -> Intercept:
+        try:
+            return await self.door.handoff.intercept(handoff.message_of(incoming, self.door.settings.line))
+        except HandoffUnavailable:  # Slack cannot take it now: the bot answers instead
+            return Intercept("bot")
+
+    async def _after_answer(self, incoming: Incoming, result: AskResult, messages: list[Message]) -> list[Message]:
+        """The second "I don't know" in a row may start a handoff (when configured): say so too."""
+        if not (self.door.handoff.enabled and incoming.chat and incoming.chat.one_to_one):
+            return messages
+        try:
+            more = await self.door.handoff.after_answer(handoff.message_of(incoming, self.door.settings.line),
+                                                        no_knowledge=result.outcome == "no_knowledge")  # fmt: skip
+        except HandoffUnavailable:
+            return messages
+        if more.action != "started":
+            return messages
+        return [*messages[: render.MAX_MESSAGES - 1], TextMessage(text=more.say or "")]
+
     async def _answer(self, incoming: Incoming, chat: Chat, answer: Answer) -> bool:
         request_id = uuid.uuid4().hex
         loading = asyncio.create_task(self._show_loading(chat)) if chat.one_to_one else None
         answered = False
         try:
             result = await self.door.asker.ask(to_request(incoming, self.door.settings.line, request_id))
-            messages = render.answer_messages(result)
+            messages = await self._after_answer(incoming, result, render.answer_messages(result))
             answered = True
         except Exception as exc:  # every failure still gets a short, polite message
             if not isinstance(exc, HubError):

@@ -9,7 +9,8 @@ SLACK_APP_TOKEN (Socket Mode: ``python -m adapters.slack``, or ``python -m core 
     reply.py       the queued job: ask the core, open a view, finish it or apologise
     stream.py      the stream writer (chat.startStream / appendStream / stopStream)
     placeholder.py "Thinking…" edited into the answer, or the asker's response_url
-    view.py        what both views share; webapi.py: the Web API calls they make
+    opening.py     which view: the dead worker's (after a crash), a new stream, or a placeholder
+    view.py        what the views share; webapi.py: the Web API calls they make
 """
 
 from __future__ import annotations

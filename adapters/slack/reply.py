@@ -3,7 +3,7 @@
 One answer, from the first Slack call to the last:
 
     /ask only:  chat.postMessage "<@user> asked: …"   (its thread holds the answer)
-    progress:   a view (view.py): the stream writer (stream.py), or where the workspace cannot
+    progress:   a view (opening.py): the stream writer (stream.py), or where the workspace cannot
                 stream the "Thinking…" placeholder edited about once a second (placeholder.py)
     no answer:  a short polite message in the thread (rate limits: ephemeral, to the asker only)
 
@@ -25,11 +25,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
-from adapters.slack.placeholder import RespondView, UpdateView
-from adapters.slack.stream import StreamView
+from adapters.slack.opening import open_view
+from adapters.slack.placeholder import RespondView
 from adapters.slack.translate import PLATFORM, Incoming, Vote, tenant_for, thread_id, to_request
 from adapters.slack.view import Place, View
-from adapters.slack.webapi import NO_STREAMING, SlackWeb, respond, slack_error
+from adapters.slack.webapi import SlackWeb, respond, slack_error
 from core.ask import Delta
 from core.errors import HubError
 from core.inbox import Answer
@@ -150,10 +150,16 @@ class _Reply:
     async def _post_parent(self) -> None:
         """/ask: post the question in the channel; the answer (and any follow-up) goes in its thread."""
         inc = self.incoming
+        text = render.asked_text(inc.user, inc.text)
+        if self.answer.opened.get("posting_parent"):  # a dead attempt posted it, perhaps, unnoted
+            found = await self.web.own_post(inc.channel, text)
+            if found:
+                self.parent_ts = self.thread_ts = found
+                await self.answer.note(parent_ts=found)
+                return
+        await self.answer.note(posting_parent=True)  # before: a reclaiming worker looks for it
         try:
-            posted = await self.web.client.chat_postMessage(
-                channel=inc.channel, text=render.asked_text(inc.user, inc.text), unfurl_links=False
-            )
+            posted = await self.web.client.chat_postMessage(channel=inc.channel, text=text, unfurl_links=False)
         except SlackApiError as exc:
             if not inc.response_url:
                 raise
@@ -174,37 +180,10 @@ class _Reply:
         # Follow-ups in this thread need no mention from now on (with the shared state down, they do).
         await self.door.threads.mark(PLATFORM, tenant_for(self.door.settings, inc.team),
                                      thread_id(inc.team, inc.channel, self.thread_ts))  # fmt: skip
-        reclaimed = self.answer.opened.get("view_ts")
-        if reclaimed:  # a worker died answering: take over its stream or placeholder, never post a second
-            if self.answer.opened.get("view") == "stream":
-                with contextlib.suppress(SlackApiError):
-                    await self.web.call("chat.stopStream", channel=inc.channel, ts=reclaimed)
-            self.view_kind = "reclaimed"
-            self.answer.shown()
-            return UpdateView(self.place, str(reclaimed))
-        if self.web.may_stream(inc.team):
-            try:
-                started = await self.web.call(
-                    "chat.startStream",
-                    channel=inc.channel,
-                    thread_ts=self.thread_ts,
-                    recipient_team_id=inc.team or None,
-                    recipient_user_id=inc.user,
-                )
-                self.view_kind = "stream"
-                await self.answer.note(view="stream", view_ts=str(started["ts"]))
-                return StreamView(self.place, str(started["ts"]))
-            except SlackApiError as exc:
-                error = slack_error(exc)
-                if error in NO_STREAMING:
-                    self.web.cannot_stream(inc.team)
-                log.info("streaming unavailable; updating a message instead", extra={"slack_error": error})
-        posted = await self.web.client.chat_postMessage(
-            channel=inc.channel, thread_ts=self.thread_ts, text=render.THINKING
-        )
-        self.view_kind = "update"
-        await self.answer.note(view="update", view_ts=str(posted["ts"]))
-        return UpdateView(self.place, str(posted["ts"]))
+        # The question's ts: the thread's replies after it are this answer's (the key ends with it).
+        question_ts = inc.key.rsplit(":", 1)[-1] if inc.kind != "command" else self.parent_ts or self.thread_ts
+        view, self.view_kind = await open_view(self.place, inc, self.answer, question_ts=question_ts)
+        return view
 
     async def _apologise(self, view: View | None, text: str, ephemeral: bool) -> None:
         """The polite line instead of an answer: in the progress message when there is one,

@@ -35,6 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.slack import translate
+from adapters.slack.desk import ACTION_JOB, REPLY_JOB, SAVE_JOB, SlackDesk
+from adapters.slack.desk_blocks import ACTION_SAVE, SAVE_VIEW
 from adapters.slack.reply import Replier
 from adapters.slack.translate import PLATFORM, Ignored, Incoming
 from core.config import Settings
@@ -101,11 +103,27 @@ class SlackTransport:
         self._requests = AsyncSlackRequestHandler(self.app)
         door.inbox.declare(ANSWER_JOB, self.replier.answer)
         door.inbox.declare(FEEDBACK_JOB, self.replier.feedback)
+        self.desk = SlackDesk(door, self.web) if door.handoff.enabled else None  # the agents' side of handoffs
+        if self.desk is not None:
+            door.handoff.register_desk(self.desk)
+            door.inbox.declare(REPLY_JOB, self.desk.relay_reply)
+            door.inbox.declare(ACTION_JOB, self.desk.act)
+            self.app.action(re.compile(r"^handoff_(resolve|take)$"))(self._on_handoff_action)
+            door.inbox.declare(SAVE_JOB, self.desk.save)
+            self.app.action(ACTION_SAVE)(self._on_handoff_save)
+            self.app.view(SAVE_VIEW)(self._on_handoff_saved)
 
     # -- listeners (each returns quickly: that return is the ack) --
 
     async def _on_event(self, body: dict[str, Any], context: Any, request: AsyncBoltRequest) -> Any:
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
+        if self.desk is not None:  # a reply in a handoff thread goes to the customer, never to the bot
+            reply = self.desk.thread_reply(body, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
+            if reply is not None:
+                if not reply:
+                    ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
+                    return None
+                return await self._accept(reply["key"], REPLY_JOB, reply, event_id=body.get("event_id"))
         got = translate.from_event(body, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
         if isinstance(got, Incoming) and got.kind == "thread":
             # A reply in a thread without a mention: answered only in threads the bot answers.
@@ -149,6 +167,40 @@ class SlackTransport:
         refused = await self._accept(vote.key, FEEDBACK_JOB, vote.as_payload())
         if refused is not None:
             return refused  # the button shows a warning; clicking again works
+        await ack()
+        return None
+
+    async def _on_handoff_action(self, body: dict[str, Any], action: dict[str, Any], ack: Any) -> Any:
+        assert self.desk is not None
+        payload = self.desk.action(body, action)
+        if payload is None:
+            await ack()
+            return None
+        ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
+        refused = await self._accept(payload["key"], ACTION_JOB, payload)
+        if refused is not None:
+            return refused
+        await ack()
+        return None
+
+    async def _on_handoff_save(self, body: dict[str, Any], ack: Any) -> None:
+        await ack()
+        assert self.desk is not None
+        try:
+            await self.desk.open_save(body)
+        except Exception as exc:  # the button can be clicked again
+            log.warning("verified answer form not opened", extra={"exc": type(exc).__name__})
+
+    async def _on_handoff_saved(self, body: dict[str, Any], ack: Any) -> Any:
+        assert self.desk is not None
+        payload = self.desk.saved(body)
+        if isinstance(payload, str):
+            await ack(response_action="errors", errors={payload: "Please fill this in."})
+            return None
+        refused = await self._accept(payload["key"], SAVE_JOB, payload)
+        if refused is not None:
+            await ack(response_action="errors", errors={"answer": "The hub is busy; please try again."})
+            return None
         await ack()
         return None
 

@@ -21,7 +21,17 @@ from starlette.types import ASGIApp
 from core import logs
 from core.adapters import load_all
 from core.config import Settings
-from core.http import admin_routes, ask_routes, embeddings_routes, errors, feedback_routes, openai_routes, ops_routes
+from core.http import (
+    admin_routes,
+    ask_routes,
+    conversation_routes,
+    embeddings_routes,
+    errors,
+    feedback_routes,
+    handoff_routes,
+    openai_routes,
+    ops_routes,
+)
 from core.http.fastlane import FastLane, LaneRoute
 from core.http.hosts import HostGuard
 from core.http.middleware import HubMiddleware
@@ -92,8 +102,10 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.include_router(ops_routes.router)
     app.include_router(ask_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(handoff_routes.router)
     app.include_router(verified_router)
     app.include_router(feedback_routes.router)
+    app.include_router(conversation_routes.router)
     app.include_router(openai_routes.router)
     app.include_router(embeddings_routes.router)
     for adapter in adapters:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request
@@ -15,6 +17,7 @@ from core.ask import Delta
 from core.errors import BadRequest, HubError, InvalidType
 from core.http import sse
 from core.http.auth import principal
+from core.portal.door import HandedOff
 from core.schema import Admission, AskRequest, AskResult, json_object
 
 
@@ -44,6 +47,13 @@ class UsageOut(BaseModel):
     cost_usd: float
 
 
+class HandoffOut(BaseModel):
+    """Present while the conversation is with a person: its replies come on ``events`` (SSE)."""
+
+    state: str  # "started" (the answer is the handoff notice) or "relayed" (sent to the agent)
+    events: str
+
+
 class VerifiedOut(BaseModel):
     id: str
     by: str  # who verified it
@@ -59,6 +69,7 @@ class AskOut(BaseModel):
     cached: bool
     usage: UsageOut
     request_id: str
+    handoff: HandoffOut | None = None
     verified: VerifiedOut | None = None  # present only on an answer a person verified
 
 
@@ -106,15 +117,48 @@ async def ask(request: Request) -> Response:
         request_id=request.state.request_id,
         platform="web" if request.headers.get("x-askhub-client") == "portal" else "api",
     )
+    handed = await hub.portal.answer(ask_request, who, max_chars=hub.settings.requests.max_question_chars)
+    if handed is not None:
+        return handed_off(handed, stream=body.stream)
+
+    async def finish(result: AskResult) -> dict[str, Any]:
+        """The answer's body; with ``handoff.on_second_no_answer`` a second "I don't know" in a row
+        hands the conversation to a person, and the answer says so."""
+        data = result.as_dict()
+        say = await hub.portal.after_answer(ask_request, who, result)
+        if say and ask_request.conversation_id:
+            data["answer"] = f"{result.answer}\n\n{say}"
+            data["handoff"] = handoff_field("started", ask_request.conversation_id)
+        return data
+
     if body.stream:
         admitted: list[Admission] = []
-        return await stream_answer(hub.asker.stream(ask_request, who, admitted.append), admitted)
+        return await stream_answer(hub.asker.stream(ask_request, who, admitted.append), admitted, finish)
     result = await hub.asker.ask(ask_request, who)
     headers = result.admission.headers() if result.admission else None
-    return Response(orjson.dumps(result.as_dict()), media_type="application/json", headers=headers)
+    return Response(orjson.dumps(await finish(result)), media_type="application/json", headers=headers)
 
 
-async def stream_answer(events: AsyncIterator[Delta | AskResult], admitted: list[Admission]) -> Response:
+def handoff_field(state: str, conversation_id: str) -> dict[str, str]:
+    return {"state": state, "events": f"/conversations/{quote(conversation_id, safe='')}/events"}
+
+
+def handed_off(handed: HandedOff, *, stream: bool) -> Response:
+    """The answer while a person has (or takes) the conversation: one JSON body, or one ``done``."""
+    result = handed.result
+    data = {**result.as_dict(), "handoff": handoff_field(handed.state, handed.conversation_id)}
+    headers = result.admission.headers() if result.admission else {}
+    if stream:
+        headers = {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return Response(sse.frame("done", data), media_type="text/event-stream", headers=headers)
+    return Response(orjson.dumps(data), media_type="application/json", headers=headers)
+
+
+async def stream_answer(
+    events: AsyncIterator[Delta | AskResult],
+    admitted: list[Admission],
+    finish: Callable[[AskResult], Awaitable[dict[str, Any]]] | None = None,
+) -> Response:
     """Server-sent events: ``delta`` pieces, then ``done`` with the whole answer.
 
     Anything that fails before the first event (limits, bad input, the model down) is a
@@ -136,7 +180,7 @@ async def stream_answer(events: AsyncIterator[Delta | AskResult], admitted: list
                 if isinstance(event, Delta):
                     yield sse.frame("delta", {"text": event.text})
                 else:
-                    yield sse.frame("done", event.as_dict())
+                    yield sse.frame("done", await finish(event) if finish else event.as_dict())
                 event = await anext(events, None)
         except HubError as exc:
             yield sse.frame("error", exc.body())

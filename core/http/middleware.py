@@ -123,7 +123,9 @@ class HubMiddleware:
                 log.info("client disconnected on %s", scope["path"])
             else:
                 if not expected(exc):
-                    log.error("unhandled error on %s: %s", scope["path"], type(exc).__name__)
+                    log.error(
+                        "unhandled error on %s: %s", scope["path"], type(exc).__name__, extra={"request_id": request_id}
+                    )  # the id the caller is told to quote
                 if not response_started:
                     state["error_type"] = err.type
                     await _send_json(send_wrapper, err)

@@ -17,8 +17,10 @@ KEEPALIVE_SEC = 15.0
 KEEPALIVE = b": keep-alive\n\n"
 
 
-def frame(event: str, data: object) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+def frame(event: str, data: object, *, event_id: str | None = None) -> bytes:
+    """A named event; with ``event_id`` the client's Last-Event-ID resumes after it."""
+    head = b"id: " + event_id.encode() + b"\n" if event_id else b""
+    return head + b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 def data_frame(data: object) -> bytes:

@@ -77,7 +77,9 @@ async def list_verified(
     verified = request.app.state.hub.verified
     rows = await verified.list(collections=None if collection is None else frozenset({collection}),
                                include_retired=retired)  # fmt: skip
+    tenants = request.app.state.hub.settings.tenants
     body = {"verified": [r.as_dict() for r in rows], "collections": sorted(verified.collections),
+            "tenants": {name: verified.collections_for(name) for name in sorted(tenants)},
             "threshold": verified.threshold}  # fmt: skip
     return _json(body)
 

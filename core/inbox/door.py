@@ -2,7 +2,7 @@
 
 ``Hub`` satisfies it; adapters are typed against ``Door`` and never see the state backend, the
 ledger or the queue — only the inbox, thread markers, the answer service, feedback, verified
-answers and close hooks.
+answers, handoff and close hooks.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from core.ask import AskService
     from core.config import Settings
     from core.feedback import FeedbackStore
+    from core.handoff import HandoffService
     from core.inbox import Inbox
     from core.inbox.threads import ThreadMarkers
     from core.verified import VerifiedAnswers
@@ -34,6 +35,11 @@ class Door(Protocol):
 
     @property
     def feedback(self) -> FeedbackStore: ...
+
+    @property
+    def handoff(self) -> HandoffService:
+        """Handing customers to agents: the desk (Slack) and customer channels register here."""
+        ...
 
     @property
     def verified(self) -> VerifiedAnswers:

@@ -85,6 +85,10 @@ class StateBackend(Protocol):
         """Several hashes in one go (one round trip in Redis)."""
         ...
 
+    async def hash_drop(self, key: str, fields: list[str]) -> None:
+        """Remove fields of a hash (an index of open items that one closed)."""
+        ...
+
     async def list_push(self, key: str, value: bytes, max_len: int, ttl_sec: float) -> None:
         """Append, keep only the newest ``max_len`` entries, refresh the expiry."""
         ...

@@ -138,6 +138,12 @@ class MemoryBackend:
     async def hash_get_many(self, keys: list[str]) -> list[dict[str, float]]:
         return [await self.hash_get_all(key) for key in keys]
 
+    async def hash_drop(self, key: str, fields: list[str]) -> None:
+        current = self._load(key)
+        if isinstance(current, dict):
+            for field in fields:
+                current.pop(field, None)
+
     async def list_push(self, key: str, value: bytes, max_len: int, ttl_sec: float) -> None:
         await self.list_extend(key, [value], max_len, ttl_sec)
 

@@ -191,6 +191,10 @@ class RedisBackend:
         tables = await self._run(pipe.execute())
         return [{k.decode(): float(v) for k, v in table.items()} for table in tables]
 
+    async def hash_drop(self, key: str, fields: list[str]) -> None:
+        if fields:
+            await self._run(self._client.hdel(PREFIX + key, *fields))
+
     async def list_push(self, key: str, value: bytes, max_len: int, ttl_sec: float) -> None:
         await self.list_extend(key, [value], max_len, ttl_sec)
 

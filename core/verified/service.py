@@ -12,11 +12,13 @@ in the others — without any work on the cached path.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import secrets
 import time
 from pathlib import Path
 
+from core.auth.collections import CollectionPolicy
 from core.auth.service import fingerprint
 from core.errors import BadRequest, NotFound
 from core.flush import Flusher
@@ -60,6 +62,7 @@ class VerifiedAnswers(Flusher):
         self._matcher = Matcher(embedder, threshold or self._default_threshold)
         self._shared = backend.name != "memory"
         self.collections = collections
+        self._policy: CollectionPolicy | None = None
         self._generations: dict[str, int] = {}
         self._scopes: dict[frozenset[str], str] = {}
         self._lock = asyncio.Lock()
@@ -68,9 +71,10 @@ class VerifiedAnswers(Flusher):
     def threshold(self) -> float:
         return self._matcher.threshold
 
-    def configure(self, *, collections: frozenset[str], threshold: float | None) -> None:
-        """The collections answers may be saved to, and the match threshold (config reloads)."""
-        self.collections = collections
+    def configure(self, *, policy: CollectionPolicy, threshold: float | None) -> None:
+        """Who reads which collections, and the match threshold (replaced on config reloads)."""
+        self._policy = policy
+        self.collections = policy.all
         self._matcher.threshold = threshold or self._default_threshold
 
     async def start(self) -> None:  # type: ignore[override]
@@ -87,6 +91,12 @@ class VerifiedAnswers(Flusher):
             await self._sync()
         except BackendUnavailable:
             BACKEND_ERRORS.labels("verified").inc()
+
+    def collections_for(self, tenant: str, client: str | None = None) -> builtins.list[str]:
+        """The collections an asker of this tenant (and client) reads: where an agent's answer to
+        that asker may be saved (an adapter offers these; one of them is the usual choice)."""
+        readable = self._policy.readable(tenant, client) if self._policy else self.collections
+        return sorted(readable)
 
     # -- the cached path --------------------------------------------------------------------
     def generation(self, collections: frozenset[str]) -> str:
@@ -113,6 +123,8 @@ class VerifiedAnswers(Flusher):
         if not force and generations == self._generations:
             return
         async with self._lock:
+            if not force and generations == self._generations:
+                return  # another caller rebuilt meanwhile
             answers = await self._store.all()
             await self._matcher.rebuild(answers)
             self._generations = generations
@@ -170,7 +182,7 @@ class VerifiedAnswers(Flusher):
 
     async def list(
         self, *, collections: frozenset[str] | None = None, include_retired: bool = False
-    ) -> list[VerifiedAnswer]:
+    ) -> builtins.list[VerifiedAnswer]:
         """Newest first."""
         rows = await self._store.all()
         return [

@@ -20,12 +20,18 @@ from pathlib import Path
 
 import orjson
 
+from core.config import Settings
 from core.state import StateBackend
 from core.verified.model import VerifiedAnswer
 
 ANSWERS = "verified:answers"
 GENERATIONS = "verified:generations"
 log = logging.getLogger("askhub.verified")
+
+
+def snapshot_path(settings: Settings) -> Path:
+    """A memory deployment's file: ``verified.file``, else beside the index (INDEX_DIR-verified.json)."""
+    return settings.verified.file or settings.index_dir.with_name(settings.index_dir.name + "-verified.json")
 
 
 class VerifiedStore:

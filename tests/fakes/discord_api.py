@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -120,6 +121,8 @@ class FakeDiscord(LoopbackServer):
         }
         # The next N PATCHes of an @original answer 404, as Discord does until it has the deferred ack.
         self.original_not_ready = 0
+        self._held: list[tuple[str, str]] = []  # (method, path pattern) whose answers never come
+        self.nonce_repeats = 0  # message creates answered with the message their enforced nonce made before
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._ready = threading.Event()
@@ -142,6 +145,7 @@ class FakeDiscord(LoopbackServer):
         return app
 
     async def before_shutdown(self) -> None:
+        self.reset_holds()
         for ws in list(self._sockets):
             await ws.close(code=1001)
 
@@ -192,6 +196,20 @@ class FakeDiscord(LoopbackServer):
                 self._cond.wait(left)
             return result
 
+    def hold(self, method: str, pattern: str) -> None:
+        """Matching REST calls take effect, but their answers never come (a call in flight when its
+        caller dies): the caller cannot tell whether it happened."""
+        with self._cond:
+            self._held.append((method, pattern))
+
+    def reset_holds(self) -> None:
+        with self._cond:
+            self._held.clear()
+
+    def _is_held(self, method: str, path: str) -> bool:
+        with self._cond:
+            return any(m == method and re.fullmatch(p, path) for m, p in self._held)
+
     def find(self, method: str, pattern: str) -> list[Call]:
         """Recorded calls with this method whose path fully matches the regex pattern."""
         with self._cond:
@@ -215,6 +233,7 @@ class FakeDiscord(LoopbackServer):
         author: dict[str, Any] | None = None,
         mention_bot: bool = False,
         withhold: bool | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A MESSAGE_CREATE from a user (default: alice in #general; ``dm`` for the DM channel).
 
@@ -234,7 +253,7 @@ class FakeDiscord(LoopbackServer):
             "mention_everyone": False,
             "mentions": [self.bot_user] if mention_bot else [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": attachments or [],
             "embeds": [],
             "components": [],
             "pinned": False,
@@ -251,6 +270,7 @@ class FakeDiscord(LoopbackServer):
             )
         if withhold:
             data["content"] = ""
+            data["attachments"] = []  # withheld with the content
         self.dispatch("MESSAGE_CREATE", data)
         return data
 
@@ -418,7 +438,12 @@ class FakeDiscord(LoopbackServer):
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if method == request.method and match:
-                return await handler(call, **match.groupdict())
+                response = await handler(call, **match.groupdict())
+                held = self._is_held(method, path)
+                while held:  # until reset_holds(); the caller may be long gone
+                    await asyncio.sleep(0.05)
+                    held = self._is_held(method, path)
+                return response
         return _error(404, "404: Not Found")
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
@@ -432,6 +457,7 @@ class FakeDiscord(LoopbackServer):
             ("GET", r"/channels/(?P<channel>\d+)", self._get_channel),
             ("POST", r"/channels/(?P<channel>\d+)/typing", self._typing),
             ("POST", r"/channels/(?P<channel>\d+)/messages", self._post_message),
+            ("GET", r"/channels/(?P<channel>\d+)/messages", self._get_messages),
             ("PATCH", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)", self._patch_message),
             ("POST", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)/threads", self._start_thread),
             ("POST", r"/interactions/(?P<interaction>\d+)/(?P<token>[^/]+)/callback", self._callback),
@@ -523,7 +549,17 @@ class FakeDiscord(LoopbackServer):
         return message
 
     async def _post_message(self, call: Call, channel: str) -> web.Response:
-        return _json(self._message(channel, call.json or {}))
+        body = call.json or {}
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            # Discord: a repeat of a nonce by the same author (within a few minutes) returns the
+            # message it created the first time instead of creating another.
+            with self._cond:
+                for message in self.messages.values():
+                    if message["channel_id"] == channel and message.get("nonce") == str(nonce):
+                        self.nonce_repeats += 1
+                        return _json(message)
+        return _json(self._message(channel, body, **({"nonce": str(nonce)} if nonce is not None else {})))
 
     async def _patch_message(self, call: Call, channel: str, message: str) -> web.Response:
         stored = self.messages.get(message)
@@ -531,10 +567,21 @@ class FakeDiscord(LoopbackServer):
             return _error(404, "Unknown Message", 10008)
         return _json(self._edit(stored, call.json or {}))
 
+    async def _get_messages(self, call: Call, channel: str) -> web.Response:
+        """A channel's history as Discord gives it: at most ``limit`` messages, newest first; with
+        ``after``, the ones right after it (only the bot's own: people's reach the bot as events)."""
+        after, limit = int(call.query.get("after") or 0), min(int(call.query.get("limit") or 50), 100)
+        with self._cond:
+            found = sorted((m for m in self.messages.values() if m["channel_id"] == channel and int(m["id"]) > after),
+                           key=lambda m: int(m["id"]))  # fmt: skip
+        return _json(list(reversed(found[:limit])))
+
     async def _start_thread(self, call: Call, channel: str, message: str) -> web.Response:
         parent = self.channels.get(channel)
         if parent is None:
             return _error(404, "Unknown Channel", 10003)
+        if message in self.channels:
+            return _error(400, "A thread has already been created for this message", 160004)
         body = call.json or {}
         thread = {
             "id": message,  # Discord gives a thread started from a message that message's id

@@ -79,6 +79,8 @@ class FakeLineAPI(LoopbackServer):
         self._retry_keys: dict[str, str] = {}  # accepted X-Line-Retry-Key -> request id
         self._failures: dict[str, _Failure] = {}
         self._held: set[str] = set()
+        self._stalled: set[str] = set()
+        self.stalled_calls: list[LineCall] = []  # calls that arrived but never took effect
         self._lock = threading.Condition()
 
     # -- scripting ---------------------------------------------------------------------------------
@@ -106,9 +108,16 @@ class FakeLineAPI(LoopbackServer):
         with self._lock:
             self._held.add(path)
 
+    def stall(self, path: str) -> None:
+        """Calls to path arrive but never take effect nor answer (lost before LINE acted on them,
+        while their sender waits): the sender, and whoever takes over from it, cannot tell."""
+        with self._lock:
+            self._stalled.add(path)
+
     def reset_holds(self) -> None:
         with self._lock:
             self._held.clear()
+            self._stalled.clear()
 
     def reset(self) -> None:
         with self._lock:
@@ -119,6 +128,7 @@ class FakeLineAPI(LoopbackServer):
             self._retry_keys.clear()
             self._failures.clear()
             self._held.clear()
+            self._stalled.clear()
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -158,6 +168,18 @@ class FakeLineAPI(LoopbackServer):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        with self._lock:
+            stalled = request.path in self._stalled
+        if stalled:
+            with self._lock:
+                self.stalled_calls.append(LineCall(request.method, request.path, dict(request.headers), body, 0,
+                                                   time.monotonic()))  # fmt: skip
+                self._lock.notify_all()
+            while stalled:  # until reset_holds(): nothing happened, nothing is answered
+                await asyncio.sleep(0.05)
+                with self._lock:
+                    stalled = request.path in self._stalled
+            return _error(503, "stalled")
         response = self._answer(request, body)
         call = LineCall(
             method=request.method,

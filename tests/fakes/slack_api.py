@@ -10,6 +10,7 @@ HTTP 200 with ``{"ok": true, ...}``, or ``{"ok": false, "error": "..."}``.
         slack.streaming = False                    # chat.*Stream answer "unknown_method"
         slack.fail("chat.postMessage", "not_in_channel", times=1)
         slack.wait_for("chat.update", count=2)     # await calls instead of sleeping
+        slack.hold("chat.startStream")             # it takes effect, its answer never comes
 
 Socket Mode: ``apps.connections.open`` (with the app token) returns ``ws://127.0.0.1:<port>/link?...``;
 the fake sends ``hello`` on connect, ``send_envelope`` delivers an envelope to the connected
@@ -18,6 +19,7 @@ client, and every frame the client sends back (the ``{"envelope_id": ...}`` acks
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -66,9 +68,11 @@ class FakeSlack(LoopbackServer):
         self.responses: list[SlackCall] = []  # posts to response_url endpoints
         self.socket_frames: list[dict[str, Any]] = []  # what Socket Mode clients sent
         self.messages: dict[str, dict[str, Any]] = {}  # ts -> the message as last posted/updated
+        self.channel_of: dict[str, str] = {}  # ts -> the channel it was posted in
         self.streaming = True
         self.stream_error = "unknown_method"
         self._failures: dict[str, list[str | int | None]] = {}
+        self._held: set[str] = set()
         self._ts = 0
         self._cond = threading.Condition()
         self._sockets: list[web.WebSocketResponse] = []
@@ -92,6 +96,7 @@ class FakeSlack(LoopbackServer):
         return app
 
     async def before_shutdown(self) -> None:
+        self.reset_holds()
         for ws in list(self._sockets):
             await ws.close()
 
@@ -101,6 +106,16 @@ class FakeSlack(LoopbackServer):
         """Answer ``method`` with ``{"ok": false, "error": error}`` (the next ``times`` calls, or always)."""
         with self._cond:
             self._failures[method] = [error, times]
+
+    def hold(self, method: str) -> None:
+        """Calls to ``method`` take effect, but their answer never comes (a call in flight when its
+        caller dies): the caller cannot tell whether it happened."""
+        with self._cond:
+            self._held.add(method)
+
+    def reset_holds(self) -> None:
+        with self._cond:
+            self._held.clear()
 
     def heal(self, method: str | None = None) -> None:
         with self._cond:
@@ -215,12 +230,22 @@ class FakeSlack(LoopbackServer):
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return _json({"ok": False, "error": "unknown_method", "req_method": method})
-        return _json(handler(body))
+        answer = handler(body)
+        held = self._is_held(method)
+        while held:  # until reset_holds(); the caller may be long gone
+            await asyncio.sleep(0.05)
+            held = self._is_held(method)
+        return _json(answer)
+
+    def _is_held(self, method: str) -> bool:
+        with self._cond:
+            return method in self._held
 
     def _next_ts(self) -> str:
+        """Like Slack's: the time of posting (so a reply sorts after the message it answers), unique."""
         with self._cond:
-            self._ts += 1
-            return f"1700000{self._ts:03d}.{self._ts:06d}"
+            self._ts = max(self._ts + 1, int(time.time() * 1_000_000))
+            return f"{self._ts // 1_000_000}.{self._ts % 1_000_000:06d}"
 
     def _m_auth_test(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": "https://acme.slack.com/", "team": "Acme", "user": "askbot",
@@ -230,11 +255,41 @@ class FakeSlack(LoopbackServer):
     def _m_chat_postMessage(self, body: dict[str, Any]) -> dict[str, Any]:
         ts = self._next_ts()
         message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts,
-                   "text": body.get("text", ""), "blocks": body.get("blocks", [])}  # fmt: skip
+                   "channel": body.get("channel"), "text": body.get("text", ""),
+                   "blocks": body.get("blocks", [])}  # fmt: skip
         if body.get("thread_ts"):
             message["thread_ts"] = body["thread_ts"]
+        if isinstance(body.get("metadata"), dict):
+            message["metadata"] = body["metadata"]
         self.messages[ts] = message
+        self.channel_of[ts] = str(body.get("channel") or "")
         return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": message}
+
+    def _m_views_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        view = body.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not body.get("trigger_id") or not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "view": {**view, "id": f"V{uuid.uuid4().hex[:10].upper()}", "hash": uuid.uuid4().hex}}
+
+    def _m_conversations_history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first (``latest`` + ``inclusive``: up to that one)."""
+        channel, latest = str(body.get("channel") or ""), body.get("latest")
+        inclusive = str(body.get("inclusive", "")).lower() in ("1", "true")
+        found = [m for ts, m in self.messages.items() if self.channel_of.get(ts) == channel
+                 and m.get("thread_ts", ts) == ts
+                 and (latest is None or ts < latest or (inclusive and ts == latest))]  # fmt: skip
+        found.sort(key=lambda m: m["ts"], reverse=True)
+        return {"ok": True, "messages": found[: int(body.get("limit") or 100)], "has_more": False}
+
+    def _m_conversations_replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent, then the replies, oldest first."""
+        channel, thread = str(body.get("channel") or ""), str(body.get("ts") or "")
+        found = [m for ts, m in self.messages.items() if self.channel_of.get(ts) == channel
+                 and (ts == thread or m.get("thread_ts") == thread)]  # fmt: skip
+        found.sort(key=lambda m: m["ts"])
+        return {"ok": True, "messages": found, "has_more": False}
 
     def _m_chat_update(self, body: dict[str, Any]) -> dict[str, Any]:
         ts = body.get("ts", "")
@@ -257,9 +312,9 @@ class FakeSlack(LoopbackServer):
         if not body.get("thread_ts"):
             return {"ok": False, "error": "invalid_arguments"}
         ts = self._next_ts()
-        self.messages[ts] = {"type": "message", "user": self.bot_user_id, "ts": ts, "streaming": True,
-                             "thread_ts": body["thread_ts"], "text": body.get("markdown_text") or "",
-                             "blocks": []}  # fmt: skip
+        self.messages[ts] = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts,
+                             "channel": body.get("channel"), "streaming": True, "thread_ts": body["thread_ts"],
+                             "text": body.get("markdown_text") or "", "blocks": []}  # fmt: skip
         return {"ok": True, "channel": body.get("channel"), "ts": ts}
 
     def _m_chat_appendStream(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +332,31 @@ class FakeSlack(LoopbackServer):
         message["blocks"] = body.get("blocks") or []
         message["streaming"] = False
         return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts"), "message": message}
+
+    def _m_conversations_replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A thread as the bot can read it: its parent, then the replies, oldest first (only the
+        messages this fake saw: the bot's own; people's messages reach the hub as events)."""
+        channel, ts = body.get("channel"), body.get("ts")
+        if not channel or not ts:
+            return {"ok": False, "error": "invalid_arguments"}
+        oldest = float(body.get("oldest") or 0)
+        with self._cond:
+            found = [m for m in self.messages.values() if m.get("channel") == channel
+                     and ts in (m["ts"], m.get("thread_ts")) and float(m["ts"]) >= oldest]  # fmt: skip
+        found.sort(key=lambda m: float(m["ts"]))
+        return {"ok": True, "messages": [{k: v for k, v in m.items() if k != "streaming"} for m in found],
+                "has_more": False}  # fmt: skip
+
+    def _m_conversations_history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A channel's top-level messages, newest first (only the bot's own, as above)."""
+        if not body.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        limit = int(body.get("limit") or 100)
+        with self._cond:
+            found = [m for m in self.messages.values() if m.get("channel") == body["channel"]
+                     and m.get("thread_ts") in (None, m["ts"])]  # fmt: skip
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
 
     def _m_apps_connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
         ticket = uuid.uuid4().hex

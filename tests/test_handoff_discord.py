@@ -1,0 +1,230 @@
+"""Discord -> Slack -> Discord with the real discord.py (the gateway bot against the fake gateway)
+and the real slack-bolt against the fake Slack.
+
+A Discord customer (a DM, a thread the bot started, an `/ask`) asks for a person: the notice is
+posted there (no model call) and the agents' channel gets the opening message. While handed off,
+the bot stays silent and every message goes into the Slack thread; agents' replies are posted in
+the DM or thread through the REST API with an enforced nonce, once. Resolve (button or idle
+timeout) gives the conversation back to the bot. The fake upstream counts every model call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import HubServer, make_settings, write_yaml
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.slack_api import FakeSlack
+from tests.test_handoff_line import AGENTS, Clock, agent_reply
+from tests.test_handoff_portal import click, opening_ts, status_text
+from tests.test_slack_adapter import SECRET as SLACK_SECRET
+from tests.test_slack_adapter import send_event
+from tests.test_walls_platforms import wait_until
+
+pytestmark = pytest.mark.filterwarnings("ignore:'audioop' is deprecated:DeprecationWarning")
+
+
+@dataclass
+class Desk:
+    hub: HubServer
+    slack: FakeSlack
+    model: FakeOpenAI
+    discord: FakeDiscord
+
+    @property
+    def agents(self) -> HubServer:  # click() and friends post Slack's events here
+        return self.hub
+
+    def idle(self) -> None:
+        self.hub.run(self.hub.hub.jobs.idle(), timeout=20)
+
+    def said(self, channel: int | str) -> list[str]:
+        return [m["content"] for m in self.discord.channel_messages(channel)]
+
+    def in_thread(self, ts: str) -> list[str]:
+        return [m["text"] for m in self.slack.messages.values() if m.get("thread_ts") == ts]
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def desk(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sample_index: Path
+) -> Iterator[Desk]:
+    tmp = tmp_path_factory.mktemp(f"discord-handoff-{request.param}")
+    env = {}
+    if request.param == "redis":
+        import redis as redis_sync
+
+        from tests.conftest import redis_url
+
+        env["REDIS_URL"] = redis_url()
+        redis_sync.Redis.from_url(env["REDIS_URL"]).flushdb()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        FakeOpenAI() as model,
+        FakeSlack() as slack,
+        FakeDiscord() as discord,
+    ):
+        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        config = write_yaml(tmp / "hub.yaml", {"discord": {"tenants": {str(discord.guild_id): "community"}},
+                                               "handoff": {"slack_channel": AGENTS}})  # fmt: skip
+        settings = make_settings(
+            tmp, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk-up",
+            OPENAI_BASE_URL=model.base_url, RATE_LIMIT_MAX_PER_USER="1000", SLACK_BOT_TOKEN=slack.bot_token,
+            SLACK_SIGNING_SECRET=SLACK_SECRET, SLACK_API_URL=slack.api_url, DISCORD_BOT_TOKEN=discord.token,
+            DISCORD_API_URL=discord.api_url, **env,
+        )  # fmt: skip
+        with HubServer(settings, run_adapters=True) as hub:
+            hub.hub.handoff.clock = Clock()
+            discord.wait_ready()
+            yield Desk(hub, slack, model, discord)
+
+
+def answered(desk: Desk, channel: int | str) -> list[dict[str, Any]]:
+    """The bot's own answers (the last part carries the 👍/👎 buttons)."""
+    return [m for m in desk.discord.channel_messages(channel) if m["components"]]
+
+
+def test_a_dm_customer_to_slack_and_back_resolved_by_the_button(desk: Desk) -> None:
+    dm = desk.discord.dm_channel_id
+    desk.discord.send_message("How do I request a new laptop?", dm=True)
+    desk.discord.wait_until(lambda: answered(desk, dm))
+    desk.idle()
+    calls, before = len(desk.model.calls), len(desk.said(dm))
+
+    seen = len(desk.slack.calls)
+    desk.discord.send_message("I need a human agent please", dm=True)
+    ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+    desk.discord.wait_until(lambda: len(desk.said(dm)) == before + 1)
+    assert "person" in desk.said(dm)[-1]  # the notice, in English, in the DM
+    blocks = status_text(desk, ts)  # type: ignore[arg-type]
+    assert "Discord" in blocks and "laptop" in blocks  # the conversation so far
+    desk.idle()
+    calls = len(desk.model.calls)  # the summary may have used the model once
+
+    # Customer -> agents: into the thread, once (a redelivered gateway event too); the bot is silent.
+    order = desk.discord.send_message("my order is 123", dm=True)
+    wait_until(lambda: "*Customer:* my order is 123" in desk.in_thread(ts))
+    desk.discord.dispatch("MESSAGE_CREATE", order)
+    image = {"id": "77", "filename": "parcel.png", "size": 1024, "content_type": "image/png",
+             "url": "https://cdn.discordapp.com/attachments/1/77/parcel.png",
+             "proxy_url": "https://media.discordapp.net/attachments/1/77/parcel.png"}  # fmt: skip
+    desk.discord.send_message("", dm=True, attachments=[image])
+    wait_until(
+        lambda: "*Customer:* [image] https://cdn.discordapp.com/attachments/1/77/parcel.png" in desk.in_thread(ts)
+    )
+    desk.discord.send_message("How do I request a new laptop?", dm=True)  # the bot could answer: a person does
+    wait_until(lambda: any("new laptop" in t for t in desk.in_thread(ts)))
+    desk.idle()
+    assert desk.in_thread(ts).count("*Customer:* my order is 123") == 1
+    assert len(desk.said(dm)) == before + 1 and len(desk.model.calls) == calls
+
+    # Agent -> customer: a message in the DM with an enforced nonce; Slack's retry is not posted again.
+    reply = agent_reply(ts, "Hi, Mei here. Checking your order now.")
+    assert send_event(desk.hub, reply).status_code == 200
+    desk.discord.wait_until(lambda: "Hi, Mei here. Checking your order now." in desk.said(dm))
+    assert send_event(desk.hub, reply, retry=1).status_code == 200
+    desk.idle()
+    (post,) = [c for c in desk.discord.find("POST", rf"/channels/{dm}/messages")
+               if (c.json or {}).get("content") == "Hi, Mei here. Checking your order now."]  # fmt: skip
+    assert post.json["enforce_nonce"] is True and len(post.json["nonce"]) <= 25
+    assert post.json["allowed_mentions"] == {"parse": []}
+    assert len(desk.model.calls) == calls
+
+    # Resolve: the customer is told in the DM; the bot answers again.
+    click(desk, "handoff_resolve", ts)  # type: ignore[arg-type]
+    wait_until(lambda: "Resolved by" in status_text(desk, ts))  # type: ignore[arg-type]
+    desk.discord.wait_until(lambda: any("closed this conversation" in t for t in desk.said(dm)))
+    desk.idle()
+    count = len(answered(desk, dm))
+    desk.discord.send_message("How do I request a new laptop?", dm=True)
+    desk.discord.wait_until(lambda: len(answered(desk, dm)) > count)
+    desk.idle()
+    assert len(desk.model.calls) > calls
+    desk.discord.send_message("", dm=True, attachments=[image])  # nobody to relay it to: the usual hint
+    desk.discord.wait_until(lambda: "I can answer text questions only" in desk.said(dm)[-1])
+
+
+def test_a_repeated_delivery_is_posted_once(desk: Desk) -> None:
+    """The same once-key again: after it was noted sent, nothing is posted; after a crash between
+    sending and the note, Discord's enforced nonce returns the first message instead of a second."""
+    from core.handoff import Customer
+    from core.handoff.store import _hash
+
+    handoff = desk.hub.hub.handoff
+    channel = handoff._customers["discord"]
+    target = desk.discord.next_id()
+    customer = Customer(platform="discord", tenant="default", conversation=str(target),
+                        address={"channel": str(target)})  # fmt: skip
+    repeats = desk.discord.nonce_repeats
+    for _ in range(2):
+        assert desk.hub.run(channel.deliver(customer, "only once", key="out:EvRepeat"))
+    assert desk.discord.nonce_repeats == repeats  # noted as sent: the repeat is not even posted
+    desk.hub.run(desk.hub.hub.backend.set(f"handoff:relay:{_hash('discord:out:EvRepeat')}", b"sending", 60))
+    assert desk.hub.run(channel.deliver(customer, "only once", key="out:EvRepeat"))  # the crashed attempt's repeat
+    assert desk.said(target) == ["only once"]
+    assert desk.discord.nonce_repeats == repeats + 1
+
+
+def test_a_thread_customer_and_the_idle_timeout(desk: Desk) -> None:
+    bot = desk.discord.bot_id
+    seen = len(desk.slack.calls)
+    question = desk.discord.send_message(f"<@{bot}> 我想找真人客服", mention_bot=True)
+    thread = question["id"]  # the bot starts a thread from the message: the thread is the conversation
+    ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+    desk.discord.wait_until(lambda: desk.said(thread))
+    assert "真人客服" in desk.said(thread)[0]
+    assert "community" in status_text(desk, ts)  # type: ignore[arg-type]  # the guild's tenant
+    desk.discord.send_message(f"<@{bot}> 訂單 555 還沒到", channel_id=thread, mention_bot=True)
+    wait_until(lambda: any("訂單 555" in t for t in desk.in_thread(ts)))
+    assert send_event(desk.hub, agent_reply(ts, "幫您查詢中")).status_code == 200
+    desk.discord.wait_until(lambda: "幫您查詢中" in desk.said(thread))
+
+    desk.idle()  # the relay's job has finished (it notes the last message's time) before time moves
+    handoff = desk.hub.hub.handoff
+    handoff.clock.offset += 1801
+    try:
+        assert desk.hub.run(handoff.close_idle()) >= 1
+    finally:
+        handoff.clock.offset = 0
+    desk.discord.wait_until(lambda: any("結束" in t for t in desk.said(thread)))
+    wait_until(lambda: "Closed after a quiet spell" in status_text(desk, ts))  # type: ignore[arg-type]
+    desk.idle()
+    desk.discord.send_message(f"<@{bot}> How do I set up the VPN?", channel_id=thread, mention_bot=True)
+    desk.discord.wait_until(lambda: answered(desk, thread))  # the bot is back
+
+
+def test_the_ask_command_while_handed_off(desk: Desk) -> None:
+    def ask(question: str) -> dict[str, Any]:
+        data = {"id": "1", "name": "ask", "type": 1, "options": [{"name": "question", "type": 3, "value": question}]}
+        interaction = desk.discord.interaction(2, data)
+        desk.discord.dispatch("INTERACTION_CREATE", interaction)
+        token = interaction["token"]
+        patch = desk.discord.wait_for(lambda c: c.method == "PATCH" and c.path.endswith(f"/{token}/messages/@original"))
+        return dict(patch.json)
+
+    seen = len(desk.slack.calls)
+    calls = len(desk.model.calls)
+    started = ask("talk to a person")
+    assert "person" in started["content"] and not started.get("components")
+    ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+    desk.idle()
+    calls = len(desk.model.calls)
+    relayed = ask("my invoice is wrong")
+    assert "team member" in relayed["content"]
+    wait_until(lambda: "*Customer:* my invoice is wrong" in desk.in_thread(ts))
+    channel = desk.discord.channel_id
+    assert send_event(desk.hub, agent_reply(ts, "I fixed the invoice")).status_code == 200
+    desk.discord.wait_until(lambda: "I fixed the invoice" in desk.said(channel))
+    desk.idle()
+    assert len(desk.model.calls) == calls
+    click(desk, "handoff_resolve", ts)  # type: ignore[arg-type]
+    desk.discord.wait_until(lambda: any("closed this conversation" in t for t in desk.said(channel)))
+    desk.idle()  # the close has finished (the conversation is the bot's again)
+    assert json.dumps(ask("How do I set up the VPN?")).count("Sources") >= 1  # the bot answers again

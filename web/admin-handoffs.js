@@ -1,0 +1,107 @@
+// The dashboard's "Open handoffs" card: customers waiting for (or talking to) a person in Slack.
+// Data from GET /admin/handoffs with the dashboard's admin key (sessionStorage). No customer id
+// or message text ever reaches this card: platform, tenant, why, how long, who took it.
+// Server text is placed with textContent only.
+
+import { $, el, keyStore, language } from "/static/common.js";
+
+const token = keyStore("askhub.admin-token");
+const REFRESH_MS = 15_000;
+const WAIT_ALERT_SEC = 600; // the same 10 minutes as the AskHubHandoffWaiting alert
+
+const WORDS = {
+  en: {
+    title: "Open handoffs",
+    note: "Customers handed to a person in Slack. Reply in the Slack thread to answer them.",
+    off: "Handoff is off (no handoff section in the YAML, or no SLACK_BOT_TOKEN).",
+    none: "Nobody is waiting for a person.",
+    platform: "Platform",
+    tenant: "Tenant",
+    reason: "Why",
+    waiting: "Waiting",
+    taken: "Taken by",
+    answered: "Answered",
+    yes: "yes",
+    no: "not yet",
+    nobody: "—",
+    reasons: { trigger: "asked for a person", no_answer: "bot could not answer", feedback: "👎 feedback" },
+  },
+  "zh-TW": {
+    title: "轉接真人中的對話",
+    note: "已轉給 Slack 中真人客服的顧客。請在 Slack 討論串中回覆。",
+    off: "未啟用轉接真人（YAML 沒有 handoff 設定，或未設定 SLACK_BOT_TOKEN）。",
+    none: "目前沒有等待真人的顧客。",
+    platform: "平台",
+    tenant: "租戶",
+    reason: "原因",
+    waiting: "已等待",
+    taken: "接手者",
+    answered: "已回覆",
+    yes: "是",
+    no: "尚未",
+    nobody: "—",
+    reasons: { trigger: "要求真人", no_answer: "機器人答不出來", feedback: "👎 回饋" },
+  },
+};
+
+const words = () => WORDS[language()] ?? WORDS.en;
+
+function minutes(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function card() {
+  let section = $("#handoffs-card");
+  if (section) return section;
+  section = el("section", { id: "handoffs-card", class: "card keys-card", "aria-labelledby": "handoffs-title" },
+    el("header", { class: "card-head" },
+      el("h2", { id: "handoffs-title" }),
+      el("p", { id: "handoffs-note", class: "card-note muted" })),
+    el("div", { class: "table-wrap" },
+      el("table", { id: "handoffs", class: "recent" }, el("thead"), el("tbody")),
+      el("p", { id: "handoffs-empty", class: "muted empty-note", hidden: true })));
+  ($("#dashboard") ?? document.body).append(section);
+  return section;
+}
+
+function render(data) {
+  const w = words();
+  card();
+  $("#handoffs-title").textContent = w.title;
+  $("#handoffs-note").textContent = w.note;
+  const head = $("#handoffs thead");
+  head.replaceChildren(el("tr", {}, ...[w.platform, w.tenant, w.reason, w.waiting, w.taken, w.answered]
+    .map((text, n) => el("th", { scope: "col", class: n === 3 ? "num" : null, text }))));
+  const rows = data.enabled ? data.handoffs : [];
+  const body = $("#handoffs tbody");
+  body.replaceChildren(...rows.map((row) => el("tr", { class: row.waiting_sec > WAIT_ALERT_SEC && !row.first_reply_at ? "alert" : null },
+    el("td", { text: String(row.platform) }),
+    el("td", { text: String(row.tenant) }),
+    el("td", { text: w.reasons[row.reason] ?? String(row.reason) }),
+    el("td", { class: "num", text: minutes(row.waiting_sec) }),
+    el("td", { text: row.taken_by ? String(row.taken_by) : w.nobody }),
+    el("td", { text: row.first_reply_at ? w.yes : w.no }))));
+  const empty = $("#handoffs-empty");
+  empty.textContent = data.enabled ? w.none : w.off;
+  empty.hidden = rows.length > 0;
+}
+
+let last = null;
+
+async function refresh() {
+  if (!token.get()) return; // the dashboard asks for the key; this card waits for it
+  try {
+    const response = await fetch("/admin/handoffs", { headers: token.authorize({}), cache: "no-store" });
+    if (!response.ok) return;
+    last = await response.json();
+    render(last);
+  } catch {
+    // the dashboard's own status line says when the hub cannot be reached
+  }
+}
+
+$("#lang-toggle")?.addEventListener("click", () => queueMicrotask(() => last && render(last)));
+$("#auth-form")?.addEventListener("submit", () => setTimeout(refresh, 0)); // the key was just entered
+refresh();
+setInterval(refresh, REFRESH_MS);
