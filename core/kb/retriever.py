@@ -4,13 +4,18 @@ BM25 carries exact terms (product names, 特休, VPN); the dense side adds meani
 semantic model: paraphrases, other languages) or fuzzy matches (the hash embedder: typos,
 word forms, character trigrams). With a semantic model:
 
+- the candidates are BM25's best, the model's best and the model's best within each script
+  group, so the right document in another language is there to be ranked;
 - dense similarities are calibrated per script group (Chinese vs Latin documents): a
   question's average similarity to each group (its inner product with the group's mean
   vector) is subtracted, so an English question's best Chinese document competes with the
   English ones instead of losing to every one of them;
 - the calibrated similarities are rescaled over the candidates (best 1, worst 0) and added
-  to BM25's share of the question matched, then the title share: each side ranks on its
-  own scale, so neither drowns the other (a raw e5 cosine moves within 0.75-0.95 only);
+  to BM25's share of the question matched, weighted by the question's length (question_weight),
+  then the title share: each side ranks on its own scale, so neither drowns the other (a raw
+  e5 cosine moves within 0.75-0.95 only);
+- top_k are documents (one chunk each), and a side that is sure keeps its document among them
+  (seats); a how-to question's procedure leads its document;
 - a question whose best similarity (plus a little lexical evidence) stays under the
   embedder's calibrated floor matches nothing: "I don't know" without a model call.
 
