@@ -18,7 +18,9 @@ test: $(VENV)/.installed system-deps
 	$(PY) -m pytest
 
 eval: $(VENV)/.installed
-	$(PY) -m core eval --dataset ../shared/datasets/drcd-retrieval --dataset ../shared/datasets/medquad-retrieval
+	$(PY) -m core eval --dataset data/eval/policies --dataset data/eval/handbook \
+	  --dataset ../shared/datasets/drcd-retrieval --dataset ../shared/datasets/medquad-retrieval
+	$(PY) -m core eval data/eval/crosslang/questions.jsonl --kb data/kb
 
 bench: $(VENV)/.installed
 	$(PY) bench/retrieval.py

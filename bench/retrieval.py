@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/retrieval.py [--sizes 1000 10000 100000] [--embedder hash|e5]
 
+With e5 it first times a question's embedding alone (200 questions; ``--sizes`` with no value
+stops there).
+
 With e5 the model really embeds the first --embed-max chunks (that is the ingest rate
 reported; 100k chunks would take hours on 2 cores); the rest of a big index reuses those
 vectors with a little noise, which is all search latency and memory depend on. Searches
@@ -34,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.config import load_settings  # noqa: E402
 from core.kb import store  # noqa: E402
-from core.kb.embedders import Embedder, HashEmbedder, make_embedder  # noqa: E402
+from core.kb.embedders import Embedder, HashEmbedder, embed_query, make_embedder  # noqa: E402
 from core.kb.ingest import ingest  # noqa: E402
 from core.kb.retriever import Retriever  # noqa: E402
 from core.kb.text import split_sentences  # noqa: E402
@@ -142,6 +145,19 @@ def rss_of_hub(index_dir: Path, kb_dir: Path, queries: list[str]) -> tuple[float
         proc.wait(10)
 
 
+async def query_latency(model: Embedder, queries: list[str]) -> None:
+    """A question's embedding alone (a semantic model's share of every search)."""
+    await embed_query(model, queries[0])  # warm-up
+    latencies = []
+    for q in queries:
+        started = time.perf_counter()
+        await embed_query(model, q)
+        latencies.append((time.perf_counter() - started) * 1000)
+    latencies.sort()
+    print(f"question embedding, {len(latencies)} questions: p50 {statistics.median(latencies):.1f} ms, "
+          f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.1f} ms")  # fmt: skip
+
+
 async def run(sizes: list[int], embedder_name: str, embed_max: int) -> None:
     settings = load_settings({"EMBEDDINGS": embedder_name})
     model = make_embedder(embedder_name)
@@ -149,6 +165,10 @@ async def run(sizes: list[int], embedder_name: str, embed_max: int) -> None:
     rng = random.Random(7)
     queries = [rng.choice(pool)[:40] for _ in range(300)]
     print(f"sentence pool: {len(pool)}; exact search up to {settings.retrieval.exact_max_chunks} chunks; {model.name}")
+    if not isinstance(model, HashEmbedder):
+        await query_latency(model, queries[:200])
+    if not sizes:
+        return
     header = (
         "chunks",
         "ingest s",
@@ -206,7 +226,9 @@ async def run(sizes: list[int], embedder_name: str, embed_max: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", default=[1000, 10000, 100000], help="none: question latency only"
+    )
     parser.add_argument("--embedder", default="hash", help="hash or e5")
     parser.add_argument("--embed-max", type=int, default=1000, help="chunks the model really embeds (e5)")
     args = parser.parse_args()

@@ -102,7 +102,9 @@ async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_mis
 
     embedder = _embedder(settings, make_embedder)
     retriever = Retriever.from_settings(embedder, settings.retrieval)
-    print(f"embedder {embedder.name}, lexical weight {retriever.lexical_weight}")
+    adaptive = settings.retrieval.lexical_weight is None and getattr(embedder, "semantic", False)
+    grows = " (more for long questions)" if adaptive else ""
+    print(f"embedder {embedder.name}, lexical weight {retriever.lexical_weight}{grows}")
     for name, kb_dir, questions_path in sets:
         try:
             questions = read_questions(questions_path)

@@ -50,7 +50,8 @@ class RetrievalSettings(_Section):
     # A chunk below this fused score is not evidence: the hub says it does not know.
     min_score: float = Field(0.06, ge=0.0, le=1.0)
     # Weight of the lexical (BM25) score in the fused score; the rest is the dense score.
-    # Unset: what was tuned for the embedder (hash 0.8, a semantic model 0.3).
+    # Unset: what was tuned for the embedder (hash 0.8; a semantic model 0.3, growing with the
+    # question's length, retriever.question_weight).
     lexical_weight: float | None = Field(None, ge=0.0, le=1.0)
     # A semantic model's "I don't know" floor: a question whose best cosine similarity (plus a
     # tenth of its BM25 share) is below it matches nothing. Unset: the embedder's calibrated one.

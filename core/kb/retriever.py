@@ -4,13 +4,18 @@ BM25 carries exact terms (product names, 特休, VPN); the dense side adds meani
 semantic model: paraphrases, other languages) or fuzzy matches (the hash embedder: typos,
 word forms, character trigrams). With a semantic model:
 
+- the candidates are BM25's best, the model's best and the model's best within each script
+  group, so the right document in another language is there to be ranked;
 - dense similarities are calibrated per script group (Chinese vs Latin documents): a
   question's average similarity to each group (its inner product with the group's mean
   vector) is subtracted, so an English question's best Chinese document competes with the
   English ones instead of losing to every one of them;
 - the calibrated similarities are rescaled over the candidates (best 1, worst 0) and added
-  to BM25's share of the question matched, then the title share: each side ranks on its
-  own scale, so neither drowns the other (a raw e5 cosine moves within 0.75-0.95 only);
+  to BM25's share of the question matched, weighted by the question's length (question_weight),
+  then the title share: each side ranks on its own scale, so neither drowns the other (a raw
+  e5 cosine moves within 0.75-0.95 only);
+- top_k are documents (one chunk each), and a side that is sure keeps its document among them
+  (seats); a how-to question's procedure leads its document;
 - a question whose best similarity (plus a little lexical evidence) stays under the
   embedder's calibrated floor matches nothing: "I don't know" without a model call.
 
@@ -37,7 +42,8 @@ from core.kb.terms import count_terms
 CANDIDATES = 24
 GROUP_CANDIDATES = 8  # a semantic model's nearest chunks in each script group, on top
 CONTEXT_SHARE = 0.4  # how much an earlier question of the conversation may weigh, at most
-PER_DOCUMENT = 1  # top_k documents, not top_k chunks: the question's answer is a document
+PER_DOCUMENT = 1  # a semantic model's top_k are documents, not chunks: the question's answer is a document
+HASH_PER_DOCUMENT = 2  # the hash embedder keeps two: its offline answers lean on a document's second chunk
 TITLE_WEIGHT = 0.15  # share of the score that says "the question names this document's subject"
 SEAT_TERMS = 15  # a question this long whose BM25 best document clearly leads keeps it in top_k
 LEXICAL_LEAD = 0.1
@@ -89,7 +95,7 @@ class Retriever:
         context: str = "",
         collections: frozenset[str] | None = None,
     ) -> list[Hit]:
-        """The best chunks, at most PER_DOCUMENT from one document, best first. ``context``
+        """The best chunks, at most PER_DOCUMENT (hash: HASH_PER_DOCUMENT) from one document, best first. ``context``
         (the conversation's earlier question) adds its words at half weight, so a follow-up
         like "那請假呢?" or "what's the deadline?" finds what the conversation is about.
 
@@ -105,7 +111,9 @@ class Retriever:
         else:
             fused = (1 - TITLE_WEIGHT) * (self._w * found.lexical + (1 - self._w) * found.dense)
             fused += TITLE_WEIGHT * found.title
-        return select(index, query, found, fused, top_k, seats(found) if self._semantic else ())
+        if self._semantic:
+            return select(index, query, found, fused, top_k, seats(found))
+        return select(index, query, found, fused, top_k, per_document=HASH_PER_DOCUMENT)
 
     async def signals(
         self, index: KnowledgeIndex, query: str, *, context: str = "", collections: frozenset[str] | None = None
@@ -185,10 +193,17 @@ def semantic_fusion(found: Signals, lexical_weight: float) -> np.ndarray:
 
 
 def select(
-    index: KnowledgeIndex, query: str, found: Signals, fused: np.ndarray, top_k: int, seats: Sequence[int] = ()
+    index: KnowledgeIndex,
+    query: str,
+    found: Signals,
+    fused: np.ndarray,
+    top_k: int,
+    seats: Sequence[int] = (),
+    *,
+    per_document: int = PER_DOCUMENT,
 ) -> list[Hit]:
-    """The top_k chunks by fused score, at most PER_DOCUMENT from one document. ``seats``: the
-    documents (positions in the index's list) that keep a place among them, after the first."""
+    """The top_k chunks by fused score, at most ``per_document`` from one document. ``seats``:
+    the documents (positions in the index's list) that keep a place among them, after the first."""
     ids = found.ids
     procedures = np.zeros(len(ids), dtype=bool)
     if asks_how_to(query):
@@ -200,7 +215,7 @@ def select(
     for n, j in enumerate(order):
         doc = int(found.documents[j])
         first_of.setdefault(doc, n)
-        if per_doc[doc] < PER_DOCUMENT and len(picked) < top_k:
+        if per_doc[doc] < per_document and len(picked) < top_k:
             per_doc[doc] += 1
             picked.append(n)
     for doc in seats:
