@@ -286,3 +286,28 @@ async def test_a_worker_racing_on_the_same_trigger_finds_the_record_half_written
     got = await service.intercept(message)
     assert got.action == "started" and got.handoff_id == handoff_id
     assert len(desk(service).opened) == 1
+
+
+async def test_a_message_after_the_close_is_claimed_goes_to_the_bot_not_the_resolved_thread(
+    service: HandoffService,
+) -> None:
+    """The close tells the customer, updates the desk, then gives the chat back: a message in between
+    (the customer answering the end notice) is the bot's, never relayed into the resolved thread."""
+    await service.intercept(says("human please", "e1"))
+    telling, go_on = asyncio.Event(), asyncio.Event()
+    delivered = channel(service).deliver
+
+    async def slow_end(who: Customer, text: str, *, key: str) -> bool:
+        if key.startswith("end:"):
+            telling.set()
+            await go_on.wait()
+        return await delivered(who, text, key=key)
+
+    channel(service).deliver = slow_end  # type: ignore[method-assign]
+    closing = asyncio.create_task(service.resolve(CHANNEL, desk(service).ts, "UAGENT"))
+    await telling.wait()
+    posted = len(desk(service).posts)
+    assert (await service.intercept(says("thanks!", "e2"))).action == "bot"
+    go_on.set()
+    assert await closing
+    assert len(desk(service).posts) == posted

@@ -128,6 +128,8 @@ class HandoffService:
         if self.settings is None or self._desk is None:
             return BOT
         current = await self.store.active(message.customer)
+        if current is not None and await self.store.fact(current.id, "closed") is not None:
+            return BOT  # being closed (the customer may be answering the end notice): the bot's again
         if current is not None and current.started_by != message.event_id:
             return await self._to_desk(current, message)
         if current is None and (message.kind != "text" or not asks_for_person(message.text, self.settings.triggers)):
