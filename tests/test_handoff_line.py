@@ -295,3 +295,25 @@ def test_a_resolved_handoff_can_be_saved_as_a_verified_answer(desk: Desk) -> Non
     idle(desk)
     saved = [v for v in desk.hub.run(desk.hub.hub.verified.list()) if v.question == "退貨運費由誰負擔?"]
     assert len(saved) == 1 and saved[0].verified_by == "mei" and saved[0].collection == "default"
+
+
+def test_a_thumbs_down_offers_a_person_and_the_tap_starts_a_handoff(desk: Desk) -> None:
+    user = new_user()
+    asked = say(desk, user, "How do I set up the VPN?")
+    wait_until(lambda: replied(desk, asked))
+    idle(desk)
+    [answered] = [d for d in desk.line.deliveries() if d.to == asked["replyToken"]]
+    buttons = answered.messages[-1]["quickReply"]["items"]
+    down = next(b["action"] for b in buttons if b["action"]["label"] == "👎")
+    vote = event("postback", source(user), token=desk.line.issue_token(), postback={"data": down["data"]})
+    assert line_post(desk.hub, [vote]).status_code == 200
+    wait_until(lambda: replied(desk, vote))
+    [thanks] = [d for d in desk.line.deliveries() if d.to == vote["replyToken"]]
+    [offer] = [i["action"] for i in thanks.messages[-1]["quickReply"]["items"]]
+    assert offer["type"] == "message" and offer["label"] == "Talk to a person"
+    # The tap sends the trigger as the customer's own message: the handoff starts like any other.
+    calls = len(desk.model.calls)
+    _, ts = start(desk, user, offer["text"])
+    asked_model = [json.dumps(c.json, ensure_ascii=False) for c in desk.model.calls[calls:]]
+    assert asked_model and all("summarise" in c for c in asked_model)  # the agents' summary, no answer
+    desk.hub.run(desk.hub.hub.handoff.resolve(AGENTS, ts, AGENT))

@@ -16,6 +16,7 @@ from linebot.v3.messaging import (
     FlexSeparator,
     FlexText,
     Message,
+    MessageAction,
     PostbackAction,
     QuickReply,
     QuickReplyItem,
@@ -124,8 +125,21 @@ def text_only() -> list[Message]:
     return [TextMessage(text=both)]
 
 
-def thanks(language: str) -> list[Message]:
-    return [TextMessage(text=_THANKS.get(language, _THANKS["en"]))]
+def thanks(language: str, *, person: str | None = None) -> list[Message]:
+    """``person``: after a 👎, a "talk to a person" button that sends this trigger as the user's message."""
+    message = TextMessage(text=_THANKS.get(language, _THANKS["en"]))
+    if person:
+        label = "真人客服" if language == "zh-TW" else "Talk to a person"
+        message.quick_reply = QuickReply(items=[QuickReplyItem(action=MessageAction(label=label, text=person))])
+    return [message]
+
+
+def person_trigger(triggers: list[str], language: str) -> str | None:
+    """The configured trigger the button sends: one in the customer's script, else the first."""
+    cjk = [t for t in triggers if any(ord(c) > 0x2E80 for c in t)]
+    latin = [t for t in triggers if t not in cjk]
+    mine = (cjk if language == "zh-TW" else latin) or triggers
+    return max(mine, key=len) if mine else None
 
 
 def _clip(text: str, limit: int) -> str:

@@ -135,7 +135,9 @@ class LineBot:
                 user=incoming.chat.user or incoming.chat.id,
                 tenant=settings.tenant,
             )
-            messages = render.thanks(fb.language)
+            offer = self.door.settings.handoff if self.door.handoff.enabled and fb.rating == "down" else None
+            person = render.person_trigger(offer.triggers, fb.language) if offer else None
+            messages = render.thanks(fb.language, person=person)  # after a 👎: a person, one tap away
         elif incoming.action == "greet":
             messages = render.greeting(settings.group_prefixes)
         else:
