@@ -228,3 +228,35 @@ def test_the_ask_command_while_handed_off(desk: Desk) -> None:
     desk.discord.wait_until(lambda: any("closed this conversation" in t for t in desk.said(channel)))
     desk.idle()  # the close has finished (the conversation is the bot's again)
     assert json.dumps(ask("How do I set up the VPN?")).count("Sources") >= 1  # the bot answers again
+
+
+def test_the_second_i_dont_know_in_a_row_hands_off_a_dm(tmp_path: Path, sample_index: Path) -> None:
+    """With on_second_no_answer: after the bot's second "I don't know", the DM is told a person will
+    answer and the agents' channel gets the case."""
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        FakeOpenAI() as model,
+        FakeSlack() as slack,
+        FakeDiscord() as discord,
+    ):
+        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        config = write_yaml(tmp_path / "hub.yaml", {"handoff": {"slack_channel": AGENTS, "on_second_no_answer": True}})
+        settings = make_settings(
+            tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk-up",
+            OPENAI_BASE_URL=model.base_url, SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SLACK_SECRET,
+            SLACK_API_URL=slack.api_url, DISCORD_BOT_TOKEN=discord.token, DISCORD_API_URL=discord.api_url,
+        )  # fmt: skip
+        with HubServer(settings, run_adapters=True) as hub:
+            discord.wait_ready()
+            desk = Desk(hub, slack, model, discord)
+            dm = discord.dm_channel_id
+            question = "What is the airspeed velocity of an unladen swallow?"
+            discord.send_message(question, dm=True)
+            discord.wait_until(lambda: answered(desk, dm))
+            desk.idle()
+            assert not any("person" in t for t in desk.said(dm))  # one "I don't know" is not enough
+            seen = len(slack.calls)
+            discord.send_message(question, dm=True)
+            ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+            discord.wait_until(lambda: any("person" in t for t in desk.said(dm)))
+            assert "the bot could not answer twice" in status_text(desk, ts)  # type: ignore[arg-type]

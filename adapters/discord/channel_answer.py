@@ -104,7 +104,24 @@ class ChannelAnswer:
             await target.send(polite("text_only"), reference=reference, mention_author=False)
             answer.shown()
             return
-        await self._answer(target, request, reference, answer, message_id)
+        result = await self._answer(target, request, reference, answer, message_id)
+        await self._after_answer(target, request, conversation, event_id, result)
+
+    async def _after_answer(
+        self, target: Any, request: AskRequest, conversation: str, event_id: str, result: AskResult | None
+    ) -> None:
+        """The second "I don't know" in a row may start a handoff (when configured): say so too."""
+        if result is None or not self.door.handoff.enabled:
+            return
+        try:
+            more = await self.door.handoff.after_answer(
+                handoff.message_of(request, conversation, target.id, event_id),
+                no_knowledge=result.outcome == "no_knowledge",
+            )
+        except HandoffUnavailable:
+            return
+        if more.action == "started":  # the nonce: a reclaimed job does not post the notice twice
+            await target.send(more.say or "", mention_author=False, nonce=handoff.nonce(event_id, 1))
 
     async def _handed_off(self, target: Any, request: AskRequest, conversation: str, event_id: str, reference: Any,
                           answer: Answer, kind: handoff.Kind) -> bool:  # fmt: skip
@@ -129,8 +146,11 @@ class ChannelAnswer:
             return True
         return False
 
-    async def _answer(self, target: Any, request: AskRequest, reference: Any, answer: Answer, question_id: int) -> None:
-        """Stream the answer into target: progress in one message, then the final messages."""
+    async def _answer(
+        self, target: Any, request: AskRequest, reference: Any, answer: Answer, question_id: int
+    ) -> AskResult | None:
+        """Stream the answer into target: progress in one message, then the final messages. The
+        result (None when the answer failed)."""
         sent: Any = await self._resumed(target, answer, question_id)
 
         async def show(text: str) -> None:
@@ -146,9 +166,9 @@ class ChannelAnswer:
 
         shown = Progress(show, interval=PROGRESS_INTERVAL)
         text = ""
+        result: AskResult | None = None
         async with target.typing():
             try:
-                result: AskResult | None = None
                 async for event in self.door.asker.stream(request):
                     if isinstance(event, Delta):
                         text += event.text
@@ -158,11 +178,13 @@ class ChannelAnswer:
                 assert result is not None
                 messages = render.answer_messages(result)
             except HubError as exc:
+                result = None
                 messages = [render.text_message(for_error(exc, request.question, request.request_id))]
             except discord.HTTPException:
                 raise
             except Exception as exc:
                 log.error("ask failed", extra={"request_id": request.request_id, "exc": type(exc).__name__})
+                result = None
                 messages = [render.text_message(polite("error", request_id=request.request_id))]
         for n, message in enumerate(messages):
             if n and n <= answer.opened.get("parts", 0):
@@ -176,6 +198,7 @@ class ChannelAnswer:
                 await answer.note(**({"parts": n} if n else {"sending": True}))
                 await target.send(**kwargs, reference=reference if n == 0 else None, mention_author=False)
             answer.shown()
+        return result
 
     async def _resumed(self, target: Any, answer: Answer, question_id: int) -> Any:
         """The message a dead attempt showed its answer in: noted, or — it died between Discord's
