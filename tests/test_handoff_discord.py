@@ -10,6 +10,7 @@ timeout) gives the conversation back to the bot. The fake upstream counts every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,6 +66,13 @@ def desk(
 
         env["REDIS_URL"] = redis_url()
         redis_sync.Redis.from_url(env["REDIS_URL"]).flushdb()
+    with running(tmp, sample_index, {"slack_channel": AGENTS}, **env) as desk:
+        yield desk
+
+
+@contextlib.contextmanager
+def running(tmp: Path, sample_index: Path, handoff: dict[str, Any], **env: str) -> Iterator[Desk]:
+    """A hub with the Slack desk and the Discord gateway bot, against the fakes."""
     with (
         pytest.MonkeyPatch.context() as mp,
         FakeOpenAI() as model,
@@ -73,7 +81,7 @@ def desk(
     ):
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
         config = write_yaml(tmp / "hub.yaml", {"discord": {"tenants": {str(discord.guild_id): "community"}},
-                                               "handoff": {"slack_channel": AGENTS}})  # fmt: skip
+                                               "handoff": handoff})  # fmt: skip
         settings = make_settings(
             tmp, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk-up",
             OPENAI_BASE_URL=model.base_url, RATE_LIMIT_MAX_PER_USER="1000", SLACK_BOT_TOKEN=slack.bot_token,
@@ -233,30 +241,15 @@ def test_the_ask_command_while_handed_off(desk: Desk) -> None:
 def test_the_second_i_dont_know_in_a_row_hands_off_a_dm(tmp_path: Path, sample_index: Path) -> None:
     """With on_second_no_answer: after the bot's second "I don't know", the DM is told a person will
     answer and the agents' channel gets the case."""
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        FakeOpenAI() as model,
-        FakeSlack() as slack,
-        FakeDiscord() as discord,
-    ):
-        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        config = write_yaml(tmp_path / "hub.yaml", {"handoff": {"slack_channel": AGENTS, "on_second_no_answer": True}})
-        settings = make_settings(
-            tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk-up",
-            OPENAI_BASE_URL=model.base_url, SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SLACK_SECRET,
-            SLACK_API_URL=slack.api_url, DISCORD_BOT_TOKEN=discord.token, DISCORD_API_URL=discord.api_url,
-        )  # fmt: skip
-        with HubServer(settings, run_adapters=True) as hub:
-            discord.wait_ready()
-            desk = Desk(hub, slack, model, discord)
-            dm = discord.dm_channel_id
-            question = "What is the airspeed velocity of an unladen swallow?"
-            discord.send_message(question, dm=True)
-            discord.wait_until(lambda: answered(desk, dm))
-            desk.idle()
-            assert not any("person" in t for t in desk.said(dm))  # one "I don't know" is not enough
-            seen = len(slack.calls)
-            discord.send_message(question, dm=True)
-            ts = opening_ts(desk, seen)  # type: ignore[arg-type]
-            discord.wait_until(lambda: any("person" in t for t in desk.said(dm)))
-            assert "the bot could not answer twice" in status_text(desk, ts)  # type: ignore[arg-type]
+    with running(tmp_path, sample_index, {"slack_channel": AGENTS, "on_second_no_answer": True}) as desk:
+        dm = desk.discord.dm_channel_id
+        question = "What is the airspeed velocity of an unladen swallow?"
+        desk.discord.send_message(question, dm=True)
+        desk.discord.wait_until(lambda: answered(desk, dm))
+        desk.idle()
+        assert not any("person" in t for t in desk.said(dm))  # one "I don't know" is not enough
+        seen = len(desk.slack.calls)
+        desk.discord.send_message(question, dm=True)
+        ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+        desk.discord.wait_until(lambda: any("person" in t for t in desk.said(dm)))
+        assert "the bot could not answer twice" in status_text(desk, ts)  # type: ignore[arg-type]

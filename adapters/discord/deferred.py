@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from adapters.discord import handoff, render, translate
+from adapters.discord.rest import Rest
 from core.errors import HubError
 from core.handoff import HandoffUnavailable, RelayFailed
 from core.inbox import Answer
@@ -30,32 +31,14 @@ PLATFORM = translate.PLATFORM
 JOB = "discord.interaction"
 
 
-class Replies:
-    """One HTTP client for every interaction reply of this process (closed with the hub)."""
-
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10.0)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-
-_REPLIES: weakref.WeakKeyDictionary[Door, Replies] = weakref.WeakKeyDictionary()
+_REPLIES: weakref.WeakKeyDictionary[Door, Rest] = weakref.WeakKeyDictionary()
 
 
 def register_jobs(door: Door) -> None:
     """Declare the interaction job (the app and the gateway bot may both do it: one client)."""
     if door in _REPLIES:
         return
-    replies = _REPLIES[door] = Replies()
+    replies = _REPLIES[door] = Rest()  # one client for the app and the gateway bot
     door.on_close(replies.aclose)  # after the job queue has drained
 
     async def handler(job: dict[str, Any]) -> None:

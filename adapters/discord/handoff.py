@@ -20,6 +20,7 @@ import discord  # the library: `adapters/` is never on sys.path, so this is not 
 import httpx
 
 from adapters.discord import translate
+from adapters.discord.rest import Rest
 from core.handoff import Customer, CustomerMessage, HandoffService
 from core.handoff.notices import language
 from core.schema import AskRequest
@@ -80,7 +81,7 @@ class DiscordCustomer:
         self._handoff = handoff
         self._url = api_url.rstrip("/")
         self._headers = {"Authorization": f"Bot {token}"}
-        self._client: httpx.AsyncClient | None = None
+        self._rest = Rest()
 
     async def deliver(self, customer: Customer, text: str, *, key: str) -> bool:
         once = f"discord:{key}"
@@ -90,7 +91,7 @@ class DiscordCustomer:
         for n, part in enumerate(parts):
             body = {"content": part, "nonce": nonce(key, n), "enforce_nonce": True, "allowed_mentions": {"parse": []}}
             try:
-                response = await self.client.post(f"{self._url}/channels/{customer.address['channel']}/messages",
+                response = await self._rest.client.post(f"{self._url}/channels/{customer.address['channel']}/messages",
                                                   json=body, headers=self._headers)  # fmt: skip
             except httpx.HTTPError as exc:
                 log.warning("handoff message not sent", extra={"exc": type(exc).__name__})
@@ -101,13 +102,5 @@ class DiscordCustomer:
         await self._handoff.store.relay_done(once)
         return True
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10.0)
-        return self._client
-
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._rest.aclose()
