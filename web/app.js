@@ -216,23 +216,30 @@ async function ask(text) {
 }
 
 async function readStream(response, card, started) {
+  for await (const event of serverEvents(response)) {
+    if (handleEvent(event, card, started)) return;
+  }
+  showError(card, { title: t("errStream"), partial: card.partial, question: card.question });
+}
+
+/** A response's server-sent events, parsed as they arrive (the last one even without its blank line);
+ * leaving the loop early cancels the response. */
+async function* serverEvents(response) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += value;
-    const blocks = buffer.split(/\r?\n\r?\n/);
-    buffer = blocks.pop();
-    for (const block of blocks) {
-      if (handleEvent(parseEvent(block), card, started)) {
-        reader.cancel().catch(() => {});
-        return;
-      }
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      const blocks = buffer.split(/\r?\n\r?\n/);
+      buffer = blocks.pop();
+      for (const block of blocks) yield parseEvent(block);
     }
+    if (buffer.trim()) yield parseEvent(buffer);
+  } finally {
+    reader.cancel().catch(() => {});
   }
-  if (buffer.trim() && handleEvent(parseEvent(buffer), card, started)) return;
-  showError(card, { title: t("errStream"), partial: card.partial, question: card.question });
 }
 
 function parseEvent(block) {
@@ -272,16 +279,9 @@ async function readHandoff(handoff) {
       const signal = handoff.controller.signal;
       const response = await fetch(handoff.url + query, { headers, signal, cache: "no-store" });
       if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        const blocks = buffer.split(/\r?\n\r?\n/);
-        buffer = blocks.pop();
-        for (const block of blocks) showHandoffEvent(handoff, parseEvent(block));
-        if (state.handoff !== handoff) return reader.cancel().catch(() => {});
+      for await (const event of serverEvents(response)) {
+        showHandoffEvent(handoff, event);
+        if (state.handoff !== handoff) return;
       }
     } catch (err) {
       if (err.name === "AbortError") return;
