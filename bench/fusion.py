@@ -41,7 +41,9 @@ SETS = {
     "crosslang": (ROOT / "data" / "kb", ROOT / "data" / "eval" / "crosslang" / "questions.jsonl"),
     "policies": (ROOT / "data" / "eval" / "policies" / "kb", ROOT / "data" / "eval" / "policies" / "questions.jsonl"),
     "handbook": (ROOT / "data" / "eval" / "handbook" / "kb", ROOT / "data" / "eval" / "handbook" / "questions.jsonl"),
+    "office": (ROOT / "data" / "eval" / "office" / "kb", ROOT / "data" / "eval" / "office" / "questions.jsonl"),
     "offtopic": (ROOT / "data" / "kb", ROOT / "data" / "eval" / "offtopic.jsonl"),
+    "offtopic-more": (ROOT / "data" / "kb", ROOT / "data" / "eval" / "offtopic-more.jsonl"),
     "drcd": (SHARED / "drcd-retrieval" / "kb", SHARED / "drcd-retrieval" / "questions.jsonl"),
     "medquad": (SHARED / "medquad-retrieval" / "kb", SHARED / "medquad-retrieval" / "questions.jsonl"),
 }

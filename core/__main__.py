@@ -128,12 +128,11 @@ async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_mis
             index = store.load(Path(tmp))
             assert index is not None
             report = await evaluate(name, index, retriever, questions, settings.retrieval.min_score)
-            offtopic = questions_path.parent / "offtopic.jsonl"
             declined_line = ""
-            if offtopic.is_file():
+            for offtopic in sorted(questions_path.parent.glob("offtopic*.jsonl")):
                 others = read_questions(offtopic)
                 count = await declined(index, retriever, others, settings.retrieval.min_score)
-                declined_line = f"   off-topic questions declined: {count} of {len(others)}"
+                declined_line += f"   {offtopic.stem} declined: {count} of {len(others)}"
         print(report.line() + declined_line)
         for question, expected, got in report.misses[:show_misses]:
             print(f"   miss: {question!r} expected {expected}, got {got}")

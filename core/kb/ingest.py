@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.config import DEFAULT_COLLECTION, Settings
-from core.kb import store
+from core.kb import places, store
 from core.kb.chunker import chunk_document, document_title
 from core.kb.embedders import Embedder, EmbedderError, HashEmbedder
 from core.kb.pdf import PdfTextError, pdf_to_markdown
@@ -255,14 +255,13 @@ async def ingest(
             parts[-1][1].append(i)
         else:
             parts.append((source_rows, [i]))
-    groups = np.zeros(len(chunks), dtype=np.uint8)
-    for entry, doc in zip(entries, docs, strict=True):
-        text = (
-            doc.text
-            if doc.text is not None
-            else " ".join(c[2] for c in chunks[entry.first_chunk : entry.first_chunk + entry.chunk_count])
-        )
-        groups[entry.first_chunk : entry.first_chunk + entry.chunk_count] = script_group(f"{entry.title} {text[:4000]}")
+    texts = [
+        doc.text
+        if doc.text is not None
+        else " ".join(c[2] for c in chunks[e.first_chunk : e.first_chunk + e.chunk_count])
+        for e, doc in zip(entries, docs, strict=True)
+    ]
+    groups, entries = await asyncio.to_thread(_groups_and_places, entries, texts, len(chunks))
     if save_vectors and not isinstance(embedder, HashEmbedder):  # hash vectors cost nothing to recompute
         await asyncio.to_thread(_save_vectors, folders, embedder.name, entries, chunks, vectors)
     version = store.write(
@@ -290,6 +289,18 @@ async def ingest(
         tuple(skipped),
         cached,
     )
+
+
+def _groups_and_places(
+    entries: list[store.DocumentEntry], texts: list[str], n_chunks: int
+) -> tuple[np.ndarray, list[store.DocumentEntry]]:
+    """Each chunk's script group and each document's places (CPU work, off the event loop)."""
+    groups = np.zeros(n_chunks, dtype=np.uint8)
+    named = []
+    for entry, text in zip(entries, texts, strict=True):
+        groups[entry.first_chunk : entry.first_chunk + entry.chunk_count] = script_group(f"{entry.title} {text[:4000]}")
+        named.append(replace(entry, places=tuple(sorted(places.named(f"{entry.title}\n{text}")))))
+    return groups, named
 
 
 def _save_vectors(

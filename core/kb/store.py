@@ -65,6 +65,7 @@ class DocumentEntry:
     first_chunk: int
     chunk_count: int
     collection: str = DEFAULT_COLLECTION  # absent from indexes built before collections: default
+    places: tuple[str, ...] = ()  # the countries it names (places.py); absent from older indexes: none
 
 
 class ChunkTexts:
