@@ -4,7 +4,8 @@
   ``discord.message`` job (``channel_answer.ChannelAnswer``) through this process's client.
 - `/ask` (registered on start; guild-only with ``discord.dev_guild_id``) is deferred at once and
   answered by the same job as the HTTP interactions endpoint (``deferred.answer_interaction``).
-- The 👍/👎 buttons are ``buttons.FeedbackButton`` (understood after a restart).
+- The 👍/👎 buttons are ``buttons.FeedbackButton`` and "Talk to a person" ``buttons.PersonButton``
+  (understood after a restart).
 - Only ``discord.Intents.default()``: no privileged intent. Discord delivers the text of DMs and
   of messages that mention the bot without the message-content intent.
 - ``DISCORD_API_URL`` becomes discord.py's REST base; the gateway is ``DISCORD_GATEWAY_URL`` when
@@ -25,7 +26,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
 from adapters.discord import deferred, translate
-from adapters.discord.buttons import FeedbackButton
+from adapters.discord.buttons import FeedbackButton, PersonButton
 from adapters.discord.channel_answer import ChannelAnswer
 from adapters.discord.messages import JOB, Intake, Recent
 from core.config import ConfigError, Settings
@@ -81,7 +82,7 @@ class AskBot(discord.Client):
 
     async def setup_hook(self) -> None:
         settings = self.door.settings
-        self.add_dynamic_items(FeedbackButton)
+        self.add_dynamic_items(FeedbackButton, PersonButton)
         self._logged_in.set()
         if settings.discord_gateway_url:
             DiscordWebSocket.DEFAULT_GATEWAY = gateway_url(settings.discord_gateway_url)
