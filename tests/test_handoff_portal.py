@@ -506,3 +506,17 @@ def test_the_portal_page_offers_a_person_after_a_thumbs_down(desk: Desk, browser
     finally:
         context.close()
     idle(desk)
+
+
+def test_a_door_not_listed_never_hands_off(tmp_path: Path, sample_index: Path) -> None:
+    """``handoff.doors`` without the portal: a trigger is a question for the bot, and nothing is offered."""
+    with FakeOpenAI() as model, FakeSlack() as slack:
+        settings = settings_for(tmp_path, sample_index, model, slack,
+                                yaml={"handoff": {"slack_channel": AGENTS, "doors": ["line", "discord"]}})  # fmt: skip
+        with HubServer(settings) as hub:
+            conversation = str(uuid.uuid4())
+            calls = len(model.calls)
+            got = ask(hub, conversation, "Can I talk to a person please?")
+            assert got.get("handoff") is None and got["model"] != "handoff" and "handoff_offer" not in got
+            assert len(model.calls) > calls  # the bot answered it
+            assert not [c for c in slack.calls if c.method == "chat.postMessage"]
