@@ -307,6 +307,9 @@ class DiscordSettings(_Section):
     tenants: dict[str, str] = {}  # guild id -> tenant
     default_tenant: str = "default"  # DMs and unmapped guilds
     dev_guild_id: str | None = None  # register /ask in this guild only (instant, for development)
+    # Request the privileged message-content intent (switch it on in the Developer Portal too): the
+    # bot then reads messages that do not mention it, so a handed-off thread relays them all.
+    message_content: bool = False
 
 
 DEFAULT_TRIGGERS = ["真人", "客服人員", "轉人工", "human", "agent", "talk to a person", "real person"]

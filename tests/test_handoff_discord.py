@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import HubServer, make_settings, metric, write_yaml
-from tests.fakes.discord_api import Call, FakeDiscord
+from tests.fakes.discord_api import MESSAGE_CONTENT_INTENT, Call, FakeDiscord
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.test_handoff_line import AGENTS, Clock, agent_reply
@@ -72,7 +72,9 @@ def desk(
 
 
 @contextlib.contextmanager
-def running(tmp: Path, sample_index: Path, handoff: dict[str, Any], **env: str) -> Iterator[Desk]:
+def running(
+    tmp: Path, sample_index: Path, handoff: dict[str, Any], discord_yaml: dict[str, Any] | None = None, **env: str
+) -> Iterator[Desk]:
     """A hub with the Slack desk and the Discord gateway bot, against the fakes."""
     with (
         pytest.MonkeyPatch.context() as mp,
@@ -81,8 +83,8 @@ def running(tmp: Path, sample_index: Path, handoff: dict[str, Any], **env: str) 
         FakeDiscord() as discord,
     ):
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        config = write_yaml(tmp / "hub.yaml", {"discord": {"tenants": {str(discord.guild_id): "community"}},
-                                               "handoff": handoff})  # fmt: skip
+        section = {"tenants": {str(discord.guild_id): "community"}, **(discord_yaml or {})}
+        config = write_yaml(tmp / "hub.yaml", {"discord": section, "handoff": handoff})
         settings = make_settings(
             tmp, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk-up",
             OPENAI_BASE_URL=model.base_url, RATE_LIMIT_MAX_PER_USER="1000", SLACK_BOT_TOKEN=slack.bot_token,
@@ -387,3 +389,36 @@ def test_the_http_endpoint_offers_a_person_in_the_bots_thread(tmp_path: Path, sa
         wait_until(lambda: any("訂單 777" in t for t in desk.in_thread(ts)))
         assert send_event(desk.hub, agent_reply(ts, "馬上幫您查")).status_code == 200
         desk.discord.wait_until(lambda: "馬上幫您查" in desk.said(thread))
+
+
+def test_with_the_message_content_intent_a_handed_off_thread_relays_without_a_mention(
+    tmp_path: Path, sample_index: Path
+) -> None:
+    """``discord.message_content: true``: the bot asks for the privileged intent, and once a person
+    has a thread (the bot's, or a user's where it was mentioned) every message there goes to them."""
+    with running(tmp_path, sample_index, {"slack_channel": AGENTS}, {"message_content": True}) as desk:
+        assert desk.discord.identifies[-1]["intents"] & MESSAGE_CONTENT_INTENT
+        bot = desk.discord.bot_id
+        seen = len(desk.slack.calls)
+        question = desk.discord.send_message(f"<@{bot}> talk to a person please", mention_bot=True)
+        thread = question["id"]  # the bot's thread
+        ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+        desk.discord.wait_until(lambda: desk.said(thread))
+        desk.discord.send_message("my order is 5150", channel_id=thread)  # no mention
+        wait_until(lambda: "*Customer:* my order is 5150" in desk.in_thread(ts))
+
+        # A user's own thread: handed off by a mention, then the rest without one.
+        theirs = str(desk.discord.next_id())
+        desk.discord.channels[theirs] = {**desk.discord.channels[thread], "id": theirs, "name": "my question",
+                                         "owner_id": desk.discord.user["id"]}  # fmt: skip
+        desk.discord.dispatch("THREAD_CREATE", {**desk.discord.channels[theirs], "newly_created": True})
+        chatter = desk.discord.send_message("anyone know the wifi password?", channel_id=theirs)
+        seen = len(desk.slack.calls)
+        desk.discord.send_message(f"<@{bot}> I need a human agent", channel_id=theirs, mention_bot=True)
+        theirs_ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+        desk.discord.wait_until(lambda: any("person" in t for t in desk.said(theirs)))
+        desk.discord.send_message("it is about invoice 9001", channel_id=theirs)
+        wait_until(lambda: "*Customer:* it is about invoice 9001" in desk.in_thread(theirs_ts))
+        desk.idle()
+        assert not any("wifi" in t for t in desk.in_thread(theirs_ts))  # before the handoff: not the bot's
+        assert not any(c.path.endswith(f"/messages/{chatter['id']}/threads") for c in desk.discord.calls)

@@ -6,8 +6,9 @@
   answered by the same job as the HTTP interactions endpoint (``deferred.answer_interaction``).
 - The 👍/👎 buttons are ``buttons.FeedbackButton`` and "Talk to a person" ``buttons.PersonButton``
   (understood after a restart).
-- Only ``discord.Intents.default()``: no privileged intent. Discord delivers the text of DMs and
-  of messages that mention the bot without the message-content intent.
+- ``discord.Intents.default()``; the privileged message-content intent only with
+  ``discord.message_content: true``. Discord delivers the text of DMs and of messages that
+  mention the bot without it; with it, a handed-off thread relays messages without a mention.
 - ``DISCORD_API_URL`` becomes discord.py's REST base; the gateway is ``DISCORD_GATEWAY_URL`` when
   set, else the URL ``GET /gateway/bot`` names.
 """
@@ -59,8 +60,10 @@ class AskBot(discord.Client):
         settings = door.settings
         discord.VoiceClient.warn_dave = False  # no voice here: skip discord.py's start-up warning
         app_id = settings.discord_application_id
+        intents = discord.Intents.default()  # mentions and DMs carry their text without message_content
+        intents.message_content = settings.discord.message_content  # privileged: only when asked for
         super().__init__(
-            intents=discord.Intents.default(),  # no message_content: mentions and DMs carry text anyway
+            intents=intents,
             allowed_mentions=discord.AllowedMentions.none(),  # an answer never pings anyone
             application_id=int(app_id) if app_id else None,
         )

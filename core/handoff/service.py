@@ -149,6 +149,14 @@ class HandoffService:
             return BOT
         return await self._start(message, "trigger")
 
+    async def with_person(self, customer: Customer) -> bool:
+        """Whether a person has this conversation now (a door that sees messages not addressed to
+        the bot relays them only then)."""
+        if not self.covers(customer.platform, customer.tenant):
+            return False
+        current = await self.store.active(customer)
+        return current is not None and await self.store.fact(current.id, "closed") is None
+
     async def after_answer(self, message: CustomerMessage, *, no_knowledge: bool) -> Intercept:
         """After the bot answered: with ``on_second_no_answer``, a second "I don't know" in a row
         starts a handoff (the adapter sends ``say`` after the bot's answer)."""
