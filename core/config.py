@@ -307,9 +307,13 @@ class DiscordSettings(_Section):
     tenants: dict[str, str] = {}  # guild id -> tenant
     default_tenant: str = "default"  # DMs and unmapped guilds
     dev_guild_id: str | None = None  # register /ask in this guild only (instant, for development)
+    # Request the privileged message-content intent (switch it on in the Developer Portal too): the
+    # bot then reads messages that do not mention it, so a handed-off thread relays them all.
+    message_content: bool = False
 
 
 DEFAULT_TRIGGERS = ["真人", "客服人員", "轉人工", "human", "agent", "talk to a person", "real person"]
+HANDOFF_DOORS = ("line", "discord", "portal")  # the customer doors that can hand a customer to a person
 
 
 class HandoffSettings(_Section):
@@ -323,6 +327,16 @@ class HandoffSettings(_Section):
     personal_data: Literal["redacted", "raw"] = "redacted"  # what the agents' channel sees
     summary_max_tokens: int = Field(200, ge=16, le=2000)  # the LLM summary (with a model configured)
     turns_shown: int = Field(6, ge=1, le=50)  # the conversation so far, in the opening message
+    doors: list[str] = list(HANDOFF_DOORS)  # the doors whose customers are handed off; the others: the bot
+    tenants: list[str] | None = Field(None, min_length=1)  # only these tenants' customers (None: every tenant)
+
+    @field_validator("doors")
+    @classmethod
+    def _known_doors(cls, doors: list[str]) -> list[str]:
+        unknown = [door for door in doors if door not in HANDOFF_DOORS]
+        if unknown:
+            raise ValueError(f"unknown door {unknown[0]!r} (doors: {', '.join(HANDOFF_DOORS)})")
+        return doors
 
 
 class Settings(_Section):

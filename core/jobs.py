@@ -5,7 +5,9 @@ verify and record an event, ``submit`` it, and acknowledge; workers run the hand
 adapter registered for that kind of job.
 
 * ``MemoryQueue`` (one process): a bounded in-process queue. When it is full, ``submit``
-  refuses (the webhook answers 503 and the platform retries) instead of piling up.
+  refuses (the webhook answers 503 and the platform retries) instead of piling up. A job that
+  fails (a relay while Slack is down) runs again after a growing wait (1, 2, 4, 8 s), at most
+  ``MAX_DELIVERIES`` times in all, as the Redis queue redelivers it; the wait holds no worker.
 * ``RedisQueue`` (REDIS_URL): one Redis Stream per kind with a consumer group. ``submit``
   returns once the event is in Redis, so any process may answer it and a dead process loses
   nothing: events its workers held are reclaimed by the others after ``reclaim_after_sec``
@@ -37,12 +39,13 @@ import orjson
 from core.dedupe import EventLedger
 from core.errors import Unavailable
 from core.metrics import QUEUE_AGE, QUEUE_DEPTH
-from core.retry import retrying
+from core.retry import backoff_sec, retrying
 from core.tracing import Tracing, carrier
 
 log = logging.getLogger("askhub.jobs")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 Event = tuple[str, str]  # (platform, event id) in the event ledger
+MAX_DELIVERIES = 5  # a job that failed this often is dropped, with a log line (a poison message)
 
 
 class JobQueue(Protocol):
@@ -108,23 +111,33 @@ class _Kinds:
             raise KindError(f"job kind {kind!r} was never declared")
 
 
+_Job = tuple[float, str, dict[str, Any], Event | None, dict[str, str], int]  # ..., deliveries so far
+
+
 class MemoryQueue(_Kinds):
     def __init__(
-        self, ledger: EventLedger, *, workers: int = 16, max_waiting: int = 10_000, tracing: Tracing | None = None
+        self,
+        ledger: EventLedger,
+        *,
+        workers: int = 16,
+        max_waiting: int = 10_000,
+        tracing: Tracing | None = None,
+        retry_first_sec: float = 1.0,
+        retry_max_sec: float = 8.0,
     ) -> None:
         super().__init__()
         self._ledger = ledger
         self._tracing = tracing or Tracing({})
-        self._queue: asyncio.Queue[tuple[float, str, dict[str, Any], Event | None, dict[str, str]]] = asyncio.Queue(
-            max_waiting
-        )
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue(max_waiting)
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
+        self._later: set[asyncio.Task[None]] = set()  # failed jobs waiting to run again
+        self._retry_first_sec, self._retry_max_sec = retry_first_sec, retry_max_sec
 
     async def submit(self, kind: str, payload: dict[str, Any], *, event: Event | None = None) -> None:
         self._check(kind)
         try:
-            self._queue.put_nowait((time.monotonic(), kind, payload, event, carrier()))
+            self._queue.put_nowait((time.monotonic(), kind, payload, event, carrier(), 0))
         except asyncio.QueueFull:
             raise Unavailable("too many questions waiting; try again shortly", retry_after=5) from None
         QUEUE_DEPTH.set(self._queue.qsize())
@@ -135,31 +148,57 @@ class MemoryQueue(_Kinds):
 
     async def close(self, drain_sec: float = 10.0) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), drain_sec)
-        for task in self._tasks:
+            await asyncio.wait_for(self.idle(), drain_sec)
+        for task in [*self._tasks, *self._later]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._later]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     async def idle(self) -> None:
-        """Wait until everything submitted so far is handled (tests)."""
-        await self._queue.join()
+        """Wait until everything submitted so far is handled, retries included (tests)."""
+        while True:
+            await self._queue.join()
+            if not self._later:
+                return
+            await asyncio.wait(set(self._later))  # each puts its job back before it ends
 
     async def _work(self) -> None:
         while True:
-            queued_at, kind, payload, event, trace = await self._queue.get()
+            job = await self._queue.get()
+            queued_at, kind, payload, event, trace, _ = job
             QUEUE_DEPTH.set(self._queue.qsize())
             QUEUE_AGE.set(time.monotonic() - queued_at)
             try:
-                await _run(self._handlers[kind], kind, payload, event, self._ledger, self._tracing, trace)
+                if not await _run(self._handlers[kind], kind, payload, event, self._ledger, self._tracing, trace):
+                    self._again(job)  # before task_done: idle() never sees a gap
             finally:
                 self._queue.task_done()
+
+    def _again(self, job: _Job) -> None:
+        """A failed job runs again after a growing wait (a relay once Slack is back), or is dropped."""
+        _, kind, payload, event, trace, deliveries = job
+        deliveries += 1
+        if deliveries >= MAX_DELIVERIES:
+            log.error("job dropped after repeated failures", extra={"kind": kind, "deliveries": deliveries})
+            return
+        wait = backoff_sec(deliveries, first_wait_sec=self._retry_first_sec, max_wait_sec=self._retry_max_sec)
+
+        async def later() -> None:
+            await asyncio.sleep(wait)
+            try:
+                self._queue.put_nowait((time.monotonic(), kind, payload, event, trace, deliveries))
+            except asyncio.QueueFull:
+                log.error("job dropped: the queue is full", extra={"kind": kind, "deliveries": deliveries})
+
+        task = asyncio.create_task(later(), name=f"job-retry-{kind}")
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
 
 class RedisQueue(_Kinds):
     GROUP = "workers"
-    MAX_DELIVERIES = 5  # a job that failed this often is dropped, with a log line (a poison message)
+    MAX_DELIVERIES = MAX_DELIVERIES
 
     def __init__(
         self,

@@ -1,6 +1,7 @@
 """One retry policy (tenacity) for the few calls that must be retried rather than failed:
 recording that an event was answered through a Redis blip, a LINE push after a 5xx, a
-Discord interaction reply the platform has not registered yet or rate-limited.
+Discord interaction reply the platform has not registered yet or rate-limited; and the wait
+before the in-memory queue runs a failed job again (``backoff_sec``).
 
 Exponential back-off from ``first_wait_sec`` to ``max_wait_sec``, bounded by attempts or by
 time; a server that names its wait (``RetryAfter``) is believed, up to ``max_wait_sec``. The
@@ -63,3 +64,9 @@ def retrying(
 
     return AsyncRetrying(retry=retry_if_exception_type((*kinds, RetryAfter)), stop=stop, wait=wait, reraise=True,
                          before_sleep=before_sleep)  # fmt: skip
+
+
+def backoff_sec(attempt: int, *, first_wait_sec: float, max_wait_sec: float) -> float:
+    """The wait before retry ``attempt`` (1, 2, …) of the same exponential policy, for a retry that
+    is scheduled rather than awaited in place (the in-memory queue's failed jobs)."""
+    return float(min(max_wait_sec, first_wait_sec * 2 ** max(0, attempt - 1)))

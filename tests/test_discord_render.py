@@ -124,3 +124,38 @@ def test_the_package_does_not_shadow_the_discord_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_conversation_a_thumbs_down_hands_off_is_where_the_bot_answered() -> None:
+    """The 👎's answer names the conversation the bot keyed there (translate.answer_conversation)."""
+    guild = {"guild_id": "9", "member": {"user": {"id": "7"}}}
+    thread = {**guild, "channel_id": "55", "channel": {"id": "55", "type": 11}, "message": {"id": "60"}}
+    assert translate.feedback_conversation(thread) == "55"
+    ask_here = {**guild, "channel_id": "50", "channel": {"id": "50", "type": 0},
+                "message": {"id": "61", "webhook_id": "1", "interaction_metadata": {"id": "3", "type": 2}}}  # fmt: skip
+    assert translate.feedback_conversation(ask_here) == "50:7"  # an /ask answer: the asker's own
+    in_place = {**guild, "channel_id": "50", "channel": {"id": "50", "type": 0},
+                "message": {"id": "62", "message_reference": {"message_id": "44"}}}  # fmt: skip
+    assert translate.feedback_conversation(in_place) == "50:44"  # answered in place: the question's
+    dm = {"channel_id": "12", "channel": {"id": "12", "type": 1}, "user": {"id": "7"}, "message": {"id": "63"}}
+    assert translate.feedback_conversation(dm) == "12"
+    dm_ask = {**dm, "message": {"id": "64", "interaction_metadata": {"id": "3", "type": 2}}}
+    assert translate.feedback_conversation(dm_ask) == "12:7"
+    unknown = {**guild, "channel_id": "50", "channel": {"id": "50", "type": 0}, "message": {"id": "65"}}
+    assert translate.feedback_conversation(unknown) is None
+
+
+def test_a_person_button_is_understood_only_in_the_channel_it_names() -> None:
+    custom_id = translate.person_custom_id("1300000000000000011:1300000000000000100", "1300000000000000222")
+    assert len(custom_id) <= 100
+    assert translate.parse_person(custom_id, "1300000000000000011") == (
+        "1300000000000000011:1300000000000000100",
+        "1300000000000000222",
+    )
+    assert translate.parse_person(custom_id, "1300000000000000099") is None  # another channel
+    assert translate.parse_person(translate.person_custom_id("55", "66"), 55) == ("55", "66")
+    assert translate.parse_person("askhub:fb:down:abc", "55") is None
+    response = render.thanks_response("zh-TW", person=custom_id)
+    (button,) = response["data"]["components"][0]["components"]
+    assert button == {"type": 2, "style": 1, "label": "真人客服", "custom_id": custom_id}
+    assert "components" not in render.thanks_response("en-US")["data"]

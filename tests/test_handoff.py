@@ -210,6 +210,49 @@ async def test_second_no_answer_in_a_row_and_feedback_start_one_when_configured(
     assert (await service.on_feedback(other, "f2", "down", "wrong, talk to a person")).action == "started"
 
 
+async def test_only_the_listed_doors_and_tenants_hand_off(tmp_path: Path) -> None:
+    """``handoff.doors`` / ``handoff.tenants``: elsewhere the trigger is a question for the bot and
+    no button offers a person."""
+    hub = make_hub(tmp_path, None, doors=["line"], tenants=["cs"], on_feedback=True, on_second_no_answer=True)
+    hub.handoff.register_desk(RecordingDesk())
+    service = hub.handoff
+    portal = Customer(platform="portal", tenant="cs", conversation="c1")
+    elsewhere = Customer(platform="line", tenant="hr", conversation="U2", address={"to": "U2"})
+    assert not service.covers("portal", "cs") and not service.covers("line", "hr") and service.covers("line", "cs")
+    for who in (portal, elsewhere):
+        message = CustomerMessage(who, f"t-{who.platform}-{who.tenant}", "talk to a person")
+        assert (await service.intercept(message)).action == "bot"
+        assert (await service.on_request(message)).action == "bot"
+        assert (await service.on_feedback(who, "f", "down", "talk to a person")).action == "bot"
+        for n in range(2):
+            assert (await service.after_answer(message, no_knowledge=True)).action == "bot", n
+    assert desk(service).opened == []
+    assert (await service.intercept(says("talk to a person", "e1"))).action == "started"  # LINE, cs: as before
+
+
+def test_an_unknown_door_is_one_clear_line(tmp_path: Path) -> None:
+    from core.config import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        make_hub(tmp_path, None, doors=["line", "slack"])
+    message = str(raised.value)
+    assert message.endswith("hub.yaml: handoff.doors: unknown door 'slack' (doors: line, discord, portal)")
+    assert "\n" not in message
+    with pytest.raises(ConfigError):
+        make_hub(tmp_path, None, tenants=[])  # an empty list would switch it off unseen: leave it out instead
+
+
+async def test_a_person_button_starts_one_handoff_however_often_it_is_pressed(service: HandoffService) -> None:
+    pressed = says("talk to a person", "person:p1")
+    first = await service.on_request(pressed)
+    assert first.action == "started" and "person" in (first.say or "")
+    again = await service.on_request(pressed)  # a second press, a redelivery: the same one
+    assert again.action == "started" and again.handoff_id == first.handoff_id
+    other = await service.on_request(says("talk to a person", "person:p2"))  # another 👎's button
+    assert other.action == "relayed" and other.handoff_id == first.handoff_id
+    assert len(desk(service).opened) == 1 and desk(service).posts == []  # nothing relayed for a press
+
+
 async def test_off_without_a_slack_token(tmp_path: Path) -> None:
     config = write_yaml(tmp_path / "hub.yaml", {"handoff": {"slack_channel": CHANNEL}})
     hub = Hub(make_settings(tmp_path, HUB_CONFIG=str(config)))

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.conftest import HubServer, make_settings, write_yaml
-from tests.fakes.discord_api import FakeDiscord
+from tests.conftest import HubServer, make_settings, metric, write_yaml
+from tests.fakes.discord_api import MESSAGE_CONTENT_INTENT, Call, FakeDiscord
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.test_handoff_line import AGENTS, Clock, agent_reply
@@ -71,7 +72,9 @@ def desk(
 
 
 @contextlib.contextmanager
-def running(tmp: Path, sample_index: Path, handoff: dict[str, Any], **env: str) -> Iterator[Desk]:
+def running(
+    tmp: Path, sample_index: Path, handoff: dict[str, Any], discord_yaml: dict[str, Any] | None = None, **env: str
+) -> Iterator[Desk]:
     """A hub with the Slack desk and the Discord gateway bot, against the fakes."""
     with (
         pytest.MonkeyPatch.context() as mp,
@@ -80,8 +83,8 @@ def running(tmp: Path, sample_index: Path, handoff: dict[str, Any], **env: str) 
         FakeDiscord() as discord,
     ):
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        config = write_yaml(tmp / "hub.yaml", {"discord": {"tenants": {str(discord.guild_id): "community"}},
-                                               "handoff": handoff})  # fmt: skip
+        section = {"tenants": {str(discord.guild_id): "community"}, **(discord_yaml or {})}
+        config = write_yaml(tmp / "hub.yaml", {"discord": section, "handoff": handoff})
         settings = make_settings(
             tmp, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk-up",
             OPENAI_BASE_URL=model.base_url, RATE_LIMIT_MAX_PER_USER="1000", SLACK_BOT_TOKEN=slack.bot_token,
@@ -253,3 +256,169 @@ def test_the_second_i_dont_know_in_a_row_hands_off_a_dm(tmp_path: Path, sample_i
         ts = opening_ts(desk, seen)  # type: ignore[arg-type]
         desk.discord.wait_until(lambda: any("person" in t for t in desk.said(dm)))
         assert "the bot could not answer twice" in status_text(desk, ts)  # type: ignore[arg-type]
+
+
+def press(desk: Desk, custom_id: str, **where: Any) -> tuple[dict[str, Any], Call]:
+    """A button click over the gateway, and the bot's response to it."""
+    click = desk.discord.interaction(3, {"custom_id": custom_id, "component_type": 2}, **where)
+    desk.discord.dispatch("INTERACTION_CREATE", click)
+    return click, responded(desk, click)
+
+
+def responded(desk: Desk, click: dict[str, Any], count: int = 1) -> Call:
+    path = f"/interactions/{click['id']}/{click['token']}/callback"
+    desk.discord.wait_until(lambda: len(desk.discord.find("POST", path)) >= count)
+    return desk.discord.find("POST", path)[count - 1]
+
+
+def thanks_of(desk: Desk, click: dict[str, Any]) -> dict[str, Any]:
+    """The ephemeral message a click was answered with (a press on its button carries it)."""
+    (message,) = [m for m in desk.discord.messages.values() if m.get("interaction_token") == click["token"]]
+    return dict(message)
+
+
+def edited(desk: Desk, click: dict[str, Any]) -> dict[str, Any]:
+    """What the pressed button's message (the ephemeral thanks) was edited into."""
+    token = click["token"]
+    patch = desk.discord.wait_for(lambda c: c.method == "PATCH" and c.path.endswith(f"/{token}/messages/@original"))
+    return dict(patch.json)
+
+
+def openings(desk: Desk, seen: int) -> int:
+    return len([c for c in desk.slack.calls[seen:] if c.method == "chat.postMessage" and c.get("channel") == AGENTS
+                and not c.get("thread_ts")])  # fmt: skip
+
+
+def test_a_thumbs_down_in_a_dm_offers_a_person_and_one_press_hands_off(desk: Desk) -> None:
+    dm = desk.discord.dm_channel_id
+    count = len(answered(desk, dm))
+    desk.discord.send_message("How do I set up the VPN?", dm=True)
+    desk.discord.wait_until(lambda: len(answered(desk, dm)) > count)
+    answer = answered(desk, dm)[-1]
+    desk.idle()
+    up, down = (b["custom_id"] for b in answer["components"][0]["components"])
+    _, thanked = press(desk, up, dm=True, message=answer)
+    assert thanked.json["data"]["flags"] == 64 and not thanked.json["data"].get("components")  # 👍: no offer
+    thumbs_down, thanked = press(desk, down, dm=True, message=answer)
+    assert thanked.json["type"] == 4 and thanked.json["data"]["flags"] == 64
+    (button,) = thanked.json["data"]["components"][0]["components"]
+    assert button["label"] == "Talk to a person"
+    assert button["custom_id"] == f"askhub:person:{dm}:{thumbs_down['id']}"
+
+    seen, calls = len(desk.slack.calls), len(desk.model.calls)
+    before = len(desk.said(dm))
+    thanks = thanks_of(desk, thumbs_down)
+    pressed, acked = press(desk, button["custom_id"], dm=True, message=thanks)
+    assert acked.json["type"] == 6  # acknowledged at once; the job edits the thanks
+    notice = edited(desk, pressed)
+    assert "person" in notice["content"] and notice["components"] == []
+    ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+    assert "VPN" in status_text(desk, ts)  # type: ignore[arg-type]  # the conversation so far
+
+    # Pressed again, or the same press delivered again: the same handoff, one desk message.
+    duplicates = metric(desk.hub.url, "hub_adapter_events_total", platform="discord", outcome="duplicate")
+    desk.discord.dispatch("INTERACTION_CREATE", pressed)
+    responded(desk, pressed, 2)
+    wait_until(lambda: metric(desk.hub.url, "hub_adapter_events_total", platform="discord",
+                              outcome="duplicate") > duplicates)  # fmt: skip
+    again, _ = press(desk, button["custom_id"], dm=True, message=thanks)
+    assert "person" in edited(desk, again)["content"]
+    desk.idle()
+    assert openings(desk, seen) == 1
+    assert len(desk.said(dm)) == before  # told on the thanks, nothing posted twice in the DM
+
+    # The DM is handed off: relayed both ways, the bot silent.
+    desk.discord.send_message("my order is 4242", dm=True)
+    wait_until(lambda: "*Customer:* my order is 4242" in desk.in_thread(ts))
+    assert send_event(desk.hub, agent_reply(ts, "Looking at order 4242 now")).status_code == 200
+    desk.discord.wait_until(lambda: "Looking at order 4242 now" in desk.said(dm))
+    desk.idle()
+    assert len(desk.model.calls) <= calls + 1  # at most the opening's summary
+    click(desk, "handoff_resolve", ts)  # type: ignore[arg-type]
+    desk.discord.wait_until(lambda: any("closed this conversation" in t for t in desk.said(dm)[before:]))
+    desk.idle()
+
+
+def test_the_http_endpoint_offers_a_person_in_the_bots_thread(tmp_path: Path, sample_index: Path) -> None:
+    """The interactions endpoint (signed POSTs): a 👎 in the bot's thread is thanked with the
+    button, in the clicker's language; a press (and its redelivery) hands the thread off once."""
+    from nacl.signing import SigningKey
+
+    key = SigningKey.generate()
+    with running(tmp_path, sample_index, {"slack_channel": AGENTS}, DISCORD_PUBLIC_KEY=key.verify_key.encode().hex(),
+                 DISCORD_APPLICATION_ID="1300000000000000002") as desk:  # fmt: skip
+
+        def post(payload: dict[str, Any]) -> dict[str, Any]:
+            body, stamp = json.dumps(payload).encode(), "1700000000"
+            headers = {"Content-Type": "application/json", "X-Signature-Timestamp": stamp,
+                       "X-Signature-Ed25519": key.sign(stamp.encode() + body).signature.hex()}  # fmt: skip
+            response = httpx.post(f"{desk.hub.url}/discord/interactions", content=body, headers=headers, timeout=10)
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        bot = desk.discord.bot_id
+        question = desk.discord.send_message(f"<@{bot}> How do I set up the VPN?", mention_bot=True)
+        thread = question["id"]
+        desk.discord.wait_until(lambda: answered(desk, thread))
+        answer = answered(desk, thread)[-1]
+        desk.idle()
+        where = {"channel_id": thread, "channel": dict(desk.discord.channels[thread]), "locale": "zh-TW"}
+        down = answer["components"][0]["components"][1]["custom_id"]
+        thumbs_down = desk.discord.interaction(3, {"custom_id": down, "component_type": 2}, message=answer, **where)
+        thanked = post(thumbs_down)
+        assert thanked["data"]["content"] == "謝謝你的回饋！" and thanked["data"]["flags"] == 64
+        (button,) = thanked["data"]["components"][0]["components"]
+        assert button["label"] == "真人客服" and button["custom_id"] == f"askhub:person:{thread}:{thumbs_down['id']}"
+        thanks = {"id": str(desk.discord.next_id()), "channel_id": thread, **thanked["data"]}  # as Discord shows it
+        elsewhere = desk.discord.interaction(3, {"custom_id": button["custom_id"], "component_type": 2}, message=thanks)
+        assert post(elsewhere) == {"type": 6}  # pressed in another channel than it names: nothing starts
+
+        seen = len(desk.slack.calls)
+        pressed = desk.discord.interaction(3, {"custom_id": button["custom_id"], "component_type": 2},
+                                           message=thanks, **where)  # fmt: skip
+        assert post(pressed) == {"type": 6}
+        assert "真人客服" in edited(desk, pressed)["content"]  # the notice, in the clicker's language
+        ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+        assert post(pressed) == {"type": 6}  # Discord delivered it again
+        desk.idle()
+        assert openings(desk, seen) == 1
+        assert len(desk.discord.find("PATCH", rf"/webhooks/\d+/{pressed['token']}/messages/@original")) == 1
+        assert "community" in status_text(desk, ts)  # type: ignore[arg-type]  # the guild's tenant
+
+        desk.discord.send_message(f"<@{bot}> 訂單 777 呢？", channel_id=thread, mention_bot=True)
+        wait_until(lambda: any("訂單 777" in t for t in desk.in_thread(ts)))
+        assert send_event(desk.hub, agent_reply(ts, "馬上幫您查")).status_code == 200
+        desk.discord.wait_until(lambda: "馬上幫您查" in desk.said(thread))
+
+
+def test_with_the_message_content_intent_a_handed_off_thread_relays_without_a_mention(
+    tmp_path: Path, sample_index: Path
+) -> None:
+    """``discord.message_content: true``: the bot asks for the privileged intent, and once a person
+    has a thread (the bot's, or a user's where it was mentioned) every message there goes to them."""
+    with running(tmp_path, sample_index, {"slack_channel": AGENTS}, {"message_content": True}) as desk:
+        assert desk.discord.identifies[-1]["intents"] & MESSAGE_CONTENT_INTENT
+        bot = desk.discord.bot_id
+        seen = len(desk.slack.calls)
+        question = desk.discord.send_message(f"<@{bot}> talk to a person please", mention_bot=True)
+        thread = question["id"]  # the bot's thread
+        ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+        desk.discord.wait_until(lambda: desk.said(thread))
+        desk.discord.send_message("my order is 5150", channel_id=thread)  # no mention
+        wait_until(lambda: "*Customer:* my order is 5150" in desk.in_thread(ts))
+
+        # A user's own thread: handed off by a mention, then the rest without one.
+        theirs = str(desk.discord.next_id())
+        desk.discord.channels[theirs] = {**desk.discord.channels[thread], "id": theirs, "name": "my question",
+                                         "owner_id": desk.discord.user["id"]}  # fmt: skip
+        desk.discord.dispatch("THREAD_CREATE", {**desk.discord.channels[theirs], "newly_created": True})
+        chatter = desk.discord.send_message("anyone know the wifi password?", channel_id=theirs)
+        seen = len(desk.slack.calls)
+        desk.discord.send_message(f"<@{bot}> I need a human agent", channel_id=theirs, mention_bot=True)
+        theirs_ts = opening_ts(desk, seen)  # type: ignore[arg-type]
+        desk.discord.wait_until(lambda: any("person" in t for t in desk.said(theirs)))
+        desk.discord.send_message("it is about invoice 9001", channel_id=theirs)
+        wait_until(lambda: "*Customer:* it is about invoice 9001" in desk.in_thread(theirs_ts))
+        desk.idle()
+        assert not any("wifi" in t for t in desk.in_thread(theirs_ts))  # before the handoff: not the bot's
+        assert not any(c.path.endswith(f"/messages/{chatter['id']}/threads") for c in desk.discord.calls)

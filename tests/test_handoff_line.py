@@ -317,3 +317,20 @@ def test_a_thumbs_down_offers_a_person_and_the_tap_starts_a_handoff(desk: Desk) 
     asked_model = [json.dumps(c.json, ensure_ascii=False) for c in desk.model.calls[calls:]]
     assert asked_model and all("summarise" in c for c in asked_model)  # the agents' summary, no answer
     desk.hub.run(desk.hub.hub.handoff.resolve(AGENTS, ts, AGENT))
+
+
+@pytest.mark.parametrize("desk", ["memory"], indirect=True)
+def test_a_relay_that_fails_while_slack_is_down_is_relayed_once_it_is_back(desk: Desk) -> None:
+    """The in-memory queue runs a failed relay again after a wait (Redis redelivers it; see
+    tests/test_handoff_processes.py): a customer's message is not lost to one Slack 500."""
+    user = new_user()
+    _, ts = start(desk, user, "human please")
+    idle(desk)
+    text = "parcel 31337 is missing"
+    desk.slack.fail("chat.postMessage", "internal_error", times=1, status=500)
+    say(desk, user, text)
+    wait_until(lambda: f"*Customer:* {text}" in in_thread(desk, ts))
+    idle(desk)
+    tries = [c for c in desk.slack.calls if c.method == "chat.postMessage" and text in str(c.get("text"))]
+    assert len(tries) == 2  # the one Slack refused, and the retry
+    assert in_thread(desk, ts).count(f"*Customer:* {text}") == 1

@@ -445,3 +445,78 @@ def test_the_stream_says_so_when_the_shared_state_goes_away(desk: Desk, monkeypa
         stream.close()
     refused = httpx.get(f"{desk.hub.url}/conversations/x/events", headers={"X-API-Key": OWNER_KEY}, timeout=5)
     assert refused.status_code == 503 and "retry-after" in refused.headers
+
+
+def test_the_bots_answer_offers_a_person_and_the_offer_starts_one(desk: Desk) -> None:
+    """Where a person can be asked for, the bot's answer carries ``handoff_offer``; sending its text
+    as the next message (after a 👎) starts the handoff on that conversation."""
+    conversation = str(uuid.uuid4())
+    first = ask(desk.hub, conversation, VPN)
+    assert first.get("handoff") is None and first["handoff_offer"] == {"send": "talk to a person"}
+    zh = ask(desk.hub, conversation, "VPN 要怎麼設定？")
+    assert zh["handoff_offer"] == {"send": "客服人員"}  # a trigger in the customer's script
+    vote = httpx.post(f"{desk.hub.url}/feedback", json={"request_id": first["request_id"], "rating": "down"},
+                      headers={"X-API-Key": OWNER_KEY}, timeout=10)  # fmt: skip
+    assert vote.status_code == 204
+    started, ts = start(desk, conversation, first["handoff_offer"]["send"])
+    assert "person" in started["answer"] and "handoff_offer" not in started
+    assert "VPN" in status_text(desk, ts)
+    relayed = ask(desk.hub, conversation, "still there?")
+    assert relayed["handoff"]["state"] == "relayed" and "handoff_offer" not in relayed
+    without = httpx.post(f"{desk.hub.url}/ask", json={"question": VPN}, headers={"X-API-Key": OWNER_KEY}, timeout=20)
+    assert "handoff_offer" not in without.json()  # no conversation: nothing to hand off
+    click(desk, "handoff_resolve", ts)
+    wait_until(lambda: "Resolved by" in status_text(desk, ts))
+    idle(desk)
+
+
+@needs_browser
+@pytest.mark.parametrize("desk", ["memory"], indirect=True)
+def test_the_portal_page_offers_a_person_after_a_thumbs_down(desk: Desk, browser: Browser) -> None:  # noqa: F811
+    """Real Chromium: 👎 on the bot's answer shows "Talk to a person"; pressing it hands off."""
+    context = browser.new_context(base_url=desk.hub.url, locale="en-US")
+    context.add_init_script(f"sessionStorage.setItem('askhub.token', {json.dumps(OWNER_KEY)})")
+    context.set_default_timeout(10_000)
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto("/")
+        expect(page.locator("body.ready")).to_have_count(1)
+        box = page.get_by_label("Your question")
+        box.fill(VPN)
+        box.press("Enter")
+        answer = page.locator(".msg-answer").first
+        expect(answer.locator(".feedback")).to_have_count(1)
+        person = page.get_by_role("button", name="Talk to a person")
+        expect(person).to_have_count(0)  # offered after a 👎 only
+        answer.get_by_role("button", name="Not helpful").click()
+        expect(answer.locator(".feedback-note")).to_have_text("Thanks for the feedback!")
+        seen = len(desk.slack.calls)
+        person.click()
+        expect(page.locator(".msg-handoff")).to_contain_text("handing you over to a person")
+        ts = opening_ts(desk, seen)
+        expect(page.locator(".msg-question .bubble").last).to_have_text("talk to a person")
+        expect(page.locator("#status")).to_have_text("You are talking with our team")
+        expect(person).to_be_disabled()
+        assert "VPN" in status_text(desk, ts)
+        click(desk, "handoff_resolve", ts)
+        expect(page.locator(".msg-notice")).to_contain_text("closed this conversation")
+        assert errors == []
+    finally:
+        context.close()
+    idle(desk)
+
+
+def test_a_door_not_listed_never_hands_off(tmp_path: Path, sample_index: Path) -> None:
+    """``handoff.doors`` without the portal: a trigger is a question for the bot, and nothing is offered."""
+    with FakeOpenAI() as model, FakeSlack() as slack:
+        settings = settings_for(tmp_path, sample_index, model, slack,
+                                yaml={"handoff": {"slack_channel": AGENTS, "doors": ["line", "discord"]}})  # fmt: skip
+        with HubServer(settings) as hub:
+            conversation = str(uuid.uuid4())
+            calls = len(model.calls)
+            got = ask(hub, conversation, "Can I talk to a person please?")
+            assert got.get("handoff") is None and got["model"] != "handoff" and "handoff_offer" not in got
+            assert len(model.calls) > calls  # the bot answered it
+            assert not [c for c in slack.calls if c.method == "chat.postMessage"]

@@ -152,3 +152,36 @@ async def test_thread_markers_are_walled_per_platform_and_tenant(env: Env) -> No
     assert not await threads.marked("slack", "cs", "T1:C1:1.0")  # another tenant never sees it
     assert not await threads.marked("discord", "hr", "T1:C1:1.0")  # nor another platform
     assert not await threads.marked("slack", "hr", "T1:C1:2.0")
+
+
+async def test_the_memory_queue_runs_a_failed_job_again_a_bounded_number_of_times(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failed job (a relay while Slack is down) runs again after a growing wait, at most
+    MAX_DELIVERIES times in all; one that recovers is done once. (Redis: its reclaim redelivers.)"""
+    from core.jobs import MAX_DELIVERIES
+
+    backend = MemoryBackend()
+    ledger = EventLedger(backend)
+    inbox = Inbox(ledger, MemoryQueue(ledger, workers=2, retry_first_sec=0.01, retry_max_sec=0.05), backend)
+    runs: dict[str, int] = {}
+
+    async def handler(payload: dict[str, Any]) -> None:
+        runs[payload["id"]] = runs.get(payload["id"], 0) + 1
+        async with inbox.answer("test", payload["id"]) as answer:
+            if runs[payload["id"]] <= payload["failures"]:
+                raise RuntimeError("slack is down")
+            answer.shown()
+
+    inbox.declare("test.job", handler)
+    inbox.jobs.start()
+    try:
+        assert await inbox.accept("test", "r1", "test.job", {"id": "r1", "failures": 2})
+        assert await inbox.accept("test", "r2", "test.job", {"id": "r2", "failures": 99})
+        await inbox.idle()  # retries included
+        assert runs == {"r1": 3, "r2": MAX_DELIVERIES}
+        assert await ledger.state("test", "r1") == "done"
+        assert await ledger.state("test", "r2") is None  # released: a platform's redelivery may answer it
+        assert "job dropped after repeated failures" in caplog.text
+    finally:
+        await inbox.jobs.close(1)

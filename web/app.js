@@ -65,6 +65,7 @@ const LABELS = {
     agentSaid: "Our team member wrote:",
     agentName: "Support team",
     withPerson: "You are talking with our team",
+    talkToPerson: "Talk to a person",
   },
   "zh-TW": {
     skipToQuestion: "跳到提問欄",
@@ -123,6 +124,7 @@ const LABELS = {
     agentSaid: "真人客服回覆：",
     agentName: "真人客服",
     withPerson: "目前由真人客服為你服務",
+    talkToPerson: "真人客服",
   },
 };
 useLabels(LABELS);
@@ -358,7 +360,7 @@ function errorTitle(status, seconds) {
   return t("errUnexpected");
 }
 
-async function sendFeedback(group, note, requestId, rating) {
+async function sendFeedback(group, note, requestId, rating, offer) {
   for (const button of group.querySelectorAll("button")) {
     button.disabled = true;
     button.setAttribute("aria-pressed", String(button.dataset.rating === rating));
@@ -369,6 +371,18 @@ async function sendFeedback(group, note, requestId, rating) {
   } catch {
     setLabel(note, "feedbackFailed");
   }
+  if (rating === "down" && offer) group.append(personButton(offer));
+}
+
+/** After a 👎 where the hub offers it: one press sends the hub's trigger as the next message. */
+function personButton(send) {
+  const button = el("button", { type: "button", class: "btn btn-secondary btn-person", i18n: "talkToPerson" });
+  button.addEventListener("click", () => {
+    if (state.busy) return;
+    button.disabled = true;
+    ask(send);
+  });
+  return button;
 }
 
 // ---- rendering ----
@@ -411,7 +425,8 @@ function renderAnswer(card, data, latencyMs) {
   card.live = null;
   card.body.replaceChildren(renderText(String(data.answer ?? ""), card, sources.length));
   if (sources.length) card.body.append(renderSources(card, sources));
-  const feedback = data.request_id ? renderFeedback(String(data.request_id)) : null;
+  const offer = typeof data.handoff_offer?.send === "string" ? data.handoff_offer.send : null;
+  const feedback = data.request_id ? renderFeedback(String(data.request_id), offer) : null;
   card.body.append(el("div", { class: "answer-foot" }, renderMeta(data, latencyMs), feedback));
   card.item.setAttribute("aria-busy", "false");
 }
@@ -529,11 +544,11 @@ function requestIdLine(id) {
   return el("span", { class: "request-id" }, el("span", { i18n: "requestId" }), " ", el("code", { text: id }));
 }
 
-function renderFeedback(requestId) {
+function renderFeedback(requestId, offer) {
   const note = el("span", { class: "feedback-note muted", role: "status" });
   const group = el("div", { class: "feedback", role: "group", i18nAria: "feedbackLabel" });
   for (const [rating, icon, label] of [["up", "👍", "helpful"], ["down", "👎", "notHelpful"]]) {
-    const onclick = () => sendFeedback(group, note, requestId, rating);
+    const onclick = () => sendFeedback(group, note, requestId, rating, offer);
     const attrs = { type: "button", class: "btn btn-icon", "data-rating": rating, "aria-pressed": "false", onclick };
     group.append(el("button", { ...attrs, i18nAria: label }, icon));
   }

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from adapters.discord import handoff, render, translate
+from adapters.discord import handoff, person, render, translate
 from adapters.discord.rest import Rest
 from core.errors import HubError
 from core.handoff import HandoffUnavailable, RelayFailed
@@ -35,7 +35,8 @@ _REPLIES: weakref.WeakKeyDictionary[Door, Rest] = weakref.WeakKeyDictionary()
 
 
 def register_jobs(door: Door) -> None:
-    """Declare the interaction job (the app and the gateway bot may both do it: one client)."""
+    """Declare the interaction jobs, `/ask` and "Talk to a person" (the app and the gateway bot may
+    both do it: one client)."""
     if door in _REPLIES:
         return
     replies = _REPLIES[door] = Rest()  # one client for the app and the gateway bot
@@ -44,7 +45,11 @@ def register_jobs(door: Door) -> None:
     async def handler(job: dict[str, Any]) -> None:
         await answer_interaction(door, job, replies.client)
 
+    async def person_pressed(job: dict[str, Any]) -> None:
+        await person.start(door, job, replies.client)
+
     door.inbox.declare(JOB, handler)
+    door.inbox.declare(person.JOB, person_pressed)
 
 
 class InteractionWebhook:

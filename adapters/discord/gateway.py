@@ -4,9 +4,11 @@
   ``discord.message`` job (``channel_answer.ChannelAnswer``) through this process's client.
 - `/ask` (registered on start; guild-only with ``discord.dev_guild_id``) is deferred at once and
   answered by the same job as the HTTP interactions endpoint (``deferred.answer_interaction``).
-- The 👍/👎 buttons are ``buttons.FeedbackButton`` (understood after a restart).
-- Only ``discord.Intents.default()``: no privileged intent. Discord delivers the text of DMs and
-  of messages that mention the bot without the message-content intent.
+- The 👍/👎 buttons are ``buttons.FeedbackButton`` and "Talk to a person" ``buttons.PersonButton``
+  (understood after a restart).
+- ``discord.Intents.default()``; the privileged message-content intent only with
+  ``discord.message_content: true``. Discord delivers the text of DMs and of messages that
+  mention the bot without it; with it, a handed-off thread relays messages without a mention.
 - ``DISCORD_API_URL`` becomes discord.py's REST base; the gateway is ``DISCORD_GATEWAY_URL`` when
   set, else the URL ``GET /gateway/bot`` names.
 """
@@ -25,7 +27,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
 from adapters.discord import deferred, translate
-from adapters.discord.buttons import FeedbackButton
+from adapters.discord.buttons import FeedbackButton, PersonButton
 from adapters.discord.channel_answer import ChannelAnswer
 from adapters.discord.messages import JOB, Intake, Recent
 from core.config import ConfigError, Settings
@@ -58,8 +60,10 @@ class AskBot(discord.Client):
         settings = door.settings
         discord.VoiceClient.warn_dave = False  # no voice here: skip discord.py's start-up warning
         app_id = settings.discord_application_id
+        intents = discord.Intents.default()  # mentions and DMs carry their text without message_content
+        intents.message_content = settings.discord.message_content  # privileged: only when asked for
         super().__init__(
-            intents=discord.Intents.default(),  # no message_content: mentions and DMs carry text anyway
+            intents=intents,
             allowed_mentions=discord.AllowedMentions.none(),  # an answer never pings anyone
             application_id=int(app_id) if app_id else None,
         )
@@ -81,7 +85,7 @@ class AskBot(discord.Client):
 
     async def setup_hook(self) -> None:
         settings = self.door.settings
-        self.add_dynamic_items(FeedbackButton)
+        self.add_dynamic_items(FeedbackButton, PersonButton)
         self._logged_in.set()
         if settings.discord_gateway_url:
             DiscordWebSocket.DEFAULT_GATEWAY = gateway_url(settings.discord_gateway_url)

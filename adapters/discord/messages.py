@@ -1,7 +1,8 @@
 """Which gateway messages the bot answers, and accepting them into the core inbox.
 
 Answered: DMs, messages that mention the bot (or its managed role) and, without a mention,
-messages in a thread the bot started. Never: the bot itself, other bots, webhooks, system
+messages in a thread the bot started — and, with ``discord.message_content``, in any thread a
+person has (handed off), which then go to that person. Never: the bot itself, other bots, webhooks, system
 messages. A message it cannot read (no text: an image, or a thread follow-up whose text Discord
 withheld without the message-content intent) gets a short hint instead of a job.
 """
@@ -18,6 +19,7 @@ import discord  # the library: `adapters/` is never on sys.path, so this is not 
 
 from adapters.discord import handoff, render, translate
 from core.errors import HubError
+from core.handoff import Customer
 from core.inbox.door import Door
 from core.messages import for_error, polite
 from core.metrics import ADAPTER_EVENTS
@@ -84,16 +86,18 @@ class Intake:
         in_thread = isinstance(message.channel, discord.Thread) or message.channel.id in self.own_threads
         mentioned = self._mentions_me(message)
         own_thread = not dm and self._is_own_thread(message.channel)
-        if not (dm or mentioned or own_thread):
+        reads_all = self.door.settings.discord.message_content  # Discord withholds no text
+        if not (dm or mentioned or own_thread or (reads_all and in_thread and await self._with_person(message))):
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             return
         question = translate.strip_mentions(message.content, me.id)
         kind = "text"
         if not question:
             # While a person has a DM or thread, a sticker or an image goes to them as a note.
-            note = handoff.note_of(message) if self.door.handoff.enabled and (dm or (in_thread and mentioned)) else None
+            readable = dm or (in_thread and (mentioned or reads_all))
+            note = handoff.note_of(message) if self.door.handoff.enabled and readable else None
             if note is None:
-                await self._no_text(message, withheld=own_thread and not mentioned and not dm)
+                await self._no_text(message, withheld=own_thread and not mentioned and not dm and not reads_all)
                 return
             kind, question = note
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
@@ -115,6 +119,15 @@ class Intake:
             ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
             with contextlib.suppress(discord.HTTPException):
                 await message.reply(for_error(exc, question, job["request_id"]), mention_author=False)
+
+    async def _with_person(self, message: discord.Message) -> bool:
+        """A thread a person has (handed off by an earlier mention): the rest of it goes to them too."""
+        if not self.door.handoff.enabled:
+            return False
+        guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
+        tenant = translate.tenant_for(self.door.settings, guild_id)
+        customer = Customer(platform=PLATFORM, tenant=tenant, conversation=str(message.channel.id))
+        return await self.door.handoff.with_person(customer)
 
     async def _no_text(self, message: discord.Message, *, withheld: bool) -> None:
         """A message addressed to the bot with no text it can read."""

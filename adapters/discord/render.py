@@ -3,7 +3,8 @@
 - the answer in messages of at most 2,000 characters (cut by core.textsplit: code blocks, words and
   emoji stay whole where possible), never pinging anyone whatever the model wrote;
 - the sources as one embed on the last message, within Discord's embed limits;
-- 👍 / 👎 buttons on the last message, carrying the request id for core's feedback store.
+- 👍 / 👎 buttons on the last message, carrying the request id for core's feedback store;
+- the ephemeral thanks for a click, after a 👎 with a "Talk to a person" button when handoff is on.
 
 The gateway bot turns the same payloads into discord.py objects (``buttons.py``).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.discord.translate import Rating, feedback_custom_id
+from adapters.discord.translate import Rating, feedback_custom_id, language_of_locale
 from core.schema import AskResult, Source
 from core.textsplit import split_text
 from core.verified.mark import verified_line
@@ -35,6 +36,7 @@ NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 BUTTONS: tuple[tuple[Rating, str], ...] = (("up", "👍"), ("down", "👎"))
 
 _THANKS = {"en": "Thanks for the feedback!", "zh-TW": "謝謝你的回饋！"}
+_PERSON = {"en": "Talk to a person", "zh-TW": "真人客服"}
 _CONTENT_HINT = (
     "I can read only messages that mention me: please mention <@{bot}> with your follow-up. "
     "請在訊息中提到 <@{bot}>，我才看得到你的追問。"
@@ -106,12 +108,25 @@ def thread_name(question: str) -> str:
 
 
 def thanks(locale: str | None) -> str:
-    return _THANKS["zh-TW" if (locale or "").startswith("zh") else "en"]
+    return _THANKS[language_of_locale(locale)]
 
 
-def thanks_response(locale: str | None) -> dict[str, Any]:
-    """Interaction response: an ephemeral thanks for a 👍/👎 click (type 4 with flags 64)."""
-    return {"type": 4, "data": {"content": thanks(locale), "flags": EPHEMERAL}}
+def person_label(locale: str | None) -> str:
+    return _PERSON[language_of_locale(locale)]
+
+
+def person_row(custom_id: str, locale: str | None) -> dict[str, Any]:
+    """An action row with the "Talk to a person" button (primary style) that hands the chat off."""
+    return {"type": 1, "components": [{"type": 2, "style": 1, "label": person_label(locale), "custom_id": custom_id}]}
+
+
+def thanks_response(locale: str | None, *, person: str | None = None) -> dict[str, Any]:
+    """Interaction response: an ephemeral thanks for a 👍/👎 click (type 4 with flags 64); after a
+    👎 where a person can take over, with the "Talk to a person" button (``person``: its custom_id)."""
+    data: dict[str, Any] = {"content": thanks(locale), "flags": EPHEMERAL}
+    if person:
+        data["components"] = [person_row(person, locale)]
+    return {"type": 4, "data": data}
 
 
 def content_hint(bot_id: int) -> str:

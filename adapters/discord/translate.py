@@ -23,6 +23,12 @@ _FEEDBACK_PREFIX = "askhub:fb"
 FEEDBACK_TEMPLATE = rf"{_FEEDBACK_PREFIX}:(?P<rating>up|down):(?P<request_id>[A-Za-z0-9._:-]{{1,80}})"
 _FEEDBACK = re.compile(FEEDBACK_TEMPLATE)
 
+# The "Talk to a person" button after a 👎: the conversation it hands off and the 👎 click it came
+# from (one handoff per button, however often it is pressed).
+_PERSON_PREFIX = "askhub:person"
+PERSON_TEMPLATE = rf"{_PERSON_PREFIX}:(?P<conversation>\d{{1,20}}(?::\d{{1,20}})?):(?P<press>\d{{1,20}})"
+_PERSON = re.compile(PERSON_TEMPLATE)
+
 Rating = Literal["up", "down"]
 
 
@@ -80,6 +86,37 @@ def parse_feedback(custom_id: str) -> tuple[str, Rating] | None:
     return match["request_id"], rating
 
 
+def answer_conversation(
+    channel_id: object, *, user_id: object, dm: bool, thread: bool, by_command: bool, reply_to: object | None
+) -> str | None:
+    """The conversation of the answer a 👎 was pressed on, as the bot keyed it there: a thread is
+    the thread; an `/ask` answer elsewhere is the asker's own in that channel; a DM message the
+    DM; an answer given in place (no thread could be started) the question's. None: unknown."""
+    if thread:
+        return str(channel_id)
+    if by_command:
+        return conversation_for_command(channel_id, False, user_id)
+    if dm:
+        return str(channel_id)
+    return f"{channel_id}:{reply_to}" if reply_to else None
+
+
+def person_custom_id(conversation: str, press: object) -> str:
+    return f"{_PERSON_PREFIX}:{conversation}:{press}"
+
+
+def parse_person(custom_id: str, channel_id: object) -> tuple[str, str] | None:
+    """(conversation, press) of a "Talk to a person" button pressed in the channel it names, else None."""
+    match = _PERSON.fullmatch(custom_id or "")
+    if match is None or match["conversation"].split(":")[0] != str(channel_id):
+        return None
+    return match["conversation"], match["press"]
+
+
+def language_of_locale(locale: object) -> str:
+    return "zh-TW" if str(locale or "").startswith("zh") else "en"
+
+
 # -- raw interaction payloads (the HTTP endpoint; the gateway gets discord.py objects) --
 
 
@@ -117,3 +154,27 @@ def command_job(settings: Settings, payload: dict[str, Any], question: str, requ
         "conversation": conversation_for_command(channel_id, channel.get("type") in THREAD_TYPES, user_id),
         "request_id": request_id,
     }
+
+
+def payload_channel(payload: dict[str, Any]) -> str | None:
+    channel = payload.get("channel") or {}
+    channel_id = payload.get("channel_id") or channel.get("id")
+    return str(channel_id) if channel_id else None
+
+
+def feedback_conversation(payload: dict[str, Any]) -> str | None:
+    """``answer_conversation`` of a 👍/👎 click as the HTTP endpoint gets it (the answer is ``message``)."""
+    channel = payload.get("channel") or {}
+    channel_id, user_id = payload_channel(payload), interaction_user(payload)
+    if channel_id is None or user_id is None:
+        return None
+    message = payload.get("message") or {}
+    by_command = bool(message.get("interaction_metadata") or message.get("interaction") or message.get("webhook_id"))
+    return answer_conversation(
+        channel_id,
+        user_id=user_id,
+        dm=not payload.get("guild_id"),
+        thread=channel.get("type") in THREAD_TYPES,
+        by_command=by_command,
+        reply_to=(message.get("message_reference") or {}).get("message_id"),
+    )

@@ -3,7 +3,9 @@
 ``POST /discord/interactions`` verifies Discord's Ed25519 signature (over timestamp + raw body),
 answers PING with PONG, acknowledges `/ask` with a deferred response (type 5) at once — the
 answer is a job on the core queue (``deferred.py``), edited into the original response through
-the interaction webhook — and records 👍/👎 clicks with an ephemeral thanks.
+the interaction webhook — and records 👍/👎 clicks with an ephemeral thanks (after a 👎, with
+"Talk to a person" when handoff is on: pressed, it is acknowledged at once and the ``person`` job
+starts the handoff).
 It needs ``DISCORD_PUBLIC_KEY`` only (plus the application id every interaction carries).
 """
 
@@ -21,7 +23,7 @@ from nacl.signing import VerifyKey
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.discord import render, translate
+from adapters.discord import person, render, translate
 from adapters.discord.deferred import JOB, register_jobs
 from core.config import ConfigError
 from core.errors import BadRequest, HubError, Unauthorized
@@ -110,13 +112,44 @@ async def _command(door: Door, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _component(door: Door, payload: dict[str, Any]) -> dict[str, Any]:
-    parsed = translate.parse_feedback((payload.get("data") or {}).get("custom_id", ""))
+    custom_id = (payload.get("data") or {}).get("custom_id", "")
+    parsed = translate.parse_feedback(custom_id)
     user_id = translate.interaction_user(payload)
+    tenant = translate.tenant_for(door.settings, payload.get("guild_id"))
+    if parsed is None and user_id is not None and "id" in payload and "token" in payload:
+        pressed = translate.parse_person(custom_id, translate.payload_channel(payload))
+        if pressed is not None and person.offered(door, tenant):
+            return await _person(door, payload, *pressed)
     if parsed is None or user_id is None:
         ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
         return {"type": DEFERRED_UPDATE}  # acknowledge a button that is not ours, change nothing
     request_id, rating = parsed
-    tenant = translate.tenant_for(door.settings, payload.get("guild_id"))
     await door.feedback.record(request_id, rating, platform=PLATFORM, user=user_id, tenant=tenant)
     ADAPTER_EVENTS.labels(PLATFORM, "answered").inc()
-    return render.thanks_response(payload.get("locale"))
+    conversation = translate.feedback_conversation(payload) if rating == "down" else None
+    offer = conversation is not None and person.offered(door, tenant)
+    button = translate.person_custom_id(conversation, payload["id"]) if offer and conversation else None
+    return render.thanks_response(payload.get("locale"), person=button)
+
+
+async def _person(door: Door, payload: dict[str, Any], conversation: str, press: str) -> dict[str, Any]:
+    """The "Talk to a person" button: acknowledged at once (the thanks is edited later), started by a job."""
+    job = person.job_of(
+        interaction_id=payload["id"],
+        application_id=payload.get("application_id") or door.settings.discord_application_id,
+        token=payload["token"],
+        conversation=conversation,
+        press=press,
+        channel_id=translate.payload_channel(payload),
+        guild_id=payload.get("guild_id"),
+        user_id=translate.interaction_user(payload),
+        locale=payload.get("locale"),
+    )
+    try:
+        if not await door.inbox.accept(PLATFORM, f"interaction:{payload['id']}", person.JOB, job):
+            ADAPTER_EVENTS.labels(PLATFORM, "duplicate").inc()
+    except HubError as exc:  # the queue is full: say so now, the customer can press again
+        ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
+        text = for_error(exc, "", payload["id"])
+        return {"type": CHANNEL_MESSAGE, "data": {"content": text, "flags": render.EPHEMERAL}}
+    return {"type": DEFERRED_UPDATE}

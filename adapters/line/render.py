@@ -134,14 +134,6 @@ def thanks(language: str, *, person: str | None = None) -> list[Message]:
     return [message]
 
 
-def person_trigger(triggers: list[str], language: str) -> str | None:
-    """The configured trigger the button sends: one in the customer's script, else the first."""
-    cjk = [t for t in triggers if any(ord(c) > 0x2E80 for c in t)]
-    latin = [t for t in triggers if t not in cjk]
-    mine = (cjk if language == "zh-TW" else latin) or triggers
-    return max(mine, key=len) if mine else None
-
-
 def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     if utf16_len(text) <= limit:

@@ -135,8 +135,9 @@ class LineBot:
                 user=incoming.chat.user or incoming.chat.id,
                 tenant=settings.tenant,
             )
-            offer = self.door.settings.handoff if self.door.handoff.enabled and fb.rating == "down" else None
-            person = render.person_trigger(offer.triggers, fb.language) if offer else None
+            one_to_one = incoming.chat.one_to_one  # handed off only there
+            offer = fb.rating == "down" and one_to_one and self.door.handoff.covers(PLATFORM, settings.tenant)
+            person = self.door.handoff.request_text(fb.language) if offer else None
             messages = render.thanks(fb.language, person=person)  # after a 👎: a person, one tap away
         elif incoming.action == "greet":
             messages = render.greeting(settings.group_prefixes)

@@ -38,6 +38,10 @@ see adapters/line/handoff.py):
    Stickers, images and files: ``kind="sticker"`` / ``"image"`` / ``"other"`` with a short note as
    ``text`` ("[sticker]", "[image] <url>"): relayed while handed off, never a trigger.
    A 👎 with a comment: ``door.handoff.on_feedback(customer, event_id, "down", comment)``.
+   A 👎 may offer a "Talk to a person" button when ``door.handoff.covers(platform, tenant)``
+   (``handoff.doors`` / ``handoff.tenants``); pressed, ``door.handoff.on_request(message)`` with
+   ``message.text = door.handoff.request_text(language)`` and an event id of the button (not of
+   the press): every press of it is the same handoff, and one started otherwise is not relayed to.
 
 3. Errors: ``HandoffUnavailable`` (Slack could not take a new handoff) — answer with the bot as
    usual; ``RelayFailed`` — let the job fail (re-raise) so the queue delivers it again; the

@@ -35,7 +35,7 @@ from core.handoff import notices, summary, telemetry
 from core.handoff.ports import CustomerChannel, Desk, DeskRef, Opening, Status
 from core.handoff.record import Customer, Handoff
 from core.handoff.store import HandoffStore
-from core.handoff.triggers import asks_for_person, feedback_asks_for_person
+from core.handoff.triggers import asks_for_person, feedback_asks_for_person, request_phrase
 from core.llm.gateway import ModelGateway
 from core.pii import redact
 from core.schema import AskRequest
@@ -109,6 +109,19 @@ class HandoffService:
     def enabled(self) -> bool:
         return self.settings is not None
 
+    def covers(self, platform: str, tenant: str) -> bool:
+        """Whether this door's customers of this tenant can be handed off (``handoff.doors`` and
+        ``handoff.tenants``); elsewhere the bot answers and a trigger word is just a question."""
+        settings = self.settings
+        if settings is None or self._desk is None or platform not in settings.doors:
+            return False
+        return settings.tenants is None or tenant in settings.tenants
+
+    def request_text(self, language: str) -> str:
+        """What a "Talk to a person" button sends as the customer's message: a configured trigger."""
+        assert self.settings is not None
+        return request_phrase(self.settings.triggers, language)
+
     # -- plugging in --
 
     def register_desk(self, desk: Desk) -> None:
@@ -125,7 +138,7 @@ class HandoffService:
 
     async def intercept(self, message: CustomerMessage) -> Intercept:
         """Before the bot answers a customer's message (see the module docstring)."""
-        if self.settings is None or self._desk is None:
+        if self.settings is None or not self.covers(message.customer.platform, message.customer.tenant):
             return BOT
         current = await self.store.active(message.customer)
         if current is not None and await self.store.fact(current.id, "closed") is not None:
@@ -136,10 +149,20 @@ class HandoffService:
             return BOT
         return await self._start(message, "trigger")
 
+    async def with_person(self, customer: Customer) -> bool:
+        """Whether a person has this conversation now (a door that sees messages not addressed to
+        the bot relays them only then)."""
+        if not self.covers(customer.platform, customer.tenant):
+            return False
+        current = await self.store.active(customer)
+        return current is not None and await self.store.fact(current.id, "closed") is None
+
     async def after_answer(self, message: CustomerMessage, *, no_knowledge: bool) -> Intercept:
         """After the bot answered: with ``on_second_no_answer``, a second "I don't know" in a row
         starts a handoff (the adapter sends ``say`` after the bot's answer)."""
-        if self.settings is None or self._desk is None or not self.settings.on_second_no_answer:
+        if self.settings is None or not self.settings.on_second_no_answer:
+            return BOT
+        if not self.covers(message.customer.platform, message.customer.tenant):
             return BOT
         key = f"handoff:nok:{self.store._conv(message.customer)}"
         if not no_knowledge:
@@ -152,13 +175,29 @@ class HandoffService:
 
     async def on_feedback(self, customer: Customer, event_id: str, rating: str, comment: str | None) -> Intercept:
         """A 👎 with a comment that asks for a person (``on_feedback``) starts a handoff."""
-        if self.settings is None or self._desk is None or not self.settings.on_feedback:
+        if self.settings is None or not self.settings.on_feedback:
+            return BOT
+        if not self.covers(customer.platform, customer.tenant):
             return BOT
         if not feedback_asks_for_person(rating, comment, self.settings.triggers):
             return BOT
         if await self.store.active(customer) is not None:
             return BOT
         return await self._start(CustomerMessage(customer, event_id, comment or ""), "feedback")
+
+    async def on_request(self, message: CustomerMessage) -> Intercept:
+        """The customer pressed "Talk to a person" (after a 👎): starts a handoff, once per
+        ``message.event_id`` (a second press, a redelivery: the same one). "relayed": a person
+        has the conversation already (nothing is posted); "bot": not here."""
+        customer = message.customer
+        if self.settings is None or not self.covers(customer.platform, customer.tenant):
+            return BOT
+        current = await self.store.active(customer)
+        if current is not None and await self.store.fact(current.id, "closed") is not None:
+            return BOT  # being closed right now: the customer may press again in a moment
+        if current is not None and current.started_by != message.event_id:
+            return Intercept("relayed", handoff_id=current.id)
+        return await self._start(message, "feedback")
 
     async def _start(self, message: CustomerMessage, reason: str) -> Intercept:
         assert self.settings is not None and self._desk is not None

@@ -41,3 +41,12 @@ def asks_for_person(text: str, triggers: list[str]) -> bool:
 def feedback_asks_for_person(rating: str, comment: str | None, triggers: list[str]) -> bool:
     """A 👎 whose comment asks for a person ("wrong, let me talk to a person")."""
     return rating == "down" and bool(comment) and asks_for_person(comment or "", triggers)
+
+
+def request_phrase(triggers: list[str], language: str) -> str:
+    """The configured trigger a "Talk to a person" button sends: the longest in the customer's
+    script (zh-TW: a CJK one), else the longest of all."""
+    cjk = [t for t in triggers if has_cjk(t)]
+    latin = [t for t in triggers if t not in cjk]
+    mine = (cjk if language == "zh-TW" else latin) or triggers
+    return max(mine, key=len) if mine else "talk to a person"

@@ -54,6 +54,13 @@ class HandoffOut(BaseModel):
     events: str
 
 
+class HandoffOfferOut(BaseModel):
+    """On the bot's answer when this conversation can go to a person: after a 👎, sending ``send``
+    as the next message (same ``conversation_id``) hands it to one."""
+
+    send: str
+
+
 class VerifiedOut(BaseModel):
     id: str
     by: str  # who verified it
@@ -70,6 +77,7 @@ class AskOut(BaseModel):
     usage: UsageOut
     request_id: str
     handoff: HandoffOut | None = None
+    handoff_offer: HandoffOfferOut | None = None  # the bot's answer: a person is one message away
     verified: VerifiedOut | None = None  # present only on an answer a person verified
 
 
@@ -123,12 +131,15 @@ async def ask(request: Request) -> Response:
 
     async def finish(result: AskResult) -> dict[str, Any]:
         """The answer's body; with ``handoff.on_second_no_answer`` a second "I don't know" in a row
-        hands the conversation to a person, and the answer says so."""
+        hands the conversation to a person, and the answer says so; else, where a person can be
+        asked for, ``handoff_offer`` says how."""
         data = result.as_dict()
         say = await hub.portal.after_answer(ask_request, who, result)
         if say and ask_request.conversation_id:
             data["answer"] = f"{result.answer}\n\n{say}"
             data["handoff"] = handoff_field("started", ask_request.conversation_id)
+        elif (send := hub.portal.offer(ask_request, who, result)) is not None:
+            data["handoff_offer"] = {"send": send}
         return data
 
     if body.stream:

@@ -5,6 +5,7 @@ and so does its handoff: the customer's conversation is that key, and agents' re
 key's events, which only the same asker's stream reads. ``answer`` returns None when the bot
 answers as usual; otherwise the AskResult the asker gets instead — the handoff notice when the
 message starts one, a short acknowledgement while it is relayed (no model call, never cached).
+``offer`` says what a "Talk to a person" button sends (a trigger), on the bot's own answers.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class PortalDoor:
 
     async def answer(self, request: AskRequest, who: Principal, *, max_chars: int) -> HandedOff | None:
         settings = self.handoff.settings
-        if settings is None or not request.conversation_id:
+        if settings is None or not request.conversation_id or not self.handoff.covers(PLATFORM, who.tenant):
             return None
         customer = customer_of(request, who)
         if customer is None:
@@ -102,6 +103,8 @@ class PortalDoor:
         settings = self.handoff.settings
         if settings is None or not settings.on_second_no_answer or not request.conversation_id:
             return None
+        if not self.handoff.covers(PLATFORM, who.tenant):
+            return None
         customer = customer_of(request, who)
         if customer is None:
             return None
@@ -111,3 +114,13 @@ class PortalDoor:
         except HandoffUnavailable:
             return None
         return more.say if more.action == "started" else None
+
+    def offer(self, request: AskRequest, who: Principal, result: AskResult) -> str | None:
+        """On the bot's answer in a conversation that can go to a person: what the page sends as the
+        next message when the asker, after a 👎, presses "Talk to a person" (a configured trigger,
+        in the question's language). None: no offer (handoff off here, or no conversation)."""
+        if not request.conversation_id or not self.handoff.covers(PLATFORM, who.tenant):
+            return None
+        if conversation_key(request, who) is None:
+            return None
+        return self.handoff.request_text(language(result.question))

@@ -102,10 +102,11 @@ class FakeSlack(LoopbackServer):
 
     # -- scripting ---------------------------------------------------------------------------------
 
-    def fail(self, method: str, error: str = "internal_error", *, times: int | None = None) -> None:
-        """Answer ``method`` with ``{"ok": false, "error": error}`` (the next ``times`` calls, or always)."""
+    def fail(self, method: str, error: str = "internal_error", *, times: int | None = None, status: int = 200) -> None:
+        """Answer ``method`` with ``{"ok": false, "error": error}`` (the next ``times`` calls, or always),
+        with HTTP ``status`` (Slack answers its own errors 200; 500 is Slack being down)."""
         with self._cond:
-            self._failures[method] = [error, times]
+            self._failures[method] = [error, times, status]
 
     def hold(self, method: str) -> None:
         """Calls to ``method`` take effect, but their answer never comes (a call in flight when its
@@ -124,20 +125,20 @@ class FakeSlack(LoopbackServer):
             else:
                 self._failures.pop(method, None)
 
-    def _scripted_error(self, method: str) -> str | None:
+    def _scripted_error(self, method: str) -> tuple[str, int] | None:
         if method in STREAM_METHODS and not self.streaming:
-            return self.stream_error
+            return None if self.stream_error is None else (self.stream_error, 200)
         with self._cond:
             entry = self._failures.get(method)
             if entry is None:
                 return None
-            error, times = entry
+            error, times, status = entry
             if times is not None:
-                if times <= 1:
+                if int(times) <= 1:
                     del self._failures[method]
                 else:
-                    entry[1] = times - 1
-            return str(error)
+                    entry[1] = int(times) - 1
+            return str(error), int(status or 200)
 
     # -- inspection --------------------------------------------------------------------------------
 
@@ -224,9 +225,9 @@ class FakeSlack(LoopbackServer):
             return _json({"ok": False, "error": "not_authed"})
         if token != expected:
             return _json({"ok": False, "error": "invalid_auth"})
-        error = self._scripted_error(method)
-        if error is not None:
-            return _json({"ok": False, "error": error})
+        scripted = self._scripted_error(method)
+        if scripted is not None:
+            return _json({"ok": False, "error": scripted[0]}, status=scripted[1])
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return _json({"ok": False, "error": "unknown_method", "req_method": method})
@@ -395,8 +396,10 @@ class FakeSlack(LoopbackServer):
         return ws
 
 
-def _json(body: dict[str, Any]) -> web.Response:
-    return web.json_response(body, headers={"X-OAuth-Scopes": "app_mentions:read,chat:write,commands,im:history"})
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(
+        body, status=status, headers={"X-OAuth-Scopes": "app_mentions:read,chat:write,commands,im:history"}
+    )
 
 
 def events_envelope(body: dict[str, Any], *, envelope_id: str | None = None, retry_attempt: int = 0) -> dict[str, Any]:
