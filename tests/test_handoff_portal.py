@@ -10,6 +10,7 @@ idle timeout) gives the conversation back to the bot. The fake upstream counts e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from core.auth import digest
 from tests.browser import browser, needs_browser  # noqa: F401 - the browser fixture
@@ -352,11 +353,10 @@ def test_a_repeated_delivery_is_shown_once_and_a_crashed_one_is_not_lost(desk: D
     wait_until(lambda: "Resolved by" in status_text(desk, ts))
 
 
-@needs_browser
-@pytest.mark.parametrize("desk", ["memory"], indirect=True)
-def test_the_portal_page_shows_the_agents_reply(desk: Desk, browser: Browser) -> None:  # noqa: F811
-    """Real Chromium: the notice, then the agent's reply shown as a person's message, then the end."""
-    context = browser.new_context(base_url=desk.hub.url, locale="en-US")
+@contextlib.contextmanager
+def portal_page(desk: Desk, chromium: Browser) -> Iterator[tuple[Page, list[str]]]:
+    """The portal in real Chromium, signed in with the owner's key and ready; its page errors."""
+    context = chromium.new_context(base_url=desk.hub.url, locale="en-US")
     context.add_init_script(f"sessionStorage.setItem('askhub.token', {json.dumps(OWNER_KEY)})")
     context.set_default_timeout(10_000)
     errors: list[str] = []
@@ -365,6 +365,16 @@ def test_the_portal_page_shows_the_agents_reply(desk: Desk, browser: Browser) ->
     try:
         page.goto("/")
         expect(page.locator("body.ready")).to_have_count(1)
+        yield page, errors
+    finally:
+        context.close()
+
+
+@needs_browser
+@pytest.mark.parametrize("desk", ["memory"], indirect=True)
+def test_the_portal_page_shows_the_agents_reply(desk: Desk, browser: Browser) -> None:  # noqa: F811
+    """Real Chromium: the notice, then the agent's reply shown as a person's message, then the end."""
+    with portal_page(desk, browser) as (page, errors):
         seen = len(desk.slack.calls)
         box = page.get_by_label("Your question")
         box.fill("Can I talk to a person please?")
@@ -390,8 +400,6 @@ def test_the_portal_page_shows_the_agents_reply(desk: Desk, browser: Browser) ->
         expect(page.locator("#status")).to_have_text("")
         expect(page.locator(".msg-agent")).to_have_count(1)
         assert errors == []
-    finally:
-        context.close()
 
 
 def test_a_stream_ends_after_its_lifetime(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -474,15 +482,7 @@ def test_the_bots_answer_offers_a_person_and_the_offer_starts_one(desk: Desk) ->
 @pytest.mark.parametrize("desk", ["memory"], indirect=True)
 def test_the_portal_page_offers_a_person_after_a_thumbs_down(desk: Desk, browser: Browser) -> None:  # noqa: F811
     """Real Chromium: 👎 on the bot's answer shows "Talk to a person"; pressing it hands off."""
-    context = browser.new_context(base_url=desk.hub.url, locale="en-US")
-    context.add_init_script(f"sessionStorage.setItem('askhub.token', {json.dumps(OWNER_KEY)})")
-    context.set_default_timeout(10_000)
-    errors: list[str] = []
-    page = context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto("/")
-        expect(page.locator("body.ready")).to_have_count(1)
+    with portal_page(desk, browser) as (page, errors):
         box = page.get_by_label("Your question")
         box.fill(VPN)
         box.press("Enter")
@@ -503,8 +503,6 @@ def test_the_portal_page_offers_a_person_after_a_thumbs_down(desk: Desk, browser
         click(desk, "handoff_resolve", ts)
         expect(page.locator(".msg-notice")).to_contain_text("closed this conversation")
         assert errors == []
-    finally:
-        context.close()
     idle(desk)
 
 
