@@ -13,8 +13,9 @@ word forms, character trigrams). With a semantic model:
 - the calibrated similarities are rescaled over the candidates (best 1, worst 0) and added
   to BM25's share of the question matched, weighted by the question's length (question_weight),
   then the title share: each side ranks on its own scale, so neither drowns the other (a raw
-  e5 cosine moves within 0.75-0.95 only); BM25's share counts only what the passage matches
-  beyond its document's title, since the title share already counts those words;
+  e5 cosine moves within 0.75-0.95 only); for a question under SEAT_TERMS terms BM25's share
+  counts only what the passage matches beyond its document's title, which the title share
+  already counts;
 - a document that names other countries than the question does (places.py: "the Taiwan office"
   asked, the Singapore and Tokyo version found) keeps PLACE_PENALTY of its score: near-identical
   policies per office are told apart by the office, in any language;
@@ -23,7 +24,8 @@ word forms, character trigrams). With a semantic model:
 - a question whose best similarity (plus a little lexical evidence) stays under the
   embedder's calibrated floor matches nothing: "I don't know" without a model call.
 
-The hash embedder keeps its plain weighted sum of absolute scores, with ``min_score``.
+The hash embedder keeps its plain weighted sum of absolute scores, with ``min_score`` (and the
+places rule).
 """
 
 from __future__ import annotations
