@@ -23,6 +23,7 @@ from core.kb.retriever import Retriever
         ("Hong Kong office", {"HK"}),
         ("let us know by Friday", set()),  # "us" is a word, "US" a country
         ("Nigeria's office", {"NG"}),  # not also Niger
+        ("please peruse the handbook", set()),  # an English name stands alone as a word: not Peru
         ("the Center for Learning, ask Jordan", set()),  # CLDR names that are everyday words
         ("reagents and Christmas gifts", set()),
     ],
