@@ -130,6 +130,7 @@ class Hub:
             self.jobs.start()
         self.handoff.start()  # the idle sweeper (every process runs one; each close is claimed once)
         await self.index.start()
+        await self.retriever.warm()
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run ``hook`` at shutdown, after queued work is done (adapters close their clients)."""

@@ -25,6 +25,9 @@ BATCH = 16
 # Below this best cosine (plus a tenth of BM25's share) a question matches nothing in the
 # knowledge base; chosen on the public and our own question sets (README, "I don't know").
 SIMILARITY_FLOOR = 0.85
+# Within retriever.FLOOR_BAND under the floor a question is answered when its best fit to the
+# knowledge base beats its best fit to a general question (background.py) by more than this.
+BACKGROUND_MARGIN = 0.02
 
 
 class E5Unavailable(Exception):
@@ -75,6 +78,7 @@ class E5Embedder:
 
     semantic = True  # retriever.py: calibrated, rescaled fusion and a similarity floor
     similarity_floor = SIMILARITY_FLOOR
+    background_margin = BACKGROUND_MARGIN
 
     @property
     def name(self) -> str:

@@ -22,7 +22,9 @@ word forms, character trigrams). With a semantic model:
 - top_k are documents (one chunk each), and a side that is sure keeps its document among them
   (seats); a how-to question's procedure leads its document;
 - a question whose best similarity (plus a little lexical evidence) stays under the
-  embedder's calibrated floor matches nothing: "I don't know" without a model call.
+  embedder's calibrated floor matches nothing: "I don't know" without a model call; within
+  FLOOR_BAND under it, only a question that fits the knowledge base better than it fits general
+  questions (background.py) by the embedder's margin is answered.
 
 The hash embedder keeps its plain weighted sum of absolute scores, with ``min_score`` (and the
 places rule).
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.config import RetrievalSettings
-from core.kb import dense, places
+from core.kb import background, dense, places
 from core.kb.diskarray import gather
 from core.kb.embedders import Embedder, HashEmbedder, embed_query
 from core.kb.intent import asks_how_to, is_procedure
@@ -71,6 +73,7 @@ FREE_TERMS = 5
 WEIGHT_PER_TERM = 0.01
 MAX_LEXICAL_WEIGHT = 0.9
 LEXICAL_EVIDENCE = 0.1  # how much BM25's share adds to the best similarity the floor is compared with
+FLOOR_BAND = 0.05  # how far under the floor a question may still be answered, if the background allows
 
 
 class Retriever:
@@ -84,6 +87,8 @@ class Retriever:
         self._w = default_w if lexical_weight is None else lexical_weight
         self._fixed = lexical_weight is not None  # a configured weight is used as is
         self._floor = getattr(embedder, "similarity_floor", None) if min_similarity is None else min_similarity
+        # The background margin was calibrated with the embedder's own floor; a configured floor is used as is.
+        self._margin = getattr(embedder, "background_margin", None) if min_similarity is None else None
 
     @classmethod
     def from_settings(cls, embedder: Embedder, settings: RetrievalSettings) -> Retriever:
@@ -112,7 +117,7 @@ class Retriever:
         if found is None:
             return []
         if self._semantic:
-            if self._floor is not None and found.dense.max() + LEXICAL_EVIDENCE * found.lexical.max() < self._floor:
+            if self._floor is not None and self._declines(found):
                 return []
             fused = semantic_fusion(found, self._w if self._fixed else question_weight(found.terms))
         else:
@@ -121,6 +126,21 @@ class Retriever:
         if self._semantic:
             return select(index, query, found, fused, top_k, seats(found))
         return select(index, query, found, fused, top_k, per_document=HASH_PER_DOCUMENT)
+
+    async def warm(self) -> None:
+        """Embed the background questions now (at start-up), not on the first question."""
+        if self._margin is not None:
+            await background.vectors(self._embedder)
+
+    def _declines(self, found: Signals) -> bool:
+        """True: the question matches nothing in the knowledge base (see the module docstring)."""
+        assert self._floor is not None
+        best = float(found.dense.max() + LEXICAL_EVIDENCE * found.lexical.max())
+        if best >= self._floor:
+            return False
+        if self._margin is None or best < self._floor - FLOOR_BAND:
+            return True
+        return found.background >= best - self._margin
 
     async def signals(
         self, index: KnowledgeIndex, query: str, *, context: str = "", collections: frozenset[str] | None = None
@@ -132,20 +152,20 @@ class Retriever:
         terms, trigrams = count_terms(query, trigrams=True)
         extra = index.synonyms.expand(query)
         expansion, extra_trigrams = count_terms(" ".join(extra), trigrams=True) if extra else (Counter(), Counter())
-        background, background_trigrams = count_terms(context, trigrams=True) if context else (Counter(), Counter())
+        earlier, earlier_trigrams = count_terms(context, trigrams=True) if context else (Counter(), Counter())
         if isinstance(self._embedder, HashEmbedder):
             # The hash embedder reads the very term ids the lexical side just counted.
             qvec = self._embedder.vector(terms + expansion, trigrams + extra_trigrams)
-            if background:
-                qvec = _blend(qvec, self._embedder.vector(background, background_trigrams), CONTEXT_SHARE)
+            if earlier:
+                qvec = _blend(qvec, self._embedder.vector(earlier, earlier_trigrams), CONTEXT_SHARE)
         else:
             qvec = await embed_query(self._embedder, " ".join([query, *extra]))
             if context:
                 qvec = _blend(qvec, await embed_query(self._embedder, context), CONTEXT_SHARE)
         # The earlier question may add at most CONTEXT_SHARE of the question's own weight:
         # it disambiguates a follow-up ("那請假呢?") without taking its topic over.
-        scale = CONTEXT_SHARE * sum(terms.values()) / max(sum(background.values()), 1)
-        for term, count in background.items():
+        scale = CONTEXT_SHARE * sum(terms.values()) / max(sum(earlier.values()), 1)
+        for term, count in earlier.items():
             expansion[term] += count * min(1.0, scale) / EXPANSION_WEIGHT
         lexical = index.lexical.query(terms, expansion)
         dense_ids = [dense.search(index.dense, qvec, CANDIDATES, subset)[0]]
@@ -169,6 +189,7 @@ class Retriever:
             groups=index.groups[ids],
             documents=documents,
             elsewhere=_elsewhere(index, documents, places.named(query)),
+            background=await background.similarity(self._embedder, qvec) if self._margin is not None else 0.0,
         )
 
 
@@ -185,6 +206,7 @@ class Signals:
     groups: np.ndarray  # each chunk's script group (text.script_group of its document)
     documents: np.ndarray  # each chunk's document (its position in the index's list)
     elsewhere: np.ndarray | None = None  # the chunk's document names countries, none of those the question names
+    background: float = 0.0  # the question's best cosine to a general question (background.py; 0: not asked)
 
 
 def question_weight(terms: int) -> float:
