@@ -42,14 +42,23 @@ async def _best(index: store.KnowledgeIndex, question: str) -> float:
     return float(found.dense.max() + LEXICAL_EVIDENCE * found.lexical.max())
 
 
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How many extra screens can someone at the Taiwan office request?", "laptop-tw.md"),
+        # 0.017 nearer the knowledge base than a general question: under the margin, but its best
+        # match is the Chinese document itself, which no off-topic question's ever is
+        ("What happens if a Taipei newcomer fails their trial period?", "probation-tw.md"),
+    ],
+)
 async def test_a_question_just_under_the_floor_that_fits_the_knowledge_base_is_answered(
-    indexes: dict[str, store.KnowledgeIndex],
+    indexes: dict[str, store.KnowledgeIndex], question: str, expected: str
 ) -> None:
-    """An English question about a Chinese-only document: a language gap, not a topic gap."""
-    index, question = indexes["handbook"], "How many extra screens can someone at the Taiwan office request?"
+    """English questions about Chinese-only documents: a language gap, not a topic gap."""
+    index = indexes["handbook"]
     assert e5.SIMILARITY_FLOOR - FLOOR_BAND <= await _best(index, question) < e5.SIMILARITY_FLOOR
     hits = await Retriever(e5.shared()).search(index, question, 3)
-    assert "laptop-tw.md" in [hit.chunk.doc_id for hit in hits]
+    assert expected in [hit.chunk.doc_id for hit in hits]
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ word forms, character trigrams). With a semantic model:
 - a question whose best similarity (plus a little lexical evidence) stays under the
   embedder's calibrated floor matches nothing: "I don't know" without a model call; within
   FLOOR_BAND under it, only a question that fits the knowledge base better than it fits general
-  questions (background.py) by the embedder's margin is answered.
+  questions (background.py) by the embedder's margin is answered — by any margin when its best
+  match is in the other language: the topic beat the language gap, which chit-chat never does.
 
 The hash embedder keeps its plain weighted sum of absolute scores, with ``min_score`` (and the
 places rule).
@@ -46,6 +47,7 @@ from core.kb.intent import asks_how_to, is_procedure
 from core.kb.lexical import EXPANSION_WEIGHT, K1, LexicalQuery
 from core.kb.store import Chunk, KnowledgeIndex
 from core.kb.terms import count_terms
+from core.kb.text import script_group
 
 CANDIDATES = 24
 GROUP_CANDIDATES = 8  # a semantic model's nearest chunks in each script group, on top
@@ -74,6 +76,9 @@ WEIGHT_PER_TERM = 0.01
 MAX_LEXICAL_WEIGHT = 0.9
 LEXICAL_EVIDENCE = 0.1  # how much BM25's share adds to the best similarity the floor is compared with
 FLOOR_BAND = 0.05  # how far under the floor a question may still be answered, if the background allows
+# The background margin for a question whose best match is in the other script group: none of the
+# 100 off-topic questions we measure has its best match there, a cross-language question often does.
+OTHER_LANGUAGE_MARGIN = 0.0
 
 
 class Retriever:
@@ -140,7 +145,8 @@ class Retriever:
             return False
         if self._margin is None or best < self._floor - FLOOR_BAND:
             return True
-        return found.background >= best - self._margin
+        other_language = int(found.groups[np.argmax(found.dense)]) != found.query_group
+        return found.background >= best - (OTHER_LANGUAGE_MARGIN if other_language else self._margin)
 
     async def signals(
         self, index: KnowledgeIndex, query: str, *, context: str = "", collections: frozenset[str] | None = None
@@ -190,6 +196,7 @@ class Retriever:
             documents=documents,
             elsewhere=_elsewhere(index, documents, places.named(query)),
             background=await background.similarity(self._embedder, qvec) if self._margin is not None else 0.0,
+            query_group=script_group(query),
         )
 
 
@@ -207,6 +214,7 @@ class Signals:
     documents: np.ndarray  # each chunk's document (its position in the index's list)
     elsewhere: np.ndarray | None = None  # the chunk's document names countries, none of those the question names
     background: float = 0.0  # the question's best cosine to a general question (background.py; 0: not asked)
+    query_group: int = 0  # the question's own script group
 
 
 def question_weight(terms: int) -> float:
