@@ -144,7 +144,7 @@ def _emit(line: dict[str, Any]) -> None:
 
 
 def query(fields: dict[str, Any]) -> None:
-    """The one line per answered request (fields documented in the README)."""
+    """The one line per answered request (fields documented in docs/operations.md)."""
     _emit({"ts": _timestamp(time.time()), "level": "info", "logger": "askhub.query", "msg": "ask", **fields})
 
 
