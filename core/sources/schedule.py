@@ -23,6 +23,21 @@ class SourceSchedule:
     def __init__(self, sync: SourceSync) -> None:
         self._sync = sync
         self._task: asyncio.Task[None] | None = None
+        self._now: dict[str, asyncio.Task[object]] = {}  # "Sync now" from the dashboard, by source
+
+    @property
+    def running(self) -> set[str]:
+        return {name for name, task in self._now.items() if not task.done()}
+
+    def last_sync(self, name: str) -> float | None:
+        return self._sync.mirror(self._sync.source(name)).state().last_sync
+
+    def sync_now(self, name: str) -> bool:
+        """Start a sync in the background; False when this process is already syncing it."""
+        if name in self.running:
+            return False
+        self._now[name] = asyncio.create_task(self._sync.run(name), name=f"source-sync-{name}")
+        return True
 
     @property
     def scheduled(self) -> list[str]:
@@ -34,6 +49,8 @@ class SourceSchedule:
             self._task = asyncio.create_task(self._loop(), name="source-schedule")
 
     async def close(self) -> None:
+        for task in self._now.values():
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
