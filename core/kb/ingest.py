@@ -27,6 +27,8 @@ from core.config import DEFAULT_COLLECTION, Settings
 from core.kb import places, store
 from core.kb.chunker import chunk_document, document_title
 from core.kb.embedders import Embedder, EmbedderError, HashEmbedder
+from core.kb.office import SUFFIXES as OFFICE_SUFFIXES
+from core.kb.office import OfficeTextError, office_to_markdown
 from core.kb.pdf import PdfTextError, pdf_to_markdown
 from core.kb.synonyms import SynonymsError, read_groups
 from core.kb.terms import TermRows, analyse
@@ -34,7 +36,8 @@ from core.kb.text import script_group
 from core.kb.vectorcache import VectorCache, seed_name, write_seed
 
 log = logging.getLogger("askhub.index")
-SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
+PARSED = (".pdf", *OFFICE_SUFFIXES)  # converted to Markdown first; an unchanged one is not parsed again
+SUFFIXES = (".md", ".markdown", ".txt", *PARSED)
 ADDRESSES = ".addresses.json"  # in a synced source's folder: each document's url and modified time
 EMBED_BATCH = 256
 MODEL_BATCH = 32  # a model's batches: cached as they finish, and the bar's ETA moves often
@@ -54,7 +57,7 @@ class IngestReport:
     reused: int
     removed: int
     seconds: float
-    skipped: tuple[str, ...] = ()  # "path: why" of each PDF that gave no text
+    skipped: tuple[str, ...] = ()  # "path: why" of each PDF or Office file that gave no text
     cached: int = 0  # of the new chunks, how many vectors the vector cache (or a folder's shipped vectors) had
 
     @property
@@ -77,7 +80,7 @@ class _Doc:
     collection: str
     id: str  # the path inside the collection's folder
     path: Path
-    text: str | None  # None: a PDF already indexed with these bytes, not parsed again
+    text: str | None  # None: a PDF or Office file already indexed with these bytes, not parsed again
     content_hash: str
     url: str | None = None  # a synced document's address at its source
     modified: str | None = None  # and its last-modified time there (ISO 8601)
@@ -126,13 +129,17 @@ def _read_folder(
         content_hash = hashlib.sha256(raw).hexdigest()
         url, modified = where.get(relative, (None, None))
         text: str | None = None
-        if path.suffix.lower() == ".pdf":
+        suffix = path.suffix.lower()
+        if suffix in PARSED:
             if indexed.get((collection, doc_id)) == content_hash:
                 docs.append(_Doc(collection, doc_id, path, None, content_hash, url, modified))
                 continue
             try:
-                text = pdf_to_markdown(raw, path.stem)
-            except PdfTextError as exc:
+                if suffix == ".pdf":
+                    text = pdf_to_markdown(raw, path.stem)
+                else:
+                    text = office_to_markdown(raw, suffix, path.stem)
+            except (PdfTextError, OfficeTextError) as exc:
                 skipped.append(f"{doc_id}: {exc}")
                 continue
         else:
@@ -264,7 +271,7 @@ async def ingest(
                 chunks.append(old.texts[i])
                 origin.append((False, i))
         else:
-            assert doc.text is not None  # only unchanged PDFs go unparsed, and those are reusable
+            assert doc.text is not None  # only unchanged PDFs and Office files go unparsed, and those are reusable
             title = document_title(doc.text, doc.path.stem)
             for n, piece in enumerate(chunk_document(doc.text, title, chunk_chars)):
                 chunks.append((f"{doc.id}#{n}", piece.section, piece.text))
