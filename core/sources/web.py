@@ -37,6 +37,7 @@ AGENT = "AskHub-sources/1.0"
 REDIRECTS = 5
 PATIENCE = 6  # answers of 429/503 one page may get before the sync gives up
 MAX_WAIT_SEC = 60.0  # the longest Retry-After honoured; a longer one fails the sync (it is retried next time)
+IN_FLIGHT = 4  # pages of a sitemap read at once (polite to the host, enough to hide its latency)
 SITEMAP_DEPTH = 2  # a sitemap index of sitemaps, no deeper
 
 
@@ -145,8 +146,19 @@ class WebSource:
     async def _fetch_all(
         self, client: httpx.AsyncClient, urls: list[str], modified: dict[str, str], state: SourceState, listing: Listing
     ) -> None:
-        for url in urls[: self._source.max_pages]:
-            await self._fetch_page(client, url, state, listing, modified.get(url))
+        # A few pages in flight at once: a real host's latency, not our CPU, bounds a big sitemap.
+        gate = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(url: str) -> None:
+            async with gate:
+                await self._fetch_page(client, url, state, listing, modified.get(url))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for url in urls[: self._source.max_pages]:
+                    group.create_task(one(url))
+        except* SyncFailed as failed:  # the first page that failed says why; the others were cancelled
+            raise failed.exceptions[0] from None
         # Pages past the limit are neither read nor removed: they stay as the last sync left them.
         listing.unchanged |= {u for u in urls[self._source.max_pages :] if u in state.documents}
 
