@@ -1,4 +1,4 @@
-"""Command line: ``python -m core serve | worker | ingest | eval | keys create | keys rotate``."""
+"""Command line: ``python -m core serve | worker | ingest | eval | sources | keys create | keys rotate``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a folder with kb/ and questions.jsonl (repeatable), evaluated after the question set",
     )
     p_eval.add_argument("--misses", type=int, default=0, help="print this many missed questions per set")
+    p_sources = sub.add_parser("sources", help="knowledge sources: list, sync NAME, status")
+    sources_sub = p_sources.add_subparsers(dest="sources_command", required=True)
+    sources_sub.add_parser("list", help="the configured sources, one a line")
+    p_sync = sources_sub.add_parser("sync", help="sync one source now (exit 0 when it succeeded)")
+    p_sync.add_argument("name")
+    sources_sub.add_parser("status", help="one JSON object a line: name, type, last_sync, outcome, documents")
     p_keys = sub.add_parser("keys", help="manage client keys")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
     p_create = keys_sub.add_parser("create", help="print a new random key once, with its config entry")
@@ -65,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
 
             asyncio.run(run(settings))
             return 0
+        if args.command == "sources":
+            from core.sources.cli import run as sources
+
+            return sources(settings, args.sources_command, getattr(args, "name", None))
         if args.command == "ingest":
             return asyncio.run(_ingest(settings, args.kb_dir, args.rebuild, args.save_vectors))
         sets = [(args.questions.parent.name or "sample", args.kb or settings.kb_dir, args.questions)]

@@ -289,7 +289,8 @@ class AskService:
         for hit in relevant:
             SOURCES.labels(hit.chunk.collection).inc()
         sources = [
-            Source(h.chunk.id, h.chunk.title, h.chunk.text, h.score, h.chunk.collection).as_dict() for h in relevant
+            Source(h.chunk.id, h.chunk.title, h.chunk.text, h.score, h.chunk.collection, h.chunk.url).as_dict()
+            for h in relevant
         ]
         data = {
             "answer": completion.text,

@@ -339,6 +339,49 @@ class HandoffSettings(_Section):
         return doors
 
 
+SOURCE_TYPES = ("folder", "web", "confluence", "notion", "google_drive", "sharepoint", "zendesk")
+SYNCED_TYPES = ("folder", "web")  # the types this version can sync; the others are refused at start-up
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+
+
+class SourceSettings(_Section):
+    """Where a collection's knowledge lives, and how often it is read again (core/sources/)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")  # letters, digits, - and _
+    type: Literal["folder", "web", "confluence", "notion", "google_drive", "sharepoint", "zendesk"] = "folder"
+    url: str | None = None  # web: a sitemap.xml, or a start page to crawl within its host
+    path: Path | None = None  # folder: relative to KB_DIR or absolute
+    collection: str = DEFAULT_COLLECTION  # a collection of `collections` ("default" without that section)
+    every: float | None = None  # the schedule (15m, 1h, 90s); unset: synced only by command
+    include: list[str] = []  # shell patterns on a page's URL path or a file's path; empty: everything
+    exclude: list[str] = []
+    max_pages: int = Field(1000, ge=1)  # web: pages read at most per sync
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = _DURATION.match(value)
+            if not match:
+                raise ValueError("must be a duration such as 90s, 15m, 1h or 1d")
+            return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceSettings:
+        if self.type not in SYNCED_TYPES:
+            raise ValueError(
+                f"source type {self.type!r} cannot be synced by this version (available: {', '.join(SYNCED_TYPES)})"
+            )
+        if self.type == "web" and not (self.url and self.url.startswith(("http://", "https://"))):
+            raise ValueError("a web source needs url: an http(s) sitemap.xml or start page")
+        if self.type == "folder" and self.path is None:
+            raise ValueError("a folder source needs path")
+        if self.every is not None and self.every < 10:
+            raise ValueError("every: at least 10s")
+        return self
+
+
 class Settings(_Section):
     port: int = Field(8000, ge=1, le=65535)
     host: str = "127.0.0.1"
@@ -392,6 +435,7 @@ class Settings(_Section):
     discord: DiscordSettings = DiscordSettings()
     handoff: HandoffSettings | None = None
     retrieval: RetrievalSettings = RetrievalSettings()
+    sources: list[SourceSettings] = []
     requests: RequestLimits = RequestLimits()
     llm: LLMSettings = LLMSettings()
     # The environment's OTEL_* variables, as read (core.tracing hands them to the OpenTelemetry SDK).
@@ -416,10 +460,30 @@ class Settings(_Section):
                 raise ValueError(f"collection name {name!r} may hold only letters, digits, '_', '.' and '-'")
         return value
 
+    def sources_dir(self) -> Path:
+        """Where synced sources keep their documents: beside INDEX_DIR, like the vector cache."""
+        return self.index_dir.parent / f"{self.index_dir.name}-sources"
+
+    def source_folders(self) -> list[tuple[str, Path, str]]:
+        """(collection, folder, document id prefix) of every source: a folder source's own path,
+        another type's copy under sources_dir(); ingest reads them beside the collections."""
+        folders = []
+        for source in self.sources:
+            if source.type == "folder" and source.path is not None:
+                folder = source.path if source.path.is_absolute() else self.kb_dir / source.path
+            else:
+                folder = self.sources_dir() / source.name
+            folders.append((source.collection, folder, f"{source.name}/"))
+        return folders
+
     @model_validator(mode="after")
     def _known_collections(self) -> Settings:
         known = set(self.collection_dirs())
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sources: the name {next(n for n in names if names.count(n) > 1)!r} is used twice")
         named = [(f"tenants.{t}", s.collections) for t, s in self.tenants.items()]
+        named += [(f"sources.{s.name}", [s.collection]) for s in self.sources]
         named += [(f"clients.{c.name}", c.collections) for c in self.clients]
         for where, names in named:
             unknown = sorted(set(names or ()) - known)
@@ -460,7 +524,7 @@ class Settings(_Section):
 # YAML-only settings: structured sections, not environment variables.
 _YAML_ONLY = {
     "collections", "clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm", "slack",
-    "line", "discord", "handoff", "models", "routes", "resilience", "conversation", "queue",
+    "line", "discord", "handoff", "models", "routes", "resilience", "conversation", "queue", "sources",
 }  # fmt: skip
 
 

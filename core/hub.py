@@ -36,6 +36,8 @@ from core.metrics import BACKEND_UP
 from core.portal.door import PortalDoor
 from core.portal.events import ConversationEvents
 from core.reload import ConfigWatcher
+from core.sources.schedule import SourceSchedule
+from core.sources.sync import SourceSync
 from core.state import BackendUnavailable, make_backend
 from core.stats import Stats
 from core.tracing import Tracing
@@ -89,6 +91,8 @@ class Hub:
                                       conversations=self.conversations)  # fmt: skip
         # The portal as a customer door: its conversations' events feed GET /conversations/{id}/events.
         self.portal = PortalDoor(self.handoff, ConversationEvents(self.backend), self.accounting)
+        # Sources synced on their schedule: by this process without Redis, else by the worker.
+        self.sources = SourceSchedule(SourceSync(settings, self.embedder, backend=self.backend))
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self.apply(settings)
         self.watcher = ConfigWatcher(settings, self._apply_from_thread)
@@ -131,12 +135,15 @@ class Hub:
         self.handoff.start()  # the idle sweeper (every process runs one; each close is claimed once)
         await self.index.start()
         await self.retriever.warm()
+        if not self.settings.redis_url:
+            self.sources.start()
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run ``hook`` at shutdown, after queued work is done (adapters close their clients)."""
         self._on_close.append(hook)
 
     async def close(self) -> None:
+        await self.sources.close()
         await self.watcher.close()
         await self.handoff.close()
         await self.jobs.close(self.settings.queue.drain_sec)

@@ -190,3 +190,21 @@ VERIFIED_SERVED = Counter(
     ["collection"],
     registry=REGISTRY,
 )
+SOURCE_SYNCS = Counter(
+    "hub_source_sync_total",
+    "Source syncs by source and outcome: ok, failed, busy",
+    ["source", "outcome"],
+    registry=REGISTRY,
+)
+SOURCE_DOCUMENTS = Gauge(
+    "hub_source_documents", "Documents a source holds after its last good sync", ["source"], registry=REGISTRY,
+    multiprocess_mode="max",
+)  # fmt: skip
+SOURCE_LAST_SUCCESS = Gauge(
+    "hub_source_last_success_timestamp_seconds", "When a source last synced well (Unix time)", ["source"],
+    registry=REGISTRY, multiprocess_mode="max",
+)  # fmt: skip
+SOURCE_INTERVAL = Gauge(
+    "hub_source_interval_seconds", "A source's schedule (every), for the staleness alert", ["source"],
+    registry=REGISTRY, multiprocess_mode="max",
+)  # fmt: skip

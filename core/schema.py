@@ -46,10 +46,14 @@ class Source:
     text: str
     score: float
     collection: str = "default"  # the knowledge-base collection it came from
+    url: str | None = None  # a synced document's address at its source (core/sources/)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "text": self.text, "score": round(self.score, 4),
-                "collection": self.collection}  # fmt: skip
+        shown = {"id": self.id, "title": self.title, "text": self.text, "score": round(self.score, 4),
+                 "collection": self.collection}  # fmt: skip
+        if self.url:
+            shown["url"] = self.url
+        return shown
 
 
 @dataclass(frozen=True, slots=True)

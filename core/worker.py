@@ -27,6 +27,8 @@ async def run(settings: Settings) -> None:
         log.warning("no REDIS_URL: this worker can only answer events submitted in its own process")
     stop = stop_on_signals()
     await hub.start()
+    if settings.redis_url:
+        hub.sources.start()  # with Redis the workers own the schedule (one sync per source at a time)
     probes = await serve_probes(hub, settings.host, settings.worker_port) if settings.worker_port else None
     log.info("worker ready", extra={"adapters": adapters})
     try:

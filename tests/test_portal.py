@@ -293,3 +293,25 @@ def test_conversation_id_kept_until_new_conversation(open_portal: OpenPortal) ->
     expect(page.locator("#thread > li")).to_have_count(2)
     assert len(ids) == 3 and ids[2] != ids[0]
     uuid.UUID(ids[2])
+
+
+def test_a_synced_source_links_home_and_a_script_url_does_not(open_portal: OpenPortal) -> None:
+    page = open_portal()
+    sources = [
+        {
+            "id": "help/r.md#0",
+            "title": "Returns",
+            "text": "30 days.",
+            "score": 0.9,
+            "url": "https://help.example.com/r",
+        },
+        {"id": "evil.md#0", "title": "Evil", "text": "x", "score": 0.5, "url": "javascript:alert(1)"},
+    ]
+    body = answer_payload(sources=sources)
+    page.route("**/ask", lambda route: fulfil_json(route, 200, body))
+    answer = ask(page, "How do returns work?")
+    link = answer.locator(".sources a.source-title")
+    expect(link).to_have_count(1)
+    expect(link).to_have_attribute("href", "https://help.example.com/r")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(answer.locator(".sources span.source-title")).to_have_text("Evil")

@@ -499,6 +499,14 @@ function highlightSource(item) {
   item.focus({ preventScroll: true });
 }
 
+// A synced document's title links to it at its source (http(s) only: never a script URL).
+function sourceTitle(source) {
+  const text = source.title || source.id || t("untitled");
+  const url = typeof source.url === "string" && /^https?:\/\//i.test(source.url) ? source.url : null;
+  if (!url) return el("span", { class: "source-title", text });
+  return el("a", { class: "source-title", href: url, target: "_blank", rel: "noopener noreferrer", text });
+}
+
 function renderSources(card, sources) {
   const list = el("ol", { class: "sources" });
   sources.forEach((source, i) => {
@@ -509,7 +517,7 @@ function renderSources(card, sources) {
       source.text ? "summary" : "div",
       { class: "source-head", "data-i18n-title": hint, title: hint && t(hint) },
       el("span", { class: "source-num", text: String(i + 1) }),
-      el("span", { class: "source-title", text: source.title || source.id || t("untitled") }),
+      sourceTitle(source),
     );
     if (Number.isFinite(score)) {
       const label = el("span", { class: "visually-hidden", i18n: "relevance" });

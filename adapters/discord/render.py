@@ -67,7 +67,8 @@ def sources_embed(sources: Sequence[Source]) -> dict[str, Any] | None:
     for n, source in enumerate(sources[:EMBED_MAX_FIELDS], 1):
         name = _clip(f"{n}. {source.title or source.id}", EMBED_FIELD_NAME)
         snippet = _clip(" ".join(source.text.split()), SNIPPET_CHARS)
-        value = _clip(f"score {source.score:.2f}" + (f" · {snippet}" if snippet else ""), EMBED_FIELD_VALUE)
+        link = f" · [open]({source.url})" if source.url and source.url.startswith(("https://", "http://")) else ""
+        value = _clip(f"score {source.score:.2f}{link}" + (f" · {snippet}" if snippet else ""), EMBED_FIELD_VALUE)
         if total + len(name) + len(value) > EMBED_TOTAL:
             break
         total += len(name) + len(value)

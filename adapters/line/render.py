@@ -21,6 +21,7 @@ from linebot.v3.messaging import (
     QuickReply,
     QuickReplyItem,
     TextMessage,
+    URIAction,
 )
 
 from core.llm.prompt import language_of
@@ -72,10 +73,14 @@ def answer_messages(result: AskResult) -> list[Message]:
 def sources_message(sources: list[Source], language: str) -> FlexMessage:
     # The answer cites sources as [n] in the core's order; chunks of one document share a line.
     cited: dict[str, list[int]] = {}
+    links: dict[str, str] = {}  # a synced document's address: tapping its line opens it
     for n, source in enumerate(sources, 1):
-        cited.setdefault(source.title.strip() or source.id, []).append(n)
+        title = source.title.strip() or source.id
+        cited.setdefault(title, []).append(n)
+        if source.url and source.url.startswith(("https://", "http://")):
+            links.setdefault(title, source.url)
     numbered = [
-        "".join(f"[{n}]" for n in numbers) + f" {_clip(title, 80)}"
+        ("".join(f"[{n}]" for n in numbers) + f" {_clip(title, 80)}", links.get(title))
         for title, numbers in list(cited.items())[:MAX_SOURCES]
     ]
     heading = _SOURCES[language]
@@ -87,11 +92,20 @@ def sources_message(sources: list[Source], language: str) -> FlexMessage:
             contents=[
                 FlexText(text=heading, weight="bold", size="sm", color="#1DB446"),
                 FlexSeparator(margin="sm"),
-                *[FlexText(text=line, size="xs", color="#555555", wrap=True) for line in numbered],
+                *[
+                    FlexText(
+                        text=line,
+                        size="xs",
+                        color="#1E6FD9" if url else "#555555",
+                        wrap=True,
+                        action=URIAction(label=_clip(line, 20), uri=url) if url else None,
+                    )
+                    for line, url in numbered
+                ],
             ],
         ),
     )
-    alt = _clip(f"{heading}: " + "; ".join(numbered), ALT_TEXT_LIMIT)
+    alt = _clip(f"{heading}: " + "; ".join(line for line, _ in numbered), ALT_TEXT_LIMIT)
     return FlexMessage(alt_text=alt, contents=bubble)
 
 

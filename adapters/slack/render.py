@@ -148,6 +148,8 @@ def sources_block(result: AskResult) -> dict[str, Any]:
         title = escape(" ".join(source.title.split()) or source.id)
         if len(title) > 200:
             title = title[:199] + "…"
+        if source.url and source.url.startswith(("https://", "http://")):
+            title = f"<{escape(source.url).replace('|', '%7C')}|{title}>"  # a synced document links home
         elements.append({"type": "mrkdwn", "text": f"*[{n}]* {title} · score {source.score:.2f}"})
     return {"type": "context", "block_id": "askhub_sources", "elements": elements}
 

@@ -31,6 +31,7 @@ from core.http import (
     handoff_routes,
     openai_routes,
     ops_routes,
+    source_routes,
 )
 from core.http.fastlane import FastLane, LaneRoute
 from core.http.hosts import HostGuard
@@ -102,6 +103,7 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.include_router(ops_routes.router)
     app.include_router(ask_routes.router)
     app.include_router(admin_routes.router)
+    app.include_router(source_routes.router)
     app.include_router(handoff_routes.router)
     app.include_router(verified_router)
     app.include_router(feedback_routes.router)

@@ -39,6 +39,7 @@ class SourceOut(BaseModel):
     text: str
     score: float
     collection: str
+    url: str | None = None  # present for a document synced from a source (its address there)
 
 
 class UsageOut(BaseModel):

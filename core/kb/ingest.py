@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,8 @@ from core.config import DEFAULT_COLLECTION, Settings
 from core.kb import places, store
 from core.kb.chunker import chunk_document, document_title
 from core.kb.embedders import Embedder, EmbedderError, HashEmbedder
+from core.kb.office import SUFFIXES as OFFICE_SUFFIXES
+from core.kb.office import OfficeTextError, office_to_markdown
 from core.kb.pdf import PdfTextError, pdf_to_markdown
 from core.kb.synonyms import SynonymsError, read_groups
 from core.kb.terms import TermRows, analyse
@@ -33,7 +36,9 @@ from core.kb.text import script_group
 from core.kb.vectorcache import VectorCache, seed_name, write_seed
 
 log = logging.getLogger("askhub.index")
-SUFFIXES = (".md", ".markdown", ".txt", ".pdf")
+PARSED = (".pdf", *OFFICE_SUFFIXES)  # converted to Markdown first; an unchanged one is not parsed again
+SUFFIXES = (".md", ".markdown", ".txt", *PARSED)
+ADDRESSES = ".addresses.json"  # in a synced source's folder: each document's url and modified time
 EMBED_BATCH = 256
 MODEL_BATCH = 32  # a model's batches: cached as they finish, and the bar's ETA moves often
 PARALLEL_FROM = 4096  # chunks; below this, starting worker processes costs more than it saves
@@ -52,7 +57,7 @@ class IngestReport:
     reused: int
     removed: int
     seconds: float
-    skipped: tuple[str, ...] = ()  # "path: why" of each PDF that gave no text
+    skipped: tuple[str, ...] = ()  # "path: why" of each PDF or Office file that gave no text
     cached: int = 0  # of the new chunks, how many vectors the vector cache (or a folder's shipped vectors) had
 
     @property
@@ -75,47 +80,86 @@ class _Doc:
     collection: str
     id: str  # the path inside the collection's folder
     path: Path
-    text: str | None  # None: a PDF already indexed with these bytes, not parsed again
+    text: str | None  # None: a PDF or Office file already indexed with these bytes, not parsed again
     content_hash: str
+    url: str | None = None  # a synced document's address at its source
+    modified: str | None = None  # and its last-modified time there (ISO 8601)
 
     @property
     def key(self) -> tuple[str, str]:
         return self.collection, self.id
 
 
-def _read_documents(folders: dict[str, Path], indexed: dict[tuple[str, str], str]) -> tuple[list[_Doc], list[str]]:
+def _read_documents(
+    folders: dict[str, Path], indexed: dict[tuple[str, str], str], sources: Sequence[tuple[str, Path, str]] = ()
+) -> tuple[list[_Doc], list[str]]:
     """The documents, collection by collection (each collection one range of chunk ids), and
     "path: why" for each PDF that gave no text (skipped, not fatal: a scanned or locked PDF
-    in a shared folder should not stop the rest being indexed)."""
+    in a shared folder should not stop the rest being indexed). ``sources``: (collection,
+    folder, id prefix) of synced sources, read after their collection's own folder; one not
+    synced yet has no folder and adds nothing."""
     docs: list[_Doc] = []
     skipped: list[str] = []
     for collection, kb_dir in folders.items():
         if not kb_dir.is_dir():
             named = "" if collection == DEFAULT_COLLECTION else f" (collection {collection!r})"
             raise IngestError(f"knowledge-base folder not found: {kb_dir}{named}")
-        for path in sorted(kb_dir.rglob("*")):
-            if path.suffix.lower() not in SUFFIXES or not path.is_file() or path.name.startswith("."):
-                continue
-            raw = path.read_bytes()
-            doc_id = path.relative_to(kb_dir).as_posix()
-            content_hash = hashlib.sha256(raw).hexdigest()
-            text: str | None = None
-            if path.suffix.lower() == ".pdf":
-                if indexed.get((collection, doc_id)) == content_hash:
-                    docs.append(_Doc(collection, doc_id, path, None, content_hash))
-                    continue
-                try:
-                    text = pdf_to_markdown(raw, path.stem)
-                except PdfTextError as exc:
-                    skipped.append(f"{doc_id}: {exc}")
-                    continue
-            else:
-                try:
-                    text = raw.decode("utf-8-sig")
-                except UnicodeDecodeError:
-                    raise IngestError(f"{path}: not UTF-8 text") from None
-            docs.append(_Doc(collection, doc_id, path, text, content_hash))
+        _read_folder(collection, kb_dir, "", indexed, docs, skipped)
+        for source_collection, folder, prefix in sources:
+            if source_collection == collection and folder.is_dir():
+                _read_folder(collection, folder, prefix, indexed, docs, skipped)
     return docs, skipped
+
+
+def _read_folder(
+    collection: str,
+    kb_dir: Path,
+    prefix: str,
+    indexed: dict[tuple[str, str], str],
+    docs: list[_Doc],
+    skipped: list[str],
+) -> None:
+    where = _addresses(kb_dir)
+    for path in sorted(kb_dir.rglob("*")):
+        if path.suffix.lower() not in SUFFIXES or not path.is_file() or path.name.startswith("."):
+            continue
+        raw = path.read_bytes()
+        relative = path.relative_to(kb_dir).as_posix()
+        doc_id = prefix + relative
+        content_hash = hashlib.sha256(raw).hexdigest()
+        url, modified = where.get(relative, (None, None))
+        text: str | None = None
+        suffix = path.suffix.lower()
+        if suffix in PARSED:
+            if indexed.get((collection, doc_id)) == content_hash:
+                docs.append(_Doc(collection, doc_id, path, None, content_hash, url, modified))
+                continue
+            try:
+                if suffix == ".pdf":
+                    text = pdf_to_markdown(raw, path.stem)
+                else:
+                    text = office_to_markdown(raw, suffix, path.stem)
+            except (PdfTextError, OfficeTextError) as exc:
+                skipped.append(f"{doc_id}: {exc}")
+                continue
+        else:
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise IngestError(f"{path}: not UTF-8 text") from None
+        docs.append(_Doc(collection, doc_id, path, text, content_hash, url, modified))
+
+
+def _addresses(folder: Path) -> dict[str, tuple[str | None, str | None]]:
+    """Each synced document's address at its source and last-modified time (core/sources/mirror.py)."""
+    manifest = folder / ADDRESSES
+    if not manifest.is_file():
+        return {}
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IngestError(f"{manifest}: unreadable ({type(exc).__name__})") from None
+    return {name: (entry.get("url"), entry.get("modified")) for name, entry in entries.items()}
 
 
 def _glossary(folders: list[Path]) -> list[list[str]]:
@@ -153,6 +197,7 @@ async def ingest_settings(
         glossary=settings.kb_dir,
         cache=vector_cache_path(settings),
         save_vectors=save_vectors,
+        sources=settings.source_folders(),
     )
 
 
@@ -173,6 +218,7 @@ async def ingest(
     glossary: Path | None = None,
     cache: Path | None = None,
     save_vectors: bool = False,
+    sources: Sequence[tuple[str, Path, str]] = (),
 ) -> IngestReport:
     """Index one folder (the collection ``default``) or several collections (name -> folder)
     into one index whose chunks each know their collection. ``glossary``: a folder whose
@@ -197,7 +243,7 @@ async def ingest(
         old = None
     indexed = {_key(d): d["content_hash"] for d in old.manifest["documents"]} if old else {}
     docs, skipped = await asyncio.to_thread(
-        _read_documents, folders, indexed if old and old.manifest["chunker"] == chunker else {}
+        _read_documents, folders, indexed if old and old.manifest["chunker"] == chunker else {}, sources
     )
     synonyms = _glossary(([glossary] if glossary else []) + list(folders.values()))
     reusable = _reusable(old.manifest, docs, chunker) if old else {}
@@ -225,7 +271,7 @@ async def ingest(
                 chunks.append(old.texts[i])
                 origin.append((False, i))
         else:
-            assert doc.text is not None  # only unchanged PDFs go unparsed, and those are reusable
+            assert doc.text is not None  # only unchanged PDFs and Office files go unparsed, and those are reusable
             title = document_title(doc.text, doc.path.stem)
             for n, piece in enumerate(chunk_document(doc.text, title, chunk_chars)):
                 chunks.append((f"{doc.id}#{n}", piece.section, piece.text))
@@ -240,6 +286,8 @@ async def ingest(
                 first,
                 len(chunks) - first,
                 doc.collection,
+                url=doc.url,
+                modified=doc.modified,
             )
         )
 

@@ -54,6 +54,7 @@ class Chunk:
     text: str
     source: str
     collection: str = DEFAULT_COLLECTION
+    url: str | None = None  # the document's address at its source, for a synced one
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,8 @@ class DocumentEntry:
     chunk_count: int
     collection: str = DEFAULT_COLLECTION  # absent from indexes built before collections: default
     places: tuple[str, ...] = ()  # the countries it names (places.py); absent from older indexes: none
+    url: str | None = None  # a synced document's address at its source (core/sources/)
+    modified: str | None = None  # its last-modified time there
 
 
 class ChunkTexts:
@@ -136,7 +139,7 @@ class KnowledgeIndex:
     def chunk(self, i: int) -> Chunk:
         doc = self.documents[bisect.bisect_right(self._starts, i) - 1]
         chunk_id, section, text = self.texts[i]
-        return Chunk(chunk_id, doc.id, doc.title, section, text, doc.path, doc.collection)
+        return Chunk(chunk_id, doc.id, doc.title, section, text, doc.path, doc.collection, doc.url)
 
     @property
     def collections(self) -> tuple[str, ...]:

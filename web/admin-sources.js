@@ -1,0 +1,118 @@
+// The dashboard's "Sources" card: each knowledge source's last sync, next sync, documents and
+// errors, with "Sync now" for admins. Data from GET /admin/sources with the dashboard's admin
+// key (sessionStorage); server text is placed with textContent only.
+
+import { $, el, keyStore, language } from "/static/common.js";
+
+const token = keyStore("askhub.admin-token");
+const REFRESH_MS = 15_000;
+
+const WORDS = {
+  en: {
+    title: "Sources",
+    note: "Knowledge read where it lives (sources: in the YAML). A failed sync removes nothing.",
+    none: "No sources configured: the knowledge base is KB_DIR only.",
+    name: "Source",
+    type: "Type",
+    collection: "Collection",
+    last: "Last sync",
+    next: "Next",
+    documents: "Documents",
+    outcome: "Outcome",
+    sync: "Sync now",
+    syncing: "Syncing…",
+    never: "never",
+    byCommand: "by command",
+    outcomes: { ok: "ok", failed: "failed", busy: "busy" },
+  },
+  "zh-TW": {
+    title: "知識來源",
+    note: "直接從原處讀取的知識（YAML 的 sources）。同步失敗不會刪除任何文件。",
+    none: "沒有設定知識來源：知識庫只有 KB_DIR。",
+    name: "來源",
+    type: "類型",
+    collection: "集合",
+    last: "上次同步",
+    next: "下次",
+    documents: "文件數",
+    outcome: "結果",
+    sync: "立即同步",
+    syncing: "同步中…",
+    never: "從未",
+    byCommand: "手動",
+    outcomes: { ok: "成功", failed: "失敗", busy: "忙碌" },
+  },
+};
+
+const words = () => WORDS[language()] ?? WORDS.en;
+const when = (iso) => (iso ? new Date(iso).toLocaleString(language()) : null);
+
+function card() {
+  let section = $("#sources-card");
+  if (section) return section;
+  section = el("section", { id: "sources-card", class: "card keys-card", "aria-labelledby": "sources-title" },
+    el("header", { class: "card-head" },
+      el("h2", { id: "sources-title" }),
+      el("p", { id: "sources-note", class: "card-note muted" })),
+    el("div", { class: "table-wrap" },
+      el("table", { id: "sources", class: "recent" }, el("thead"), el("tbody")),
+      el("p", { id: "sources-empty", class: "muted empty-note", hidden: true })));
+  ($("#dashboard") ?? document.body).append(section);
+  return section;
+}
+
+async function syncNow(name, button) {
+  button.disabled = true;
+  button.textContent = words().syncing;
+  try {
+    await fetch(`/admin/sources/${encodeURIComponent(name)}/sync`, { method: "POST", headers: token.authorize({}) });
+  } finally {
+    setTimeout(refresh, 1000);
+  }
+}
+
+function render(data) {
+  const w = words();
+  card();
+  $("#sources-title").textContent = w.title;
+  $("#sources-note").textContent = w.note;
+  $("#sources thead").replaceChildren(el("tr", {}, ...[w.name, w.type, w.collection, w.last, w.next, w.documents, w.outcome, ""]
+    .map((text, n) => el("th", { scope: "col", class: n === 5 ? "num" : null, text }))));
+  const rows = data.sources ?? [];
+  $("#sources tbody").replaceChildren(...rows.map((row) => {
+    const button = el("button", { type: "button", class: "btn btn-ghost", text: row.syncing ? w.syncing : w.sync, disabled: row.syncing });
+    button.addEventListener("click", () => syncNow(row.name, button));
+    const outcome = row.outcome ? (w.outcomes[row.outcome] ?? String(row.outcome)) : "—";
+    return el("tr", { class: row.outcome === "failed" ? "alert" : null },
+      el("td", { text: String(row.name) }),
+      el("td", { text: String(row.type) }),
+      el("td", { text: String(row.collection) }),
+      el("td", { text: when(row.last_sync) ?? w.never }),
+      el("td", { text: row.every_sec ? (when(row.next_sync) ?? "—") : w.byCommand }),
+      el("td", { class: "num", text: String(row.documents ?? 0) }),
+      el("td", { text: outcome, title: row.error ? String(row.error) : null }),
+      el("td", {}, button));
+  }));
+  const empty = $("#sources-empty");
+  empty.textContent = w.none;
+  empty.hidden = rows.length > 0;
+}
+
+let last = null;
+
+async function refresh() {
+  if (!token.get()) return; // the dashboard asks for the key; this card waits for it
+  try {
+    const response = await fetch("/admin/sources", { headers: token.authorize({}), cache: "no-store" });
+    if (!response.ok) return;
+    last = await response.json();
+    render(last);
+  } catch {
+    // the dashboard's own status line says when the hub cannot be reached
+  }
+}
+
+$("#lang-toggle")?.addEventListener("click", () => queueMicrotask(() => last && render(last)));
+$("#auth-form")?.addEventListener("submit", () => setTimeout(refresh, 0)); // the key was just entered
+refresh();
+setInterval(refresh, REFRESH_MS);
