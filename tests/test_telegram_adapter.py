@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from core import logs
 from tests.conftest import HubServer, make_settings, metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.telegram_api import BOT_ID, BOT_TOKEN, BOT_USERNAME, FakeTelegram
@@ -144,6 +145,9 @@ def test_a_private_question_is_answered_once_in_one_message_edited_within_the_ra
     assert buttons == ["👍", "👎"]
     assert answer["edits"] >= 1 and fake.rate_limited == 0  # never faster than Telegram allows
     assert metric(hub.url, "hub_adapter_events_total", platform="telegram", outcome="answered") == answered + 1
+    logs.flush()
+    logged = Path(hub.settings.log_file or "").read_text(encoding="utf-8")
+    assert BOT_TOKEN not in logged and BOT_TOKEN.split(":")[1] not in logged and SECRET_TOKEN not in logged
 
 
 def test_in_a_group_only_a_mention_a_command_or_a_reply_to_the_bot_is_answered_as_a_reply(

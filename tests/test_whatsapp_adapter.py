@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from adapters.whatsapp import render
+from core import logs
 from core.schema import AskResult, Source, Usage
 from tests.conftest import HubServer, make_settings, metric, write_yaml
 from tests.fakes.whatsapp_api import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeWhatsApp
@@ -158,6 +159,9 @@ def test_a_question_is_answered_once_in_its_chat_with_feedback_buttons(hub: HubS
     assert [b["title"] for b in sent.buttons] == ["👍", "👎"]  # no person to hand to: no third button
     assert fake.reads == [asked["id"]]  # blue ticks and the typing indicator first
     assert metric(hub.url, "hub_adapter_events_total", platform="whatsapp", outcome="answered") == answered + 1
+    logs.flush()
+    logged = Path(hub.settings.log_file or "").read_text(encoding="utf-8")
+    assert user not in logged and ACCESS_TOKEN not in logged and APP_SECRET not in logged  # a number is personal data
 
 
 def test_every_message_of_a_batch_is_answered_and_statuses_are_not(hub: HubServer, fake: FakeWhatsApp) -> None:
@@ -246,3 +250,13 @@ def test_a_long_answer_is_split_at_4096_and_ends_with_the_buttons() -> None:
     assert len(texts) >= 2 and all(len(t) <= render.TEXT_LIMIT for t in texts)
     assert messages[-1]["type"] == "interactive" and "[1]" in messages[-1]["interactive"]["body"]["text"]
     assert len(messages) <= render.MAX_TEXTS + 1
+
+
+def test_both_doors_are_off_while_their_credentials_are_unset(tmp_path: Path, sample_index: Path) -> None:
+    settings = make_settings(tmp_path, INDEX_DIR=str(sample_index), WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN,
+                             WHATSAPP_APP_SECRET=APP_SECRET, TELEGRAM_BOT_TOKEN="1:x")  # fmt: skip
+    with HubServer(settings) as server:  # WhatsApp lacks its verify token and number, Telegram its secret
+        for path in ("/whatsapp/webhook", "/telegram/webhook"):
+            response = httpx.post(f"{server.url}{path}", json={}, timeout=10)
+            assert response.status_code == 404 and response.json()["error"]["type"] == "not_found", path
+        assert httpx.get(f"{server.url}/whatsapp/webhook", timeout=10).status_code == 404
