@@ -46,7 +46,10 @@ def desk(
 
         env["REDIS_URL"] = redis_url()
         redis_sync.Redis.from_url(env["REDIS_URL"]).flushdb()
-    config = write_yaml(tmp / "hub.yaml", {"whatsapp": {"tenant": "cs"}, "handoff": {"slack_channel": AGENTS}})
+    config = write_yaml(
+        tmp / "hub.yaml",
+        {"whatsapp": {"tenant": "cs", "window_template": "askhub_reopen"}, "handoff": {"slack_channel": AGENTS}},
+    )
     with (
         pytest.MonkeyPatch.context() as mp,
         FakeOpenAI() as model,
@@ -145,5 +148,22 @@ def test_the_talk_to_a_person_button_after_a_thumbs_down_hands_off(desk: Desk) -
     assert post(desk.hub, payload(button(user, person["id"], "Talk to a person"))).status_code == 200
     ts = opening_ts(desk, seen)
     assert "WhatsApp" in status_text(desk, ts)
+    click(desk, "handoff_resolve", ts)
+    wait_until(lambda: "Resolved by" in status_text(desk, ts))
+
+
+def test_an_agents_reply_after_the_window_closed_goes_as_the_template(desk: Desk) -> None:
+    user = new_user()
+    seen = len(desk.slack.messages)
+    say(desk, user, "talk to a person")
+    ts = opening_ts(desk, seen)
+    wait_until(lambda: desk.wa.to(user))
+    idle(desk)
+    desk.wa.close_window(user)  # the customer went quiet for a day
+    assert send_event(desk.hub, agent_reply(ts, "Sorry for the wait: your refund is on its way")).status_code == 200
+    wait_until(lambda: len(desk.wa.to(user)) == 2)
+    idle(desk)
+    assert desk.wa.texts_to(user)[1] == "template:askhub_reopen"  # not dropped: the customer is told to reply
+    assert len(desk.wa.refused) == 1  # WhatsApp refused the text (131047); the template went instead
     click(desk, "handoff_resolve", ts)
     wait_until(lambda: "Resolved by" in status_text(desk, ts))
