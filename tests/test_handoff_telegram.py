@@ -21,7 +21,7 @@ from tests.fakes.telegram_api import FakeTelegram
 from tests.test_handoff_line import AGENTS, agent_reply, click, in_thread, status_text
 from tests.test_slack_adapter import SECRET as SLACK_SECRET
 from tests.test_slack_adapter import send_event
-from tests.test_telegram_adapter import new_chat, post, telegram_env, text_update
+from tests.test_telegram_adapter import new_chat, post, tap, telegram_env, text_update
 from tests.test_walls_platforms import wait_until
 
 
@@ -91,3 +91,24 @@ def test_a_telegram_customer_to_the_slack_desk_and_back_once_each_way(desk: Desk
     assert post(desk.hub, text_update(chat, "How do I set up the VPN?")).status_code == 200
     idle(desk)
     assert len(desk.tg.in_chat(chat)) == 5 and len(desk.model.calls) > after_start
+
+
+def test_after_a_thumbs_down_the_talk_to_a_person_button_hands_off(desk: Desk) -> None:
+    chat = new_chat()
+    assert post(desk.hub, text_update(chat, "How do I set up the VPN?")).status_code == 200
+    idle(desk)
+    (answer,) = desk.tg.in_chat(chat)
+    buttons = {b["text"]: b["callback_data"] for row in answer["reply_markup"]["inline_keyboard"] for b in row}
+    assert set(buttons) == {"👍", "👎", "Talk to a person"}  # a private chat the desk covers
+    assert post(desk.hub, tap(chat, buttons["👎"], answer["message_id"])).status_code == 200
+    idle(desk)
+    offer = desk.tg.in_chat(chat)[1]
+    (person,) = [b["callback_data"] for row in offer["reply_markup"]["inline_keyboard"] for b in row]
+    seen = set(desk.slack.messages)
+    assert post(desk.hub, tap(chat, person, offer["message_id"])).status_code == 200
+    (ts,) = wait_until(lambda: [t for t, m in desk.slack.messages.items() if t not in seen
+                                and desk.slack.channel_of.get(t) == AGENTS and not m.get("thread_ts")])  # fmt: skip
+    idle(desk)
+    assert "Telegram" in status_text(desk, ts) and len(desk.tg.in_chat(chat)) == 3  # and the customer is told
+    click(desk, "handoff_resolve", ts)
+    wait_until(lambda: "Resolved by" in status_text(desk, ts))

@@ -212,3 +212,15 @@ def test_a_long_answer_is_split_at_4096() -> None:
     assert len(outs) >= 2 and all(len(o.text) <= render.TEXT_LIMIT for o in outs)
     assert outs[-1].markup is not None and all(o.markup is None for o in outs[:-1])
     assert "[1] Travel policy" in outs[-1].text
+
+
+def test_start_is_greeted_and_an_edit_is_not_answered(hub: HubServer, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    start = text_update(chat, "/start", entities=[{"type": "bot_command", "offset": 0, "length": 6}])
+    edited = text_update(chat, VPN_QUESTION)
+    edited["edited_message"] = edited.pop("message")
+    for update in (start, edited):
+        assert post(hub, update).status_code == 200
+    idle(hub)
+    (greeting,) = fake.texts(chat)
+    assert f"@{BOT_USERNAME}" in greeting and "/ask" in greeting
