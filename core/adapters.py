@@ -31,17 +31,19 @@ from core.inbox.door import Door
 
 log = logging.getLogger("askhub.adapters")
 
-ADAPTERS = ("adapters.slack", "adapters.line", "adapters.discord")
+ADAPTERS = ("adapters.slack", "adapters.line", "adapters.discord", "adapters.whatsapp", "adapters.telegram")
 Endpoint = Callable[[Request], Awaitable[Response]]
 Runner = Callable[[], Awaitable[None]]
 
 
 @dataclass
 class Loaded:
-    """What a loaded adapter adds to a process: POST routes (path -> endpoint) and clients."""
+    """What a loaded adapter adds to a process: POST routes (path -> endpoint), GET routes (a
+    webhook's verification challenge: WhatsApp's) and clients."""
 
     name: str
     routes: dict[str, Endpoint] = field(default_factory=dict)
+    get_routes: dict[str, Endpoint] = field(default_factory=dict)
     runners: list[Runner] = field(default_factory=list)
 
 

@@ -312,8 +312,22 @@ class DiscordSettings(_Section):
     message_content: bool = False
 
 
+class WhatsAppSettings(_Section):
+    tenant: str = "default"  # the business number's department (customer service, say)
+    # Outside WhatsApp's 24-hour customer-service window only an approved template may be sent:
+    # its name (approved in WhatsApp Manager) and language. Unset: the answer is not sent and logged.
+    window_template: str | None = None
+    template_language: str = "en_US"
+
+
+class TelegramSettings(_Section):
+    tenant: str = "default"
+    progress_interval_sec: float = Field(1.5, ge=1.0, le=10.0)  # edits of a growing answer, per chat
+
+
 DEFAULT_TRIGGERS = ["真人", "客服人員", "轉人工", "human", "agent", "talk to a person", "real person"]
-HANDOFF_DOORS = ("line", "discord", "portal")  # the customer doors that can hand a customer to a person
+# the customer doors that can hand a customer to a person
+HANDOFF_DOORS = ("line", "discord", "portal", "whatsapp", "telegram")
 
 
 class HandoffSettings(_Section):
@@ -415,6 +429,14 @@ class Settings(_Section):
     discord_application_id: str | None = None
     discord_api_url: str = "https://discord.com/api/v10"
     discord_gateway_url: str | None = None  # tests and proxies; unset: the URL Discord gives
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_url: str = "https://graph.facebook.com/v21.0"
+    telegram_bot_token: SecretStr | None = None
+    telegram_secret_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
     public_url: str | None = None  # where users reach the portal, for links in chat answers
 
     collections: dict[str, CollectionSettings] = {}
@@ -433,6 +455,8 @@ class Settings(_Section):
     slack: SlackSettings = SlackSettings()
     line: LineSettings = LineSettings()
     discord: DiscordSettings = DiscordSettings()
+    whatsapp: WhatsAppSettings = WhatsAppSettings()
+    telegram: TelegramSettings = TelegramSettings()
     handoff: HandoffSettings | None = None
     retrieval: RetrievalSettings = RetrievalSettings()
     sources: list[SourceSettings] = []
@@ -513,6 +537,8 @@ class Settings(_Section):
         "slack_api_url",
         "line_api_url",
         "discord_api_url",
+        "whatsapp_api_url",
+        "telegram_api_url",
     )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -524,7 +550,8 @@ class Settings(_Section):
 # YAML-only settings: structured sections, not environment variables.
 _YAML_ONLY = {
     "collections", "clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm", "slack",
-    "line", "discord", "handoff", "models", "routes", "resilience", "conversation", "queue", "sources",
+    "line", "discord", "whatsapp", "telegram", "handoff", "models", "routes", "resilience", "conversation", "queue",
+    "sources",
 }  # fmt: skip
 
 

@@ -28,8 +28,8 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 MAX_BYTES = 20 * 1024 * 1024
 BACKUPS = 5
 BATCH_WAIT_SEC = 0.05
-THIRD_PARTY = ("slack_bolt", "slack_sdk", "discord", "linebot", "aiohttp", "openai", "httpx", "redis", "faiss",
-               "opentelemetry")  # fmt: skip
+THIRD_PARTY = ("slack_bolt", "slack_sdk", "discord", "linebot", "telegram", "aiohttp", "openai", "httpx", "redis",
+               "faiss", "opentelemetry")  # fmt: skip
 
 
 def _timestamp(created: float) -> str:

@@ -13,7 +13,13 @@ from core.handoff.notices import duration
 ACTION_RESOLVE, ACTION_TAKE, ACTION_SAVE = "handoff_resolve", "handoff_take", "handoff_save_verified"
 STATUS_BLOCK, ACTIONS_BLOCK = "askhub_handoff_status", "askhub_handoff_actions"
 SECTION_LIMIT = 2900
-PLATFORMS = {"line": "LINE", "discord": "Discord", "portal": "the web portal"}
+PLATFORMS = {
+    "line": "LINE",
+    "discord": "Discord",
+    "portal": "the web portal",
+    "whatsapp": "WhatsApp",
+    "telegram": "Telegram",
+}
 REASONS = {
     "trigger": "asked for a person",
     "no_answer": "the bot could not answer twice",

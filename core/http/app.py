@@ -113,6 +113,8 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     for adapter in adapters:
         for path, endpoint in adapter.routes.items():
             app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
+        for path, endpoint in adapter.get_routes.items():
+            app.add_api_route(path, endpoint, methods=["GET"], include_in_schema=False)
     if WEB_DIR.is_dir():
         app.include_router(portal_router())
         app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

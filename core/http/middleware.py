@@ -30,7 +30,7 @@ log = logging.getLogger("askhub.http")
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _UNTRACKED = {"/metrics"}
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
-WEBHOOK_PREFIXES = ("/slack/", "/line/", "/discord/")
+WEBHOOK_PREFIXES = ("/slack/", "/line/", "/discord/", "/whatsapp/", "/telegram/")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})  # anything else: "other"
 
 
