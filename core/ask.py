@@ -33,7 +33,7 @@ from core.kb.retriever import Hit, Retriever
 from core.llm.base import Completion, Message
 from core.llm.gateway import ModelGateway
 from core.llm.prompt import build_prompt, is_no_answer, language_of, may_be_no_answer
-from core.llm.routing import Route
+from core.llm.routing import model_decides
 from core.messages import NO_KNOWLEDGE
 from core.metrics import ASKS, RETRIEVAL_SECONDS, SOURCES, VERIFIED_SERVED
 from core.pii import redact
@@ -50,13 +50,6 @@ class Delta:
 
 
 CHAT_PLATFORMS = frozenset({"slack", "line", "discord"})
-
-
-def model_decides(route: Route) -> bool:
-    """True: a chat model answers this route, and it (not the retriever's floor) decides what the
-    passages cannot answer (DESIGN.md: "I don't know" without a model only without evidence).
-    The offline answerer cannot decline by itself: for it the retriever abstains."""
-    return bool(route.models) and route.models[0].provider != "extractive"
 
 
 def clean_question(text: str, max_chars: int) -> str:

@@ -214,3 +214,49 @@ def test_the_signal_is_told_from_answers() -> None:
         assert not is_no_answer(reply), reply
     assert may_be_no_answer("**NO_A") and may_be_no_answer("No") and not may_be_no_answer("No fee")
     assert not may_be_no_answer("NO_ANSWER\n")  # a complete first line: decided
+
+
+def chat(desk: Desk, question: str, *, stream: bool = False) -> httpx.Response:
+    body = {"model": "kb", "messages": [{"role": "user", "content": question}], "stream": stream}
+    return httpx.post(f"{desk.hub.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"},
+                      timeout=60)  # fmt: skip
+
+
+def streamed_text(response: httpx.Response) -> str:
+    parts = []
+    for line in response.text.splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:]).get("choices") or ():
+                parts.append(choice.get("delta", {}).get("content") or "")
+    return "".join(parts)
+
+
+def test_v1_kb_gives_the_model_the_passage_for_an_english_question(fresh: Desk) -> None:
+    """Fails on the floor that left model ``kb`` with "(nothing relevant in the knowledge base)"."""
+    response = chat(fresh, "What is the parking fee?")
+    assert response.status_code == 200, response.text
+    (call,) = fresh.model.calls_for(MODEL)
+    assert "停車費每月 1,500 元" in content_text((call.json or {})["messages"][0]["content"])
+    assert response.json()["choices"][0]["message"]["content"].startswith(f"[{MODEL}]")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_v1_kb_turns_the_no_answer_signal_into_the_polite_answer(fresh: Desk, stream: bool) -> None:
+    """The client never sees the signal, streamed or not. Fails where it was relayed as the answer."""
+    fresh.model.set_behavior(MODEL, reply="**NO_ANSWER**")
+    response = chat(fresh, "When is payday?", stream=stream)
+    assert response.status_code == 200, response.text
+    assert fresh.model.calls_for(MODEL)
+    assert "NO_A" not in response.text.replace("\\", "")
+    text = streamed_text(response) if stream else response.json()["choices"][0]["message"]["content"]
+    assert text == NO_KNOWLEDGE["en"]
+    if stream:
+        assert response.text.rstrip().endswith("data: [DONE]")
+    else:
+        assert response.json()["model"] == MODEL and response.json()["usage"]["completion_tokens"] > 0
+
+
+def test_v1_kb_streams_a_real_answer_whole(fresh: Desk) -> None:
+    fresh.model.set_behavior(MODEL, reply="No. Parking costs 1,500 a month [1].")
+    response = chat(fresh, "Is parking free?", stream=True)
+    assert streamed_text(response) == "No. Parking costs 1,500 a month [1]."
