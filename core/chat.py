@@ -3,7 +3,8 @@
 Any OpenAI SDK client can use the hub with a hub key instead of a provider key. ``model``
 names a logical model the client may use, ``auto`` lets the routing rules decide, and
 ``kb`` adds the knowledge base: the last user message is looked up and the passages are
-given to the model as numbered context. Personal data anywhere in the body — every
+given to the model as numbered context; with a chat model there is no similarity floor, and the
+model's "no answer" signal reaches the client as the polite "I don't know". Personal data anywhere in the body — every
 message part, names, tool calls and their arguments, tools, ``user``, ``metadata`` — routes
 to a local model whatever was asked for. What the hub cannot read for personal data (image,
 audio or file bytes) it does not forward: such a request is refused with a 400.
