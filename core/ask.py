@@ -32,7 +32,8 @@ from core.kb.holder import IndexHolder
 from core.kb.retriever import Hit, Retriever
 from core.llm.base import Completion, Message
 from core.llm.gateway import ModelGateway
-from core.llm.prompt import build_prompt, language_of
+from core.llm.prompt import build_prompt, is_no_answer, language_of, may_be_no_answer
+from core.llm.routing import model_decides
 from core.messages import NO_KNOWLEDGE
 from core.metrics import ASKS, RETRIEVAL_SECONDS, SOURCES, VERIFIED_SERVED
 from core.pii import redact
@@ -235,13 +236,16 @@ class AskService:
 
         t0 = time.perf_counter()
         context = history[-1].question if history else ""
+        # A chat model gets the best passages unless there is no evidence at all, and decides.
+        decides = model_decides(route)
         with span("retrieval", **{"askhub.top_k": top_k, "askhub.collections": readable}) as search:
             hits = await self._retriever.search(
-                index, question, top_k, context=context, collections=readable, route=route, history=history, asker=who
-            )
+                index, question, top_k, context=context, collections=readable, abstain=not decides,
+                route=route, history=history, asker=who,
+            )  # fmt: skip
             search.set_attribute("askhub.hits", len(hits))
         RETRIEVAL_SECONDS.observe(time.perf_counter() - t0)
-        relevant = [h for h in hits if h.score >= settings.retrieval.min_score]
+        relevant = hits if decides else [h for h in hits if h.score >= settings.retrieval.min_score]
         completion: Completion | None = None
         if relevant:
             turns = [m for t in history for m in (Message("user", t.question), Message("assistant", t.answer))]
@@ -249,19 +253,31 @@ class AskService:
             # Chat platforms' events were acknowledged already: their answers may wait for a busy model.
             patient = request.platform in CHAT_PLATFORMS
             if streaming:
+                # The reply's start is held back while it may still be the "no answer" signal, which
+                # never reaches the asker; after the signal the rest is read (for its usage), not shown.
+                held: str | None = ""
+                declined = False
                 async for part in self._models.stream(
                     route, prompt, temperature, settings.llm.max_tokens, patient=patient
                 ):
-                    if isinstance(part, str):
-                        yield Delta(part)
-                    else:
+                    if not isinstance(part, str):
                         completion = part
+                    elif held is None:
+                        if not declined:
+                            yield Delta(part)
+                    elif not may_be_no_answer(held := held + part):
+                        declined = is_no_answer(held)
+                        if not declined:
+                            yield Delta(held)
+                        held = None
+                if held and not is_no_answer(held):
+                    yield Delta(held)  # a reply too short to tell apart until it ended ("No.")
             else:
                 completion = await self._models.complete(
                     route, prompt, temperature, settings.llm.max_tokens, patient=patient
                 )
         data, usage = self._outcome(question, relevant, completion)
-        if streaming and data["model"] == "none":
+        if streaming and data["outcome"] == "no_knowledge":
             yield Delta(data["answer"])
         if completion is not None:
             await self._accounting.charge_tokens(
@@ -286,6 +302,15 @@ class AskService:
             answer = NO_KNOWLEDGE[language_of(question)]
             return {"answer": answer, "model": "none", "outcome": "no_knowledge", "sources": []}, Usage()
         cost = self._accounting.cost(completion.model, completion.prompt_tokens, completion.completion_tokens)
+        if is_no_answer(completion.text):
+            # The model read the passages and found no answer: the same polite words, outcome and
+            # handoff offer as a question without evidence, cached the same way (the index version
+            # is in the key, so a changed knowledge base asks again). ``model`` names the model
+            # that really answered (DESIGN.md), and its tokens are charged: "none" is kept for
+            # the answers no model was asked for.
+            answer = NO_KNOWLEDGE[language_of(question)]
+            data = {"answer": answer, "model": completion.model, "outcome": "no_knowledge", "sources": []}
+            return data, Usage(completion.prompt_tokens, completion.completion_tokens, cost)
         for hit in relevant:
             SOURCES.labels(hit.chunk.collection).inc()
         sources = [

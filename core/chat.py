@@ -3,7 +3,8 @@
 Any OpenAI SDK client can use the hub with a hub key instead of a provider key. ``model``
 names a logical model the client may use, ``auto`` lets the routing rules decide, and
 ``kb`` adds the knowledge base: the last user message is looked up and the passages are
-given to the model as numbered context. Personal data anywhere in the body — every
+given to the model as numbered context; with a chat model there is no similarity floor, and the
+model's "no answer" signal reaches the client as the polite "I don't know". Personal data anywhere in the body — every
 message part, names, tool calls and their arguments, tools, ``user``, ``metadata`` — routes
 to a local model whatever was asked for. What the hub cannot read for personal data (image,
 audio or file bytes) it does not forward: such a request is refused with a 400.
@@ -28,8 +29,8 @@ from core.kb.holder import IndexHolder
 from core.kb.retriever import Hit, Retriever
 from core.llm.forwarder import Forwarded, Forwarder
 from core.llm.gateway import ModelGateway
-from core.llm.prompt import SYSTEM, build_prompt, context_block, language_of
-from core.llm.routing import ModelSpec, Route
+from core.llm.prompt import SYSTEM, build_prompt, context_block, is_no_answer, language_of, may_be_no_answer
+from core.llm.routing import ModelSpec, Route, model_decides
 from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
 from core.metrics import PII_ROUTED
@@ -125,29 +126,35 @@ class ChatService:
             if chat.model in VIRTUAL or self._models.spec(chat.model) is not None:
                 raise Forbidden(f"this client may not use the model '{chat.model}'")
             raise NotFound(f"the model '{chat.model}' does not exist; GET /v1/models lists them")
-        body = chat.body
-        if chat.model == "kb":
-            body = {**body, "messages": [await self._context(chat.question, principal), *body["messages"]]}
         pii = await contains_pii(chat.text)
         if pii:
             PII_ROUTED.labels(self._accounting.tenant_label(principal.tenant)).inc()
             self._accounting.stats.pii()
         spec = self._models.spec(chat.model)
         if spec is not None and (spec.local or not pii):
-            return Route(chat.model, (spec,), pii), body
-        return self._models.rules(chat.question, pii=pii, tenant=principal.tenant, platform="v1"), body
+            route = Route(chat.model, (spec,), pii)
+        else:
+            route = self._models.rules(chat.question, pii=pii, tenant=principal.tenant, platform="v1")
+        body = chat.body
+        if chat.model == "kb":
+            # A chat model gets the best passages unless there is no evidence, and decides (as on /ask).
+            context = await self._context(chat.question, principal, abstain=not model_decides(route))
+            body = {**body, "messages": [context, *body["messages"]]}
+        return route, body
 
-    async def _relevant(self, question: str, principal: Principal) -> list[Hit]:
-        """Passages for the question from the collections this caller may read, and no other."""
+    async def _relevant(self, question: str, principal: Principal, *, abstain: bool = True) -> list[Hit]:
+        """Passages for the question from the collections this caller may read, and no other.
+        ``abstain`` False: a chat model decides, so no floor (see AskService)."""
         index = self._index.current
         if index is None:
             return []
         top_k = self._settings.retrieval.top_k
-        hits = await self._retriever.search(index, question, top_k, collections=principal.collections or frozenset())
-        return [h for h in hits if h.score >= self._settings.retrieval.min_score]
+        collections = principal.collections or frozenset()
+        hits = await self._retriever.search(index, question, top_k, collections=collections, abstain=abstain)
+        return hits if not abstain else [h for h in hits if h.score >= self._settings.retrieval.min_score]
 
-    async def _context(self, question: str, principal: Principal) -> dict[str, str]:
-        relevant = await self._relevant(question, principal)
+    async def _context(self, question: str, principal: Principal, *, abstain: bool = True) -> dict[str, str]:
+        relevant = await self._relevant(question, principal, abstain=abstain)
         block = context_block(relevant) if relevant else "(nothing relevant in the knowledge base)"
         return {"role": "system", "content": f"{SYSTEM}\n\nContext:\n{block}"}
 
@@ -162,6 +169,9 @@ class ChatService:
             return await self._forwarder.complete(spec, {**body, "model": spec.upstream, "stream": False})
 
         reply = await self._models.call(route, attempt)
+        body_out = reply.body
+        if chat.model == "kb" and is_no_answer(_reply_text(reply.data)):
+            body_out = orjson.dumps(_polite_reply(reply.data, NO_KNOWLEDGE[language_of(chat.question)]))
         usage = reply.data.get("usage")
         model = str(reply.data.get("model") or route.models[0].upstream)
         if isinstance(usage, dict):
@@ -169,7 +179,7 @@ class ChatService:
         else:  # the upstream did not say: count what went up and what came back
             prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_reply_text(reply.data))
         await self._accounting.forwarded(principal, model, prompt, completion, _ms_since(started))
-        return RelayedReply(reply.body, admission)
+        return RelayedReply(body_out, admission)
 
     async def stream(self, chat: ChatRequest, principal: Principal) -> tuple[Admission, AsyncIterator[bytes]]:
         """Upstream ``data:`` lines for the client. Failures before the first line raise;
@@ -187,7 +197,10 @@ class ChatService:
 
         lines = self._models.relay(route, open_stream)
         first = await anext(lines)
-        return admission, self._relay(first, lines, principal, body, wants_usage, started)
+        frames = self._relay(first, lines, principal, body, wants_usage, started)
+        if chat.model == "kb":
+            frames = _polite_frames(frames, NO_KNOWLEDGE[language_of(chat.question)])
+        return admission, frames
 
     async def _relay(
         self,
@@ -258,6 +271,69 @@ class ChatService:
 
     async def aclose(self) -> None:
         await self._forwarder.aclose()
+
+
+def _polite_reply(data: dict[str, Any], polite: str) -> dict[str, Any]:
+    """The upstream's completion with its "no answer" signal replaced by the polite words (the
+    model and its usage stay: that model answered, and its tokens were spent)."""
+    choices = [dict(c) for c in data["choices"]]
+    choices[0]["message"] = {**choices[0]["message"], "content": polite}
+    return {**data, "choices": choices}
+
+
+def _delta(frame: bytes) -> tuple[dict[str, Any], str] | None:
+    """A streamed chunk that carries answer text: its JSON and the text (None: any other frame)."""
+    line = frame.strip()
+    if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
+        return None
+    try:
+        data = orjson.loads(line[5:])
+    except orjson.JSONDecodeError:
+        return None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    delta = choices[0].get("delta") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return (data, content) if isinstance(content, str) else None
+
+
+async def _polite_frames(frames: AsyncIterator[bytes], polite: str) -> AsyncIterator[bytes]:
+    """Model ``kb``'s stream with the "no answer" signal turned into the polite words: its first
+    frames are held while their text may still be the signal, which never reaches the client."""
+    held: list[bytes] = []
+    text = ""
+    deciding, declined = True, False
+    async for frame in frames:
+        found = _delta(frame)
+        if not deciding:
+            if not (declined and found is not None):
+                yield frame
+            continue
+        held.append(frame)
+        text += found[1] if found is not None else ""
+        if found is not None and not may_be_no_answer(text):
+            deciding = False
+            declined = is_no_answer(text)
+            for out in _released(held, polite if declined else None):
+                yield out
+    if deciding:  # the stream ended undecided: a short reply, or the bare signal
+        for out in _released(held, polite if is_no_answer(text) else None):
+            yield out
+
+
+def _released(held: list[bytes], polite: str | None) -> list[bytes]:
+    """The held frames as they were, or (``polite``) with the text frames replaced by one of it."""
+    if polite is None:
+        return held
+    out: list[bytes] = []
+    for frame in held:
+        found = _delta(frame)
+        if found is None:
+            out.append(frame)
+        elif not any(_delta(f) for f in out):
+            data, _ = found
+            choice = {**data["choices"][0], "delta": {**data["choices"][0]["delta"], "content": polite}}
+            out.append(b"data: " + orjson.dumps({**data, "choices": [choice]}) + b"\n\n")
+    return out
 
 
 def _ms_since(started: float) -> float:

@@ -79,6 +79,18 @@ FLOOR_BAND = 0.05  # how far under the floor a question may still be answered, i
 # The background margin for a question whose best match is in the other script group: none of the
 # 100 off-topic questions we measure has its best match there, a cross-language question often does.
 OTHER_LANGUAGE_MARGIN = 0.0
+# "No evidence at all" (search(abstain=False), with a chat model that decides for itself): no
+# lexical match and a best similarity under what off-topic questions reach anyway. e5, measured
+# with bench/model_decides.py: the 100 questions of data/eval/offtopic*.jsonl against the sample
+# KB — 20 have no lexical match, their best cosines 0.736-0.831; every answerable question of the
+# sample, crosslang, handbook and policies sets reaches 0.804 or more, but an English question
+# about a small Chinese KB sits lower (0.782, "What's the hotel cap in Taipei?" against five
+# zh-TW documents). 0.77 is under every answerable question measured and over the lowest
+# off-topic ones (6 of the 20): only those are declined without a model call.
+NO_EVIDENCE_SIMILARITY = 0.77
+# The hash (or an OpenAI) embedder's cosines sit on another scale: the same 20 off-topic
+# questions reach 0.107-0.204 against the sample KB with character trigrams.
+FUZZY_NO_EVIDENCE_SIMILARITY = 0.2
 
 
 class Retriever:
@@ -94,6 +106,7 @@ class Retriever:
         self._floor = getattr(embedder, "similarity_floor", None) if min_similarity is None else min_similarity
         # The background margin was calibrated with the embedder's own floor; a configured floor is used as is.
         self._margin = getattr(embedder, "background_margin", None) if min_similarity is None else None
+        self._no_evidence = NO_EVIDENCE_SIMILARITY if self._semantic else FUZZY_NO_EVIDENCE_SIMILARITY
 
     @classmethod
     def from_settings(cls, embedder: Embedder, settings: RetrievalSettings) -> Retriever:
@@ -111,19 +124,26 @@ class Retriever:
         *,
         context: str = "",
         collections: frozenset[str] | None = None,
+        abstain: bool = True,
     ) -> list[Hit]:
         """The best chunks, at most PER_DOCUMENT (hash: HASH_PER_DOCUMENT) from one document, best first. ``context``
         (the conversation's earlier question) adds its words at half weight, so a follow-up
         like "那請假呢?" or "what's the deadline?" finds what the conversation is about.
 
         ``collections`` (None: all) limits the candidates inside both searches, so an asker
-        gets its top_k from its own collections and never sees another's chunk."""
+        gets its top_k from its own collections and never sees another's chunk.
+
+        ``abstain`` (offline): the retriever decides "I don't know" (the floor). False (a chat
+        model answers and decides for itself): the best candidates unless there is no evidence."""
         found = await self.signals(index, query, context=context, collections=collections)
         if found is None:
             return []
-        if self._semantic:
-            if self._floor is not None and self._declines(found):
+        if not abstain:
+            if self.no_evidence(found):
                 return []
+        elif self._semantic and self._floor is not None and self._declines(found):
+            return []
+        if self._semantic:
             fused = semantic_fusion(found, self._w if self._fixed else question_weight(found.terms))
         else:
             fused = (1 - TITLE_WEIGHT) * (self._w * found.lexical + (1 - self._w) * found.dense)
@@ -136,6 +156,10 @@ class Retriever:
         """Embed the background questions now (at start-up), not on the first question."""
         if self._margin is not None:
             await background.vectors(self._embedder)
+
+    def no_evidence(self, found: Signals) -> bool:
+        """True: nothing lexical matches and the meaning is no nearer than off-topic questions get."""
+        return float(found.lexical.max()) == 0.0 and float(found.dense.max()) < self._no_evidence
 
     def _declines(self, found: Signals) -> bool:
         """True: the question matches nothing in the knowledge base (see the module docstring)."""

@@ -44,6 +44,13 @@ class Route:
     pii: bool = False
 
 
+def model_decides(route: Route) -> bool:
+    """True: a chat model answers this route, and it (not the retriever's floor) decides what the
+    passages cannot answer (DESIGN.md: "I don't know" without a model only without evidence).
+    The offline answerer cannot decline by itself: for it the retriever abstains."""
+    return bool(route.models) and route.models[0].provider != "extractive"
+
+
 def model_specs(settings: Settings) -> dict[str, ModelSpec]:
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     timeout = settings.llm.timeout_sec
