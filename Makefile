@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test lint eval bench system-deps image
+.PHONY: run test test-fast lint eval bench system-deps image
 
 ## make run: set everything up, build the sample index, start the hub on http://127.0.0.1:8000
 run: $(VENV)/.installed
@@ -16,6 +16,10 @@ test: $(VENV)/.installed system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+
+## make test-fast: the inner loop — every test that starts no server, process, Redis or browser (under a minute)
+test-fast: $(VENV)/.installed
+	ASKHUB_FAST_TESTS=1 $(PY) -m pytest -q -rfE
 
 eval: $(VENV)/.installed
 	$(PY) -m core eval --dataset data/eval/policies --dataset data/eval/handbook \

@@ -308,3 +308,51 @@ def wait_for_metric(base_url: str, name: str, above: float, timeout: float = 15,
             raise AssertionError(f"{name}{labels} stayed at {value}")
         time.sleep(0.05)
     return value
+
+
+# -- make test-fast: the inner loop, no servers ---------------------------------------------------
+# With ASKHUB_FAST_TESTS=1 every test runs that starts no server: binding a socket or starting a
+# process raises StartsServer, and such a test (or one that needs Redis or Chromium) is reported
+# as skipped, "run make test". Nothing is listed by hand, so a new test joins the right tier.
+FAST = os.environ.get("ASKHUB_FAST_TESTS") == "1"
+_SERVER_FIXTURES = {"redis_db", "browser", "hub", "dashboard_hub", "open_portal", "open_dashboard"}
+
+
+class StartsServer(Exception):
+    """Raised in the fast tier where a test would start a server or a process."""
+
+
+if FAST:
+    import subprocess as _subprocess
+
+    def _refuse(*_: object, **__: object) -> Any:
+        raise StartsServer("starts a server or a process: run make test")
+
+    socket.socket.bind = _refuse  # type: ignore[method-assign]
+    _subprocess.Popen.__init__ = _refuse  # type: ignore[method-assign]
+    asyncio.create_subprocess_exec = _refuse  # type: ignore[assignment]
+
+    def pytest_runtest_setup(item: pytest.Item) -> None:
+        if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            pytest.skip("needs a server (Redis, Chromium or a hub): run make test")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+        outcome = yield
+        report = outcome.get_result()
+        excinfo = call.excinfo
+        if report.failed and excinfo is not None and _starts_server(excinfo.value):
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0, "Skipped: starts a server: run make test")
+
+
+def _starts_server(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, StartsServer):
+            return True
+        if isinstance(exc, BaseExceptionGroup):
+            return any(_starts_server(e) for e in exc.exceptions)
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
