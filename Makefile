@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test test-fast lint eval bench system-deps image
+.PHONY: run test test-fast lint lock eval bench system-deps image
 
 ## make run: set everything up, build the sample index, start the hub on http://127.0.0.1:8000
 run: $(VENV)/.installed
@@ -40,10 +40,21 @@ image:
 	deploy/build-image.sh $(IMAGE)
 	$(PYTHON) deploy/verify_image.py $(IMAGE)
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements-dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
 	touch $@
+
+## make lock: rewrite requirements.lock (runtime) and requirements-dev.lock (runtime + the dev group) from
+## pyproject.toml, every package pinned with its hashes, for Python 3.11 on Linux (uv, installed in var/tools).
+## Pins already in a lock file are kept unless pyproject.toml needs another version.
+UV := var/tools/bin/uv
+LOCK_FLAGS := --python-version 3.11.2 --python-platform x86_64-manylinux_2_28 --generate-hashes -q \
+  --custom-compile-command "make lock"
+lock:
+	test -x $(UV) || { $(PYTHON) -m venv var/tools && var/tools/bin/pip install --quiet uv==0.13.10; }
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
+	$(UV) pip compile pyproject.toml --group dev $(LOCK_FLAGS) -o requirements-dev.lock
 
 # System packages the tests need, from Debian, installed only when missing:
 # - Chromium and CJK fonts: the portal and dashboard tests drive Debian's Chromium

@@ -9,7 +9,7 @@ import pytest
 
 from core.pii import PIIMatch, find_pii, has_pii, pii_kinds, redact
 
-try:  # not in requirements.txt: the seeded property tests below run without it
+try:  # not in the dev group: the seeded property tests below run without it
     from hypothesis import given, settings
     from hypothesis import strategies as st
 except ImportError:  # pragma: no cover

@@ -11,7 +11,7 @@ import pytest
 
 from core.textsplit import is_grapheme_boundary, split_text, utf16_len
 
-try:  # not in requirements.txt: the seeded property test below runs without it
+try:  # not in the dev group: the seeded property test below runs without it
     from hypothesis import given, settings
     from hypothesis import strategies as st
 except ImportError:  # pragma: no cover

