@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.auth.principal import Principal
 from core.auth.service import fingerprint
 from core.config import BurstSettings, Settings
-from core.errors import RateLimited, Unavailable
+from core.errors import InvalidType, RateLimited, Unavailable
 from core.metrics import BACKEND_ERRORS, RATE_LIMITED
 from core.schema import Admission
 from core.state import BackendUnavailable, Decision, StateBackend
@@ -27,11 +29,32 @@ from core.state.base import AdmitPlan
 AUDIT = logging.getLogger("askhub.audit")
 REASONS = {
     "user_window": "too many questions in a short time",
+    "client_window": "too many requests from this client in a short time",
     "burst": "too many questions at once",
     "tenant_tokens": "the department's daily token budget is used up",
     "tenant_requests": "the department's daily quota is used up",
 }
 DAY_TTL = 2 * 86400
+END_USER_FIELDS = ("user", "safety_identifier")  # OpenAI's names for the end user of a service
+MAX_END_USER_CHARS = 256
+
+
+def end_user(principal: Principal, body: dict[str, Any]) -> Principal:
+    """The principal a ``/v1`` request stands for: a service's key (its user is the client
+    itself) naming its end user in ``user`` is limited per end user; a person (a JWT ``sub``)
+    stays who they are. The name is kept only as a fingerprint (it may be personal data)."""
+    for field in END_USER_FIELDS:
+        named = body.get(field)
+        if named is None or named == "":
+            continue
+        if not isinstance(named, str):
+            raise InvalidType(f"{field}: must be a string")
+        if len(named) > MAX_END_USER_CHARS:
+            raise InvalidType(f"{field}: at most {MAX_END_USER_CHARS} characters")
+        if principal.user != principal.client:
+            return principal
+        return replace(principal, user=f"{principal.client}~{fingerprint(named)}")
+    return principal
 
 
 class Governor:
@@ -62,6 +85,18 @@ class Governor:
         tenant = self._settings.tenants.get(principal.tenant)
         return (client and client.burst) or (tenant and tenant.burst) or None
 
+    async def _admit_client(self, principal: Principal, route: str) -> None:
+        """The client-wide window, when its entry sets one (checked first: an own round trip)."""
+        client = self._clients.get(principal.client)
+        rule = client.client_rate_limit if client else None
+        if rule is None:
+            return
+        plan = AdmitPlan(window_key=f"rlc:{principal.tenant}:{principal.client}", limit=rule.max_requests,
+                         window_sec=rule.window_sec)  # fmt: skip
+        outcome = await self._backend.admit(plan)
+        if outcome.refused_by is not None:
+            self._reject(principal, route, "client_window", outcome.refusal or outcome.window)
+
     async def admit(self, principal: Principal, route: str) -> Admission:
         limit, window = self._window(principal)
         who = f"{principal.tenant}:{principal.user}"
@@ -84,6 +119,7 @@ class Governor:
             day_ttl_sec=DAY_TTL,
         )
         try:
+            await self._admit_client(principal, route)
             outcome = await self._backend.admit(plan)
         except BackendUnavailable:
             BACKEND_ERRORS.labels("limits").inc()

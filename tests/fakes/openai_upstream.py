@@ -79,6 +79,9 @@ class Behavior:
     cut_after: int = 3
     malformed: MalformedKind = "shape"
     usage: bool = True  # False: no usage in replies, as some OpenAI-compatible servers do
+    message: str | None = None  # an error's own message (mode "error" or "rate_limit")
+    code: str | None = None  # and its code
+    param: str | None = None
 
 
 def openai_error(
@@ -234,6 +237,9 @@ class FakeOpenAI(LoopbackServer):
         cut_after: int = 3,
         malformed: MalformedKind = "shape",
         usage: bool = True,
+        message: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
     ) -> None:
         """Script how requests for ``model`` (None = every other model) are answered.
 
@@ -242,7 +248,9 @@ class FakeOpenAI(LoopbackServer):
         ``malformed`` picks the ``malformed`` body: ``"shape"`` sends valid
         JSON of the wrong shape (``{"nope": true}``), ``"truncated"`` sends a
         real completion cut off mid-JSON. ``usage=False`` leaves usage out of
-        replies and streams, as some OpenAI-compatible servers do.
+        replies and streams, as some OpenAI-compatible servers do. ``message``,
+        ``code`` and ``param`` script an error's own fields (``mode="error"`` with a 400:
+        "context too long"; ``mode="rate_limit"``).
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
@@ -260,6 +268,9 @@ class FakeOpenAI(LoopbackServer):
             cut_after=cut_after,
             malformed=malformed,
             usage=usage,
+            message=message,
+            code=code,
+            param=param,
         )
         with self._lock:
             self._behaviors[model] = behavior
@@ -350,19 +361,20 @@ class FakeOpenAI(LoopbackServer):
             await asyncio.sleep(behavior.delay)
         mode = behavior.mode
         if mode == "error" or (mode == "cut_stream" and not stream):
-            return openai_error(
-                behavior.status,
+            default = (
                 "The server had an error while processing your request. Sorry about that!"
                 if behavior.status >= 500
-                else f"Fake upstream error (status {behavior.status}).",
+                else f"Fake upstream error (status {behavior.status})."
             )
+            return openai_error(behavior.status, behavior.message or default, code=behavior.code, param=behavior.param)
         if mode == "rate_limit":
             headers = (
                 {"Retry-After": _format_retry_after(behavior.retry_after)} if behavior.retry_after is not None else None
             )
             return openai_error(
                 429,
-                "Rate limit reached for requests. Please try again later.",
+                behavior.message or "Rate limit reached for requests. Please try again later.",
+                code=behavior.code,
                 headers=headers,
             )
         if mode == "stall":
