@@ -165,6 +165,7 @@ def test_unserved_openai_routes_say_what_is_served(hub: HubServer, path: str) ->
     assert resp.status_code == 404
     message = resp.json()["error"]["message"]
     assert path in message and "/v1/chat/completions" in message and "/v1/embeddings" in message
+    assert "/v1/moderations" not in message.split("it serves")[1] and "POST /v1/completions" not in message
     with pytest.raises(openai.NotFoundError):
         client(hub).moderations.create(input="hello")
 

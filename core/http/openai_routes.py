@@ -93,7 +93,7 @@ async def models(request: Request) -> Response:
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
-@router.get("/models/{model_id:path}", summary="One model this credential may use (an upstream name works too)")
+@router.get("/models/{model_id}", summary="One model this credential may use (an upstream name works too)")
 async def model(request: Request, model_id: str) -> Response:
     try:
         who = principal(request, "chat")
@@ -109,11 +109,15 @@ def _model(model_id: str, created: int) -> dict[str, str | int]:
     return {"id": model_id, "object": "model", "created": created, "owned_by": "ask-hub"}
 
 
-@router.post("/completions", include_in_schema=False)
-@router.post("/moderations", include_in_schema=False)
+NOT_SERVED = ("/v1/completions", "/v1/moderations")
+
+
+@router.post("/completions", summary="Not served: a 404 naming the /v1 routes the hub serves")
+@router.post("/moderations", summary="Not served: a 404 naming the /v1 routes the hub serves")
 async def not_served(request: Request) -> Response:
     """OpenAI routes the hub does not serve: a 404 that says what it does serve."""
     paths = request.app.openapi()["paths"]  # built once, then cached by FastAPI
-    served = [f"{method.upper()} {p}" for p, ops in sorted(paths.items()) if p.startswith("/v1/") for method in ops]
+    served = [f"{method.upper()} {p}" for p, ops in sorted(paths.items())
+              if p.startswith("/v1/") and p not in NOT_SERVED for method in ops]  # fmt: skip
     path = request.url.path
     return openai_error(NotFound(f"the hub does not serve {path}; it serves {', '.join(served)}"))
