@@ -42,13 +42,12 @@ MAX_END_USER_CHARS = 256
 def end_user(principal: Principal, body: dict[str, Any]) -> Principal:
     """The principal a ``/v1`` request stands for: a service's key (its user is the client
     itself) naming its end user in ``user`` is limited per end user; a person (a JWT ``sub``)
-    stays who they are. The name is kept only as a fingerprint (it may be personal data)."""
+    stays who they are. The name is kept only as a fingerprint (it may be personal data). A value
+    that is not a string names nobody (it is still read for personal data, like every value)."""
     for field in END_USER_FIELDS:
         named = body.get(field)
-        if named is None or named == "":
+        if not isinstance(named, str) or not named:
             continue
-        if not isinstance(named, str):
-            raise InvalidType(f"{field}: must be a string")
         if len(named) > MAX_END_USER_CHARS:
             raise InvalidType(f"{field}: at most {MAX_END_USER_CHARS} characters")
         if principal.user != principal.client:

@@ -235,6 +235,16 @@ def test_a_body_over_the_chat_limit_is_a_413_naming_the_setting(hub: HubServer) 
     assert resp.status_code == 413 and "requests.max_body_bytes" in resp.json()["error"]["message"]
 
 
+def test_embeddings_take_bodies_up_to_8_mb_and_name_their_setting_beyond(hub: HubServer) -> None:
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    texts = ["x" * 3000] * 2048  # ~6 MB: 2,048 inputs, as OpenAI takes them
+    ok = httpx.post(f"{hub.url}/v1/embeddings", json={"model": "hash", "input": texts}, headers=headers, timeout=60)
+    assert ok.status_code == 200 and len(ok.json()["data"]) == 2048
+    over = b'{"model": "hash", "input": "' + b"x" * (8 * 1024 * 1024) + b'"}'
+    refused = httpx.post(f"{hub.url}/v1/embeddings", content=over, headers=headers, timeout=60)
+    assert refused.status_code == 413 and "requests.embeddings_max_body_bytes" in refused.json()["error"]["message"]
+
+
 # --- limits for services --------------------------------------------------------------------
 
 
