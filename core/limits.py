@@ -84,18 +84,6 @@ class Governor:
         tenant = self._settings.tenants.get(principal.tenant)
         return (client and client.burst) or (tenant and tenant.burst) or None
 
-    async def _admit_client(self, principal: Principal, route: str) -> None:
-        """The client-wide window, when its entry sets one (checked first: an own round trip)."""
-        client = self._clients.get(principal.client)
-        rule = client.client_rate_limit if client else None
-        if rule is None:
-            return
-        plan = AdmitPlan(window_key=f"rlc:{principal.tenant}:{principal.client}", limit=rule.max_requests,
-                         window_sec=rule.window_sec)  # fmt: skip
-        outcome = await self._backend.admit(plan)
-        if outcome.refused_by is not None:
-            self._reject(principal, route, "client_window", outcome.refusal or outcome.window)
-
     async def admit(self, principal: Principal, route: str) -> Admission:
         limit, window = self._window(principal)
         who = f"{principal.tenant}:{principal.user}"
@@ -104,6 +92,8 @@ class Governor:
         day, until_midnight = self._day()
         tokens = tenant.tokens_per_day if tenant else None
         requests = tenant.requests_per_day if tenant else None
+        client = self._clients.get(principal.client)
+        whole = client.client_rate_limit if client else None
         plan = AdmitPlan(
             window_key=f"rl:{who}",
             limit=limit,
@@ -116,9 +106,11 @@ class Governor:
             requests_key=f"quota:req:{principal.tenant}:{day}" if requests else None,
             requests_limit=requests or 0,
             day_ttl_sec=DAY_TTL,
+            client_key=f"rlc:{principal.tenant}:{principal.client}" if whole else None,
+            client_limit=whole.max_requests if whole else 0,
+            client_window_sec=whole.window_sec if whole else 0.0,
         )
         try:
-            await self._admit_client(principal, route)
             outcome = await self._backend.admit(plan)
         except BackendUnavailable:
             BACKEND_ERRORS.labels("limits").inc()

@@ -256,9 +256,9 @@ def test_user_names_the_end_user_for_the_per_user_limit(hub: HubServer) -> None:
         bot.embeddings.create(model="hash", input="x", user="alice")
     assert limited.value.response.headers["retry-after"]
     assert bot.chat.completions.create(model="small", messages=ask(), user="bob").choices, "another user passes"
-    # The client-wide limit (25 a minute) counts every request the client sent, every user together:
-    # 12 so far (the refused one included), 13 more, then the 26th is refused whoever it names.
-    for n in range(13):
+    # The client-wide limit (25 a minute) counts every admitted request, every user together:
+    # 11 so far (the refused one not), 14 more, then the 26th is refused whoever it names.
+    for n in range(14):
         bot.embeddings.create(model="hash", input="x", user=f"user-{n}")
     with pytest.raises(openai.RateLimitError, match="this client"):
         bot.embeddings.create(model="hash", input="x", user="carol")
