@@ -40,14 +40,17 @@ class BadRequest(HubError):
 
 class UpstreamRefused(BadRequest):
     """An upstream's client error (400, 404, 413, 422) relayed as it is: its status, message,
-    code and param (a BadRequest subclass, so the status table keeps BadRequest for 400)."""
+    code, param and type (a BadRequest subclass, so the status table keeps BadRequest for 400).
+    ``type`` stays the hub's own (metric labels stay bounded); ``upstream_type`` is the upstream's."""
+
+    type = "upstream_refused"
 
     def __init__(
         self, status: int, message: str, *, code: str | None = None, param: str | None = None, kind: str | None = None
     ) -> None:
         super().__init__(message[:MAX_RELAYED_CHARS])
         self.status = status
-        self.type = kind if isinstance(kind, str) and kind else "invalid_request_error"
+        self.upstream_type = kind[:64] if isinstance(kind, str) and kind else "invalid_request_error"
         self.code = code if isinstance(code, str) else None
         self.param = param if isinstance(param, str) else None
 

@@ -79,6 +79,7 @@ def test_an_upstream_400_reaches_the_sdk_as_it_is_after_one_upstream_call(hub: H
         client(hub, retries=2).chat.completions.create(model="small", messages=ask())  # the SDK's own retries on
     assert refused.value.status_code == 400
     assert refused.value.code == "context_length_exceeded" and refused.value.param == "messages"
+    assert refused.value.type == "invalid_request_error", "the upstream's own type"
     assert message in str(refused.value)
     assert len(fake.calls_for("gpt-4o-mini")) == 1, "no retry"
     assert not fake.calls_for("gpt-4o"), "no fallback"

@@ -30,9 +30,9 @@ log = logging.getLogger("askhub.http")
 
 def openai_body(exc: HubError) -> dict[str, dict[str, str | None]]:
     """OpenAI's error object; an upstream's own refusal keeps its code and param."""
-    code = exc.code if isinstance(exc, UpstreamRefused) else exc.type
-    param = exc.param if isinstance(exc, UpstreamRefused) else None
-    return {"error": {"message": exc.message, "type": exc.type, "param": param, "code": code}}
+    if isinstance(exc, UpstreamRefused):
+        return {"error": {"message": exc.message, "type": exc.upstream_type, "param": exc.param, "code": exc.code}}
+    return {"error": {"message": exc.message, "type": exc.type, "param": None, "code": exc.type}}
 
 
 def openai_error(exc: HubError) -> Response:
