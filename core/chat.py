@@ -38,6 +38,12 @@ from core.pii import contains_pii, json_strings
 from core.schema import Admission, RelayedReply, json_object
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
+_NO_TOOLS_PII = (
+    "this request holds personal data, so it may only go to a local model, and no local model that "
+    "can call tools is configured (LOCAL_LLM_BASE_URL); remove the personal data, or send it without "
+    "tools (tool_choice 'none') for a knowledge-base answer"
+)
+_NO_TOOLS = "the model for this request is the offline extractive answerer, which cannot call tools; name another model"
 VIRTUAL = ("auto", "kb")
 TEXT_PARTS = frozenset({"text", "input_text"})
 BINARY_KEYS = frozenset({"input_audio", "file_data"})  # base64 bytes: nothing to read for personal data
@@ -73,9 +79,40 @@ def parse(raw: bytes) -> ChatRequest:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidType("stream: must be a boolean")
+    _check_counts(body)
     strings: list[str] = []
     _strings(body, strings)
     return ChatRequest(body, model, question, "\n".join(strings), stream)
+
+
+def _check_counts(body: dict[str, Any]) -> None:
+    """``n`` and the token caps the hub can honour, checked here rather than sent upstream."""
+    n = body.get("n")
+    if n is not None:
+        if not _is_int(n):
+            raise InvalidType("n: must be an integer")
+        if n != 1:
+            raise BadRequest("n: the hub returns one choice per request (n=1); send the request again for another")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if not _is_int(value):
+            raise InvalidType(f"{name}: must be an integer")
+        if value < 1:
+            raise BadRequest(f"{name}: must be at least 1 (got {value})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def needs_tool_call(body: dict[str, Any]) -> bool:
+    """Tools are offered and the model may not answer without them being available (any
+    ``tool_choice`` but "none")."""
+    tools = body.get("tools") or body.get("functions")
+    choice = body.get("tool_choice", body.get("function_call"))
+    return bool(tools) and choice != "none"
 
 
 def _strings(body: Any, into: list[str]) -> None:
@@ -135,6 +172,8 @@ class ChatService:
             route = Route(chat.model, (spec,), pii)
         else:
             route = self._models.rules(chat.question, pii=pii, tenant=principal.tenant, platform="v1")
+        if needs_tool_call(chat.body) and all(m.provider == "extractive" for m in route.models):
+            raise BadRequest(_NO_TOOLS_PII if pii else _NO_TOOLS)
         body = chat.body
         if chat.model == "kb":
             # A chat model gets the best passages unless there is no evidence, and decides (as on /ask).

@@ -66,6 +66,10 @@ class RetrievalSettings(_Section):
 
 class RequestLimits(_Section):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # /v1 chat bodies (/v1/chat/completions, /v1/responses) carry whole conversations: a larger cap.
+    chat_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # /v1/embeddings takes what OpenAI takes: 2,048 inputs, bodies up to 8 MB.
+    embeddings_max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     # Platform webhooks carry batches of events (LINE) and rich payloads: a larger cap.
     webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_question_chars: int = Field(2000, ge=10)
@@ -82,6 +86,13 @@ Scope = Literal["ask", "chat", "admin"]
 
 class RateLimitOverride(_Section):
     max_per_user: int = Field(ge=1)
+    window_sec: float = Field(gt=0)
+
+
+class ClientRateLimit(_Section):
+    """Every request of one client together, whichever end users it names."""
+
+    max_requests: int = Field(ge=1)
     window_sec: float = Field(gt=0)
 
 
@@ -116,7 +127,8 @@ class ClientSettings(_Section):
     key_sha256: list[KeyDigest] = []
     models: list[str] | None = None  # logical models it may name on /v1 (None: all)
     collections: list[str] | None = None  # narrows its tenant's collections (None: the tenant's)
-    rate_limit: RateLimitOverride | None = None
+    rate_limit: RateLimitOverride | None = None  # per user: on /v1, per end user the request's `user` names
+    client_rate_limit: ClientRateLimit | None = None  # the whole client, all its users together
     burst: BurstSettings | None = None
     # Allowed through when the shared backend is down and limits fail closed.
     exempt_when_backend_down: bool = False

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from core.kb.embedders import HashEmbedder
 from core.llm.forwarder import Forwarded, Forwarder
 from core.llm.gateway import ModelGateway
 from core.llm.routing import ModelSpec, Route
-from core.llm.tokens import count_tokens
+from core.llm.tokens import UnknownToken, count_tokens, decode_tokens
 from core.pii import contains_pii, json_strings
 from core.schema import RelayedReply, json_object
 
@@ -39,28 +39,39 @@ FORMATS = ("float", "base64")
 class EmbeddingRequest:
     body: dict[str, Any]
     model: str
-    inputs: list[str]
+    inputs: list[str]  # the text of each input (token arrays decoded by ``EmbeddingService``)
     encoding_format: str
+    tokens: list[list[int]] | None = None  # the inputs as sent, when they were token arrays
 
 
 def parse(raw: bytes) -> EmbeddingRequest:
+    """What OpenAI takes: a string, a list of strings, a token array (a list of integers) or a
+    list of token arrays; 1 to 2,048 inputs."""
     body = json_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: name the embedding model")
     value = body.get("input")
-    inputs = [value] if isinstance(value, str) else value
-    if not isinstance(inputs, list) or not inputs:
-        raise BadRequest("input: a string or a non-empty list of strings")
-    if not all(isinstance(text, str) for text in inputs):
-        # Token arrays cannot be checked for personal data: the hub takes text only.
-        raise InvalidType("input: send text (strings); token arrays are not accepted by this hub")
-    if len(inputs) > MAX_INPUTS or not all(text.strip() for text in inputs):
-        raise BadRequest(f"input: 1 to {MAX_INPUTS} non-empty strings")
+    if isinstance(value, str) or (isinstance(value, list) and value and _is_tokens(value)):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise BadRequest("input: a string, a list of strings, or token arrays (lists of integers)")
+    if len(value) > MAX_INPUTS:
+        raise BadRequest(f"input: at most {MAX_INPUTS} inputs per request (got {len(value)})")
     encoding = body.get("encoding_format", "float")
     if encoding not in FORMATS:
         raise BadRequest("encoding_format: 'float' or 'base64'")
-    return EmbeddingRequest(body, model, inputs, encoding)
+    if all(isinstance(text, str) for text in value):
+        if not all(text.strip() for text in value):
+            raise BadRequest(f"input: 1 to {MAX_INPUTS} non-empty strings")
+        return EmbeddingRequest(body, model, value, encoding)
+    if all(isinstance(array, list) and array and _is_tokens(array) for array in value):
+        return EmbeddingRequest(body, model, [], encoding, tokens=value)
+    raise InvalidType("input: every input a non-empty string, or every input a non-empty list of integer token ids")
+
+
+def _is_tokens(value: list[Any]) -> bool:
+    return all(isinstance(t, int) and not isinstance(t, bool) for t in value)
 
 
 class EmbeddingService:
@@ -95,9 +106,21 @@ class EmbeddingService:
             raise BadRequest(f"the model '{requested}' does not embed; use an embedding model or '{HASH_MODEL}'")
         return spec
 
+    async def _as_text(self, request: EmbeddingRequest) -> EmbeddingRequest:
+        """Token arrays decoded: the personal-data check reads the text, and every embedder gets
+        it (an upstream that is not OpenAI's has another tokenizer; OpenAI's re-encodes the same)."""
+        if request.tokens is None:
+            return request
+        try:
+            texts = await decode_tokens(request.tokens)
+        except UnknownToken as exc:
+            raise BadRequest(f"input: {exc}") from None
+        return replace(request, body={**request.body, "input": texts}, inputs=texts, tokens=None)
+
     async def create(self, request: EmbeddingRequest, principal: Principal) -> RelayedReply:
         admission = await self._accounting.admit(principal, "/v1/embeddings")
         spec = self._model(request.model, principal)
+        request = await self._as_text(request)
         pii = await contains_pii("\n".join(text for _, text in json_strings(request.body)))
         if pii and spec is not None and not spec.local:
             raise BadRequest(

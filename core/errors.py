@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+MAX_RELAYED_CHARS = 2000  # an upstream's error message, as relayed
+
 
 class ConfigError(Exception):
     """A setting is missing, unknown or invalid; the message is one line for the operator.
@@ -34,6 +36,23 @@ class HubError(Exception):
 
 class BadRequest(HubError):
     status, type = 400, "invalid_request"
+
+
+class UpstreamRefused(BadRequest):
+    """An upstream's client error (400, 404, 413, 422) relayed as it is: its status, message,
+    code, param and type (a BadRequest subclass, so the status table keeps BadRequest for 400).
+    ``type`` stays the hub's own (metric labels stay bounded); ``upstream_type`` is the upstream's."""
+
+    type = "upstream_refused"
+
+    def __init__(
+        self, status: int, message: str, *, code: str | None = None, param: str | None = None, kind: str | None = None
+    ) -> None:
+        super().__init__(message[:MAX_RELAYED_CHARS])
+        self.status = status
+        self.upstream_type = kind[:64] if isinstance(kind, str) and kind else "invalid_request_error"
+        self.code = code if isinstance(code, str) else None
+        self.param = param if isinstance(param, str) else None
 
 
 class Unauthorized(HubError):

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.auth.principal import Principal
 from core.auth.service import fingerprint
 from core.config import BurstSettings, Settings
-from core.errors import RateLimited, Unavailable
+from core.errors import InvalidType, RateLimited, Unavailable
 from core.metrics import BACKEND_ERRORS, RATE_LIMITED
 from core.schema import Admission
 from core.state import BackendUnavailable, Decision, StateBackend
@@ -27,11 +29,31 @@ from core.state.base import AdmitPlan
 AUDIT = logging.getLogger("askhub.audit")
 REASONS = {
     "user_window": "too many questions in a short time",
+    "client_window": "too many requests from this client in a short time",
     "burst": "too many questions at once",
     "tenant_tokens": "the department's daily token budget is used up",
     "tenant_requests": "the department's daily quota is used up",
 }
 DAY_TTL = 2 * 86400
+END_USER_FIELDS = ("user", "safety_identifier")  # OpenAI's names for the end user of a service
+MAX_END_USER_CHARS = 256
+
+
+def end_user(principal: Principal, body: dict[str, Any]) -> Principal:
+    """The principal a ``/v1`` request stands for: a service's key (its user is the client
+    itself) naming its end user in ``user`` is limited per end user; a person (a JWT ``sub``)
+    stays who they are. The name is kept only as a fingerprint (it may be personal data). A value
+    that is not a string names nobody (it is still read for personal data, like every value)."""
+    for field in END_USER_FIELDS:
+        named = body.get(field)
+        if not isinstance(named, str) or not named:
+            continue
+        if len(named) > MAX_END_USER_CHARS:
+            raise InvalidType(f"{field}: at most {MAX_END_USER_CHARS} characters")
+        if principal.user != principal.client:
+            return principal
+        return replace(principal, user=f"{principal.client}~{fingerprint(named)}")
+    return principal
 
 
 class Governor:
@@ -70,6 +92,8 @@ class Governor:
         day, until_midnight = self._day()
         tokens = tenant.tokens_per_day if tenant else None
         requests = tenant.requests_per_day if tenant else None
+        client = self._clients.get(principal.client)
+        whole = client.client_rate_limit if client else None
         plan = AdmitPlan(
             window_key=f"rl:{who}",
             limit=limit,
@@ -82,6 +106,9 @@ class Governor:
             requests_key=f"quota:req:{principal.tenant}:{day}" if requests else None,
             requests_limit=requests or 0,
             day_ttl_sec=DAY_TTL,
+            client_key=f"rlc:{principal.tenant}:{principal.client}" if whole else None,
+            client_limit=whole.max_requests if whole else 0,
+            client_window_sec=whole.window_sec if whole else 0.0,
         )
         try:
             outcome = await self._backend.admit(plan)

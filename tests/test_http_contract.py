@@ -147,5 +147,5 @@ def test_the_example_configuration_is_valid(monkeypatch: pytest.MonkeyPatch) -> 
             "LOCAL_LLM_BASE_URL": "http://127.0.0.1:9/v1",
         }
     )
-    assert settings.auth_enabled and len(settings.clients) == 3 and settings.tenants["hr"].requests_per_day == 2000
+    assert settings.auth_enabled and len(settings.clients) == 4 and settings.tenants["hr"].requests_per_day == 2000
     assert [r.name for r in Router(settings).rules] == ["pii", "contracts", "long", "default"]

@@ -142,8 +142,7 @@ def test_embeddings_follow_scopes_limits_and_model_lists(hub: HubServer) -> None
         client(hub).embeddings.create(model="no-such-embedder", input="x")
     with pytest.raises(openai.BadRequestError, match="does not embed"):
         client(hub).embeddings.create(model="extractive", input="x")
-    with pytest.raises(openai.UnprocessableEntityError, match="token arrays"):
-        client(hub).embeddings.create(model="hash", input=[[1, 2, 3]])
+    assert client(hub).embeddings.create(model="hash", input=[[1, 2, 3]]).data, "token arrays (tests/test_v1_compat.py)"
 
 
 def test_bad_embedding_requests_get_clear_json_errors(hub: HubServer) -> None:

@@ -78,6 +78,19 @@ async def test_failures_are_classified(fake: FakeOpenAI, sample_index: Path, beh
     assert len(fake.calls_for("gpt-4o-mini")) == 1, "the SDK's own retries are off"
 
 
+async def test_a_client_error_keeps_the_upstreams_own_message_and_code(fake: FakeOpenAI, sample_index: Path) -> None:
+    fake.set_behavior(
+        "gpt-4o-mini", mode="error", status=400, message="context too long", code="context_length_exceeded"
+    )
+    llm = provider(fake)
+    with pytest.raises(ProviderError) as caught:
+        await llm.complete(build_prompt("q", hits(sample_index)), temperature=0.2, max_tokens=100)
+    await llm.aclose()
+    assert caught.value.status == 400 and caught.value.upstream is not None
+    assert caught.value.upstream["message"] == "context too long"
+    assert caught.value.upstream["code"] == "context_length_exceeded"
+
+
 async def test_timeout_is_classified(fake: FakeOpenAI, sample_index: Path) -> None:
     fake.set_behavior("gpt-4o-mini", mode="stall")
     llm = provider(fake, timeout=0.3)

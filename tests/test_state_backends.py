@@ -217,3 +217,20 @@ async def test_an_answer_slower_than_reclaim_after_is_not_reclaimed_beside_itsel
         release.set()
         await one.close(0.5)
         await other.close(0.5)
+
+
+async def test_the_client_window_counts_only_admitted_requests(backend: StateBackend) -> None:
+    """Every user of one client together: refused by the client window once it is full, and a
+    request another limit refused does not use up a client slot."""
+
+    def plan(user: str) -> AdmitPlan:
+        return AdmitPlan(window_key=f"cw:{user}", limit=2, window_sec=60, client_key="cw:client", client_limit=3,
+                         client_window_sec=60)  # fmt: skip
+
+    outcomes = [await backend.admit(plan(u)) for u in ("a", "a", "a", "b", "c", "d")]
+    assert [o.refused_by for o in outcomes] == [None, None, "user_window", None, "client_window", "client_window"]
+    refusal = outcomes[4].refusal
+    assert refusal is not None and refusal.limit == 3 and 59 < refusal.reset_after <= 60
+    assert (await backend.admit(AdmitPlan(window_key="cw:e", limit=2, window_sec=60))).refused_by is None, (
+        "a plan without the client window is not limited by it"
+    )

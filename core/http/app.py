@@ -93,6 +93,8 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     ]
     app.max_body_bytes = settings.requests.max_body_bytes
     app.webhook_max_body_bytes = settings.requests.webhook_max_body_bytes
+    app.chat_max_body_bytes = settings.requests.chat_max_body_bytes
+    app.embeddings_max_body_bytes = settings.requests.embeddings_max_body_bytes
     app.allowed_origins = settings.hub_allowed_origins
     app.tracing = hub.tracing
     app.guard = HostGuard(lambda: hub.auth.demo, settings.public_url, settings.hub_allowed_hosts)
@@ -129,6 +131,8 @@ class HubApp(FastAPI):
     body_timeout_sec = BODY_TIMEOUT_SEC
     max_body_bytes: int
     webhook_max_body_bytes: int
+    chat_max_body_bytes: int | None = None
+    embeddings_max_body_bytes: int | None = None
     allowed_origins: list[str]
     guard: HostGuard
     tracing: Tracing
@@ -140,6 +144,8 @@ class HubApp(FastAPI):
             guard=self.guard,
             max_body_bytes=self.max_body_bytes,
             webhook_max_body_bytes=self.webhook_max_body_bytes,
+            chat_max_body_bytes=self.chat_max_body_bytes,
+            embeddings_max_body_bytes=self.embeddings_max_body_bytes,
             body_timeout_sec=self.body_timeout_sec,
             tracing=self.tracing,
         )

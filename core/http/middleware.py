@@ -31,6 +31,8 @@ _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _UNTRACKED = {"/metrics"}
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
 WEBHOOK_PREFIXES = ("/slack/", "/line/", "/discord/", "/whatsapp/", "/telegram/")
+CHAT_PATHS = ("/v1/chat/completions", "/v1/responses")
+EMBEDDINGS_PATH = "/v1/embeddings"
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})  # anything else: "other"
 
 
@@ -49,6 +51,8 @@ class HubMiddleware:
         guard: HostGuard,
         max_body_bytes: int,
         webhook_max_body_bytes: int,
+        chat_max_body_bytes: int | None = None,
+        embeddings_max_body_bytes: int | None = None,
         body_timeout_sec: float = BODY_TIMEOUT_SEC,
         tracing: Tracing | None = None,
     ) -> None:
@@ -57,6 +61,12 @@ class HubMiddleware:
         self.guard = guard
         self.max_body = max_body_bytes
         self.webhook_max_body = webhook_max_body_bytes
+        # Paths with their own cap, and the setting that raises it (named in the 413).
+        self._path_limits: dict[str, tuple[int, str]] = {}
+        if chat_max_body_bytes is not None:
+            self._path_limits |= {p: (chat_max_body_bytes, "requests.chat_max_body_bytes") for p in CHAT_PATHS}
+        if embeddings_max_body_bytes is not None:
+            self._path_limits[EMBEDDINGS_PATH] = (embeddings_max_body_bytes, "requests.embeddings_max_body_bytes")
         self.body_timeout = body_timeout_sec
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,15 +115,16 @@ class HubMiddleware:
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        limit = self.webhook_max_body if scope["path"].startswith(WEBHOOK_PREFIXES) else self.max_body
+        limit, setting = self._limit(scope["path"])
         try:
             refusal = self.guard.refusal(scope)
             if refusal is not None:
                 raise refusal
             declared = _content_length(scope)
             if declared is not None and declared > limit:
-                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-            await self.app(scope, self._limited(receive, limit, self.body_timeout), send_wrapper)
+                raise _too_large(scope["path"], limit, setting)
+            limited = self._limited(receive, limit, self.body_timeout, scope["path"], setting)
+            await self.app(scope, limited, send_wrapper)
         except Exception as exc:
             # Routes inside FastAPI were answered by its handlers (the same renderer), which
             # re-raise the unexpected ones here: logged once, here; rendered unless already sent.
@@ -140,8 +151,17 @@ class HubMiddleware:
                 if status >= 400:
                     ERRORS.labels(template, state.get("error_type") or TYPE_BY_STATUS.get(status, "error")).inc()
 
+    def _limit(self, path: str) -> tuple[int, str]:
+        """The body cap for ``path`` and the setting that raises it."""
+        own = self._path_limits.get(path)
+        if own is not None:
+            return own
+        if path.startswith(WEBHOOK_PREFIXES):
+            return self.webhook_max_body, "requests.webhook_max_body_bytes"
+        return self.max_body, "requests.max_body_bytes"
+
     @staticmethod
-    def _limited(receive: Receive, limit: int, timeout_sec: float) -> Receive:
+    def _limited(receive: Receive, limit: int, timeout_sec: float, path: str = "", setting: str = "") -> Receive:
         """Counts the body as it arrives: a missing or lying Content-Length cannot get past, and
         a body that takes longer than ``timeout_sec`` to arrive is a 408 (a slow-body client
         holds no connection forever). Once the body is in, receive() waits freely (it is how a
@@ -164,13 +184,22 @@ class HubMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+                    raise _too_large(path, limit, setting)
                 complete = not message.get("more_body", False)
             else:
                 complete = True
             return message
 
         return wrapped
+
+
+def _too_large(path: str, limit: int, setting: str) -> PayloadTooLarge:
+    """Which limit, and how to raise it: the client's operator can act on the message."""
+    setting = setting or "requests.max_body_bytes"
+    return PayloadTooLarge(
+        f"request body is larger than {limit} bytes, the limit for {path or 'this route'}; "
+        f"the hub's operator can raise it with the setting {setting} (YAML section 'requests')"
+    )
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from core.kb.retriever import Hit
 
@@ -43,11 +43,20 @@ class Completion:
 class ProviderError(Exception):
     """An upstream call failed; ``kind`` decides whether retrying or failing over can help."""
 
-    def __init__(self, kind: FailureKind, message: str, *, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        kind: FailureKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        upstream: dict[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        self.upstream = upstream  # the upstream's own {"message", "type", "param", "code"}, if it sent one
 
 
 class Provider(Protocol):

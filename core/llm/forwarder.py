@@ -62,7 +62,7 @@ class Forwarder:
             async with self._session(url).post(url, data=orjson.dumps(body), headers=headers, timeout=timeout) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    raise _status_error(resp.status, resp.headers.get("Retry-After"))
+                    raise _status_error(resp.status, resp.headers.get("Retry-After"), raw)
         except (TimeoutError, asyncio.TimeoutError):  # noqa: UP041 - aiohttp may raise either name
             raise ProviderError("timeout", f"{spec.name}: timed out") from None
         except aiohttp.ClientError as exc:
@@ -84,8 +84,7 @@ class Forwarder:
         try:
             async with self._session(url).post(url, data=orjson.dumps(body), headers=headers, timeout=timeout) as resp:
                 if resp.status >= 400:
-                    await resp.read()
-                    raise _status_error(resp.status, resp.headers.get("Retry-After"))
+                    raise _status_error(resp.status, resp.headers.get("Retry-After"), await resp.read())
                 done = False
                 async for line in resp.content:
                     line = line.strip()
@@ -115,7 +114,19 @@ def _traced(data: dict[str, Any]) -> None:
     model_reply(model if isinstance(model, str) else None, tokens[0], tokens[1], finish)
 
 
-def _status_error(status: int, retry_after: str | None) -> ProviderError:
+def upstream_error(body: Any) -> dict[str, Any] | None:
+    """The ``error`` object of an upstream's OpenAI-shaped error body (string fields only)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    return {k: error[k] for k in ("message", "type", "param", "code") if isinstance(error.get(k), str)}
+
+
+def _status_error(status: int, retry_after: str | None, raw: bytes = b"") -> ProviderError:
+    try:
+        detail = upstream_error(orjson.loads(raw)) if raw else None
+    except orjson.JSONDecodeError:
+        detail = None
     wait = None
     if retry_after:
         try:
@@ -123,6 +134,6 @@ def _status_error(status: int, retry_after: str | None) -> ProviderError:
         except ValueError:
             wait = None
     if status == 429:
-        return ProviderError("rate_limited", "upstream rate limit", status=status, retry_after=wait)
+        return ProviderError("rate_limited", "upstream rate limit", status=status, retry_after=wait, upstream=detail)
     kind = "server" if status >= 500 else "client"
-    return ProviderError(kind, f"upstream answered {status}", status=status, retry_after=wait)
+    return ProviderError(kind, f"upstream answered {status}", status=status, retry_after=wait, upstream=detail)

@@ -73,13 +73,13 @@ class ModelGateway:
     async def call(self, route: Route, attempt: Callable[[ModelSpec], Awaitable[T]], operation: str = "chat") -> T:
         """``attempt`` over the route's models with retries, fallbacks and breakers (for /v1
         bodies the hub relays as they are); ``operation`` names the calls' spans."""
-        result, _ = await self.resilience.call(route, attempt, operation=operation)
+        result, _ = await self.resilience.call(route, attempt, operation=operation, relay=True)
         return result
 
     def relay(
         self, route: Route, open_stream: Callable[[ModelSpec], AsyncIterator[bytes]]
     ) -> AsyncIterator[tuple[bytes, ModelSpec]]:
-        return self.resilience.stream(route, open_stream)
+        return self.resilience.stream(route, open_stream, relay=True)
 
     def route(self, question: str, *, earlier: str = "", tenant: str, platform: str, tenant_label: str) -> Route:
         """The rules match the question; personal data in it or in ``earlier`` turns of its

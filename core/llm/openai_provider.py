@@ -13,6 +13,7 @@ from typing import Any
 import openai
 
 from core.llm.base import Completion, Prompt, ProviderError
+from core.llm.forwarder import upstream_error
 from core.llm.tokens import count_tokens
 
 PING_TTL = 5.0
@@ -126,10 +127,14 @@ def _failure(exc: Exception) -> ProviderError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         retry_after = _retry_after(exc.response.headers.get("retry-after"))
+        body = exc.body if isinstance(exc.body, dict) and "error" in exc.body else {"error": exc.body}
+        detail = upstream_error(body)
         if status == 429:
-            return ProviderError("rate_limited", "upstream rate limit", status=status, retry_after=retry_after)
+            return ProviderError("rate_limited", "upstream rate limit", status=status, retry_after=retry_after,
+                                 upstream=detail)  # fmt: skip
         kind = "server" if status >= 500 else "client"
-        return ProviderError(kind, f"upstream answered {status}", status=status, retry_after=retry_after)
+        return ProviderError(kind, f"upstream answered {status}", status=status, retry_after=retry_after,
+                             upstream=detail)  # fmt: skip
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError("connection", "upstream unreachable")
     if isinstance(exc, ValueError | TypeError | AttributeError | KeyError | IndexError):

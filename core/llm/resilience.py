@@ -7,6 +7,12 @@ one no longer than the longest backoff — while the request's time budget lasts
 next model. When every model has failed: 503 with Retry-After (504 when all of them only timed out, 502 when all of them
 only gave unusable replies). Never a 500, never an invented answer.
 
+An upstream's client error (the request itself refused: 400, 404, 413, 422) is never retried
+and never counted against the model's breaker (a probe that gets one closes it). For a body
+the hub relays as it is (``/v1``: ``relay=True``) it ends the call at once and reaches the
+caller as it is — status, message, code — and an upstream 429 that outlasts every retry and
+fallback is a 429 with Retry-After there; elsewhere the next model is tried, as before.
+
 Each model also has a bound on calls in flight from this process; a call that cannot get
 a slot within the budget fails over like an unavailable model, so a slow upstream makes
 callers wait a bounded time instead of piling up without limit.
@@ -21,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from core.config import ResilienceSettings
-from core.errors import BadGateway, HubError, Unavailable, UpstreamTimeout
+from core.errors import BadGateway, HubError, RateLimited, Unavailable, UpstreamRefused, UpstreamTimeout
 from core.llm.base import ProviderError
 from core.llm.breaker import Breaker
 from core.llm.routing import ModelSpec, Route
@@ -32,6 +38,7 @@ T = TypeVar("T")
 PATIENT_PAUSE_MAX = 5.0
 RETRYABLE = {"rate_limited", "server", "timeout", "connection", "bad_response"}
 SATURATED = "saturated"
+RELAYED_STATUSES = frozenset({400, 404, 413, 422})  # the request's own fault: the caller hears it as it is
 
 
 class Resilience:
@@ -72,6 +79,7 @@ class Resilience:
         patient: bool = False,
         retries: int | None = None,
         operation: str = "chat",
+        relay: bool = False,
     ) -> tuple[T, ModelSpec]:
         """The first successful attempt over the route's models, with its model.
 
@@ -81,7 +89,8 @@ class Resilience:
         is down, tries the route again (every few seconds, breakers probing) for up to
         ``patient_sec``: the event is answered after the outage instead of with an apology.
         ``retries`` overrides the configured retries per model (0 for a one-shot side call).
-        ``operation`` (chat, embeddings) names each attempt's span.
+        ``operation`` (chat, embeddings) names each attempt's span. ``relay``: the caller relays
+        an OpenAI body (``/v1``), so upstream client errors and 429s reach it as they are.
         """
         started = time.monotonic()
         until = started + (self._s.patient_sec if patient else self._s.budget_sec)
@@ -89,7 +98,9 @@ class Resilience:
         while True:
             try:
                 deadline = min(until, time.monotonic() + self._s.budget_sec)
-                return await self._one_round(route, attempt, deadline, patient, retries, operation)
+                return await self._one_round(route, attempt, deadline, patient, retries, operation, relay)
+            except UpstreamRefused:
+                raise  # the same request would be refused again
             except HubError:
                 if not patient or time.monotonic() + pause >= until:
                     raise
@@ -104,6 +115,7 @@ class Resilience:
         patient: bool,
         retries: int | None,
         operation: str,
+        relay: bool,
     ) -> tuple[T, ModelSpec]:
         wait_until = deadline if patient else time.monotonic() + self._s.max_wait_sec
         failures: list[ProviderError] = []
@@ -123,6 +135,8 @@ class Resilience:
                 except ProviderError as exc:
                     elapsed = time.monotonic() - started
                     self._failed(spec, breaker, exc, elapsed)
+                    if relay and exc.kind == "client" and exc.status in RELAYED_STATUSES:
+                        raise _refused(exc) from None  # one attempt: no retry, no fallback
                     failures.append(exc)
                     delay = self._delay(exc, retry) if retry < allowed else None
                     if delay is None or time.monotonic() + delay >= deadline:
@@ -130,16 +144,24 @@ class Resilience:
                     LLM_RETRIES.labels(spec.upstream, exc.kind).inc()
                     await asyncio.sleep(delay)
                     continue
+                except BaseException:
+                    breaker.release()  # cancelled or broken before any outcome: a probe is not held
+                    raise
                 self._succeeded(spec, breaker, time.monotonic() - started)
                 if position:
                     LLM_FALLBACKS.labels(route.name).inc()
                 return result, spec
             if time.monotonic() >= deadline:
                 break
-        raise self._all_failed(failures)
+        raise self._all_failed(failures, relay)
 
     async def stream(
-        self, route: Route, open_stream: Callable[[ModelSpec], AsyncIterator[T]], *, patient: bool = False
+        self,
+        route: Route,
+        open_stream: Callable[[ModelSpec], AsyncIterator[T]],
+        *,
+        patient: bool = False,
+        relay: bool = False,
     ) -> AsyncIterator[tuple[T, ModelSpec]]:
         """Like ``call`` until the first piece arrives; after that the stream is committed
         to its model, and a failure ends it with the error (a half-sent answer cannot be
@@ -152,7 +174,7 @@ class Resilience:
             except StopAsyncIteration:
                 raise ProviderError("bad_response", f"{spec.name}: empty stream") from None
 
-        (head, parts), spec = await self.call(route, first, patient=patient)
+        (head, parts), spec = await self.call(route, first, patient=patient, relay=relay)
         yield head, spec
         try:
             async for part in parts:
@@ -177,7 +199,9 @@ class Resilience:
     @staticmethod
     def _failed(spec: ModelSpec, breaker: Breaker, exc: ProviderError, elapsed: float) -> None:
         LLM_CALLS.labels(spec.upstream, exc.kind).inc()
-        if exc.kind != "client":  # a request the upstream refused as invalid says nothing of its health
+        if exc.kind == "client":  # a request the upstream refused as invalid says nothing of its health
+            breaker.settle()
+        else:
             breaker.record(False, elapsed)
 
     @staticmethod
@@ -186,8 +210,12 @@ class Resilience:
         LLM_SECONDS.labels(spec.upstream).observe(elapsed)
         breaker.record(True, elapsed)
 
-    def _all_failed(self, failures: list[ProviderError]) -> HubError:
+    def _all_failed(self, failures: list[ProviderError], relay: bool = False) -> HubError:
         kinds = {f.kind for f in failures}
+        if relay and "rate_limited" in kinds and kinds <= {"rate_limited", SATURATED}:
+            waits = [f.retry_after for f in failures if f.retry_after]
+            return RateLimited("the model's provider is rate limiting the hub; try again later",
+                               retry_after=max(waits, default=5.0))  # fmt: skip
         if kinds == {"timeout"}:
             return UpstreamTimeout("the model did not answer in time")
         if kinds and kinds <= {"bad_response", "client"}:
@@ -196,6 +224,17 @@ class Resilience:
         open_for = [b.describe() for b in self._breakers.values() if b.state == "open"]
         wait = max(waits, default=self._s.breaker.open_sec if open_for else 5.0)
         return Unavailable("every model that may answer this question is unavailable right now", retry_after=wait)
+
+
+def _refused(exc: ProviderError) -> UpstreamRefused:
+    detail = exc.upstream or {}
+    return UpstreamRefused(
+        exc.status or 400,
+        detail.get("message") or f"the model's provider refused the request ({exc.status})",
+        code=detail.get("code"),
+        param=detail.get("param"),
+        kind=detail.get("type"),
+    )
 
 
 def _single_error(exc: ProviderError) -> HubError:

