@@ -33,7 +33,7 @@ from core.llm.routing import ModelSpec, Route
 from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
 from core.metrics import PII_ROUTED
-from core.pii import contains_pii, json_strings
+from core.pii import VALUE_BREAK, contains_pii, json_strings
 from core.schema import Admission, RelayedReply, json_object
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -48,7 +48,7 @@ class ChatRequest:
     body: dict[str, Any]  # the client's request, forwarded as is but for ``model``
     model: str
     question: str  # the last user message: what routing and retrieval look at
-    text: str  # every string in the body: what the PII check looks at
+    text: str  # every value in the body (strings, keys, numbers): what the PII check looks at
     stream: bool
 
 
@@ -74,7 +74,7 @@ def parse(raw: bytes) -> ChatRequest:
         raise InvalidType("stream: must be a boolean")
     strings: list[str] = []
     _strings(body, strings)
-    return ChatRequest(body, model, question, "\n".join(strings), stream)
+    return ChatRequest(body, model, question, VALUE_BREAK.join(strings), stream)
 
 
 def _strings(body: Any, into: list[str]) -> None:
