@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from core import privacy
 from core.accounting import Accounting
 from core.auth.principal import Principal
 from core.config import Settings
@@ -126,12 +127,14 @@ class ChatService:
                 raise Forbidden(f"this client may not use the model '{chat.model}'")
             raise NotFound(f"the model '{chat.model}' does not exist; GET /v1/models lists them")
         body = chat.body
-        if chat.model == "kb":
-            body = {**body, "messages": [await self._context(chat.question, principal), *body["messages"]]}
-        pii = await contains_pii(chat.text)
+        pii = await contains_pii(chat.text)  # the request's one personal-data decision
         if pii:
             PII_ROUTED.labels(self._accounting.tenant_label(principal.tenant)).inc()
             self._accounting.stats.pii()
+        if chat.model == "kb":
+            with privacy.decided(pii):  # the retrieval's embeddings obey it too
+                context = await self._context(chat.question, principal)
+            body = {**body, "messages": [context, *body["messages"]]}
         spec = self._models.spec(chat.model)
         if spec is not None and (spec.local or not pii):
             return Route(chat.model, (spec,), pii), body
@@ -158,7 +161,8 @@ class ChatService:
 
         async def attempt(spec: ModelSpec) -> Forwarded:
             if spec.provider == "extractive":
-                return await self._extractive(chat, spec, principal)
+                with privacy.decided(route.pii):  # the offline answerer's retrieval obeys the decision
+                    return await self._extractive(chat, spec, principal)
             return await self._forwarder.complete(spec, {**body, "model": spec.upstream, "stream": False})
 
         reply = await self._models.call(route, attempt)
@@ -182,7 +186,7 @@ class ChatService:
 
         def open_stream(spec: ModelSpec) -> AsyncIterator[bytes]:
             if spec.provider == "extractive":
-                return self._extractive_stream(chat, spec, principal)
+                return self._extractive_stream(chat, spec, principal, route.pii)
             return self._forwarder.stream(spec, {**upstream_body, "model": spec.upstream})
 
         lines = self._models.relay(route, open_stream)
@@ -233,9 +237,10 @@ class ChatService:
         return Forwarded(orjson.dumps(data), data)
 
     async def _extractive_stream(
-        self, chat: ChatRequest, spec: ModelSpec, principal: Principal
+        self, chat: ChatRequest, spec: ModelSpec, principal: Principal, pii: bool
     ) -> AsyncIterator[bytes]:
-        text = await self._extractive_text(chat.question, principal, spec)
+        with privacy.decided(pii):  # no yield inside: the decision is reset in the step that set it
+            text = await self._extractive_text(chat.question, principal, spec)
         base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": spec.upstream}  # fmt: skip
         pieces = [
