@@ -343,12 +343,15 @@ def _domestic_ok(digits: str, groups: list[str]) -> bool:
 _AT = re.compile(r"@|[(\[{<][ ]{0,3}(?:at|@)[ ]{0,3}[)\]}>]", re.I)
 _LOCAL_CHARS = frozenset(".%+-_'")
 MAX_LOCAL = 64
-_LABEL = r"[^\W_](?:[\w\-]{0,61}[^\W_])?"
 _DOT = r"(?:\.|[ ]{0,3}[(\[{<][ ]{0,3}(?:dot|\.)[ ]{0,3}[)\]}>][ ]{0,3})"
-_DOMAIN = re.compile(
-    rf"[ ]{{0,3}}(?:{_LABEL}{_DOT}){{1,10}}"
-    r"(?:xn--[A-Za-z0-9\-]{1,59}(?![\w\-])|[A-Za-z]{2,24}(?![A-Za-z0-9\-])|[^\W\d_A-Za-z]{2,24})",
-    re.I,
+_ASCII_TLD = r"(?:xn--[A-Za-z0-9\-]{1,59}|[A-Za-z]{2,24})(?![A-Za-z0-9\-])"
+# An ASCII domain first, so that a Chinese sentence after "example.com。" is no top-level domain;
+# then one with labels of any script ("例子.台灣", "公司.com").
+_DOMAINS = (
+    re.compile(rf"[ ]{{0,3}}(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{{0,61}}[A-Za-z0-9])?{_DOT}){{1,10}}{_ASCII_TLD}", re.I),
+    re.compile(
+        rf"[ ]{{0,3}}(?:[^\W_](?:[\w\-]{{0,61}}[^\W_])?{_DOT}){{1,10}}(?:{_ASCII_TLD}|[^\W\d_A-Za-z]{{2,24}})", re.I
+    ),
 )
 
 
@@ -371,7 +374,7 @@ def _emails(folded: str) -> Iterator[PIIMatch]:
         if at.start() < covered:
             continue
         start = _local_start(folded, at.start())
-        domain = _DOMAIN.match(folded, at.end()) if start is not None else None
+        domain = next((m for d in _DOMAINS if start is not None and (m := d.match(folded, at.end()))), None)
         if start is not None and domain is not None and start >= covered:
             covered = domain.end()
             yield PIIMatch("email", start, domain.end())
