@@ -3,10 +3,12 @@
 Any OpenAI SDK client can use the hub with a hub key instead of a provider key. ``model``
 names a logical model the client may use, ``auto`` lets the routing rules decide, and
 ``kb`` adds the knowledge base: the last user message is looked up and the passages are
-given to the model as numbered context. Personal data anywhere in the body — every value, numbers too, in every
-message part, names, tool calls and their arguments, tools, ``user``, ``metadata`` — routes
-to a local model whatever was asked for. What the hub cannot read for personal data (image,
-audio or file bytes) it does not forward: such a request is refused with a 400.
+given to the model as numbered context. Personal data anywhere in the body — every value,
+numbers too (core.pii.json_strings), in every message part, names, tool calls and their
+arguments, tools, ``user``, ``metadata``, unknown fields — routes to a local model whatever was
+asked for, and the ``kb`` model's retrieval obeys the same decision (core/privacy.py). What the
+hub cannot read for personal data (image, audio or file bytes) it does not forward: such a
+request is refused with a 400.
 """
 
 from __future__ import annotations
