@@ -49,6 +49,8 @@ INPUTS: dict[str, Callable[[int], str]] = {
     "@ alone": lambda n: "@" * n,
     "@ after long local parts": lambda n: ("a" * 63 + "@") * (n // 64),
     "@ then label chains": lambda n: ("x@" + "a." * 30 + " ") * (n // 63),
+    "@ then CJK label chains": lambda n: ("x@" + "例子網站." * 12 + "1 ") * (n // 184),
+    "@ then long labels, no TLD": lambda n: ("x@" + "a" * 60 + "." + "b" * 60 + ".1 ") * (n // 126),
     "(at) everywhere": lambda n: "a (at) b [dot] " * (n // 15),
     "spaces around @": lambda n: "a   @   " * (n // 8),
     "Chinese local parts": lambda n: ("王" * 70 + "@例子") * (n // 216),

@@ -371,13 +371,17 @@ _LOCAL_CHARS = frozenset(".%+-_'")
 MAX_LOCAL = 64
 _DOT = r"(?:\.|[ ]{0,3}[(\[{<][ ]{0,3}(?:dot|\.)[ ]{0,3}[)\]}>][ ]{0,3})"
 _ASCII_TLD = r"(?:xn--[A-Za-z0-9\-]{1,59}|[A-Za-z]{2,24})(?![A-Za-z0-9\-])"
-# An ASCII domain first, so that a Chinese sentence after "example.com。" is no top-level domain;
-# then one with labels of any script ("例子.台灣", "公司.com").
+# Top-level domains in other scripts that people in the region write: a known one is taken exactly
+# ("例子.台灣謝謝" ends at 台灣), so a sentence after "example.com。" is never read as one.
+IDN_TLDS = ("台灣", "台湾", "中國", "中国", "香港", "澳門", "澳门", "新加坡", "公司", "網絡", "网络", "网址", "网站",
+            "在线", "中文网", "商城", "集团", "移动", "手机", "政务", "公益", "日本", "みんな", "コム", "한국",
+            "рф", "укр", "срб", "бел", "қаз")  # fmt: skip
+_LABEL = r"[^\W_](?:[\w\-]{0,61}[^\W_])?"
+_KNOWN_TLD = "|".join(sorted(map(re.escape, IDN_TLDS), key=len, reverse=True))
+# A known top-level domain first; else any run of letters of another script (an IDN not listed).
 _DOMAINS = (
-    re.compile(rf"[ ]{{0,3}}(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{{0,61}}[A-Za-z0-9])?{_DOT}){{1,10}}{_ASCII_TLD}", re.I),
-    re.compile(
-        rf"[ ]{{0,3}}(?:[^\W_](?:[\w\-]{{0,61}}[^\W_])?{_DOT}){{1,10}}(?:{_ASCII_TLD}|[^\W\d_A-Za-z]{{2,24}})", re.I
-    ),
+    re.compile(rf"[ ]{{0,3}}(?:{_LABEL}{_DOT}){{1,10}}(?:{_ASCII_TLD}|{_KNOWN_TLD})", re.I),
+    re.compile(rf"[ ]{{0,3}}(?:{_LABEL}{_DOT}){{1,10}}[^\W\d_A-Za-z]{{2,24}}", re.I),
 )
 
 
@@ -779,9 +783,28 @@ def json_strings(value: Any) -> Iterator[tuple[str, str]]:
 VALUE_BREAK = "\n|\n"
 
 
+def json_values(value: Any) -> Iterator[str]:
+    """json_strings without the paths: a body of a million numbers builds no million path strings."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int | float):
+            yield number_text(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                yield str(key)
+                stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
 def json_text(value: Any) -> str:
-    """Every value of a JSON body (json_strings), as one text to scan."""
-    return VALUE_BREAK.join(text for _where, text in json_strings(value))
+    """Every value of a JSON body (strings, keys, numbers), as one text to scan."""
+    return VALUE_BREAK.join(json_values(value))
 
 
 def json_has_pii(value: Any) -> bool:

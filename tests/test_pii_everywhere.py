@@ -346,3 +346,23 @@ if given is not None:
         from core.pii import json_has_pii
 
         assert json_has_pii({"messages": [body], "metadata": {"deep": [body, {"n": number}]}})
+
+    LOCAL_CHARS = st.sampled_from(list("abcxyz019._-") + list("王小明陳"))
+    LABEL_CHARS = st.sampled_from(list("examplelumen") + list("例子公司"))
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.text(LOCAL_CHARS, min_size=1, max_size=20).filter(lambda s: s.strip("._-") != ""),
+        st.lists(st.text(LABEL_CHARS, min_size=1, max_size=12), min_size=1, max_size=3),
+        st.sampled_from(["@", " @ ", "(at)", " [at] ", "{at}", "＠"]),
+        st.sampled_from([".", " [dot] ", "(dot)", "。", "[.]"]),
+        st.sampled_from(["com", "tw", "台灣", "xn--kpry57d"]),
+        st.sampled_from([("請寄到 ", " 謝謝"), ("mail ", " please"), ("", "")]),
+    )
+    def test_an_e_mail_in_any_of_its_spellings_is_found(
+        local: str, labels: list[str], at: str, dot: str, tld: str, around: tuple[str, str]
+    ) -> None:
+        local = local.strip("._-")
+        text = f"{around[0]}{local}{at}{dot.join([*labels, tld])}{around[1]}"
+        assert [m.kind for m in find_pii(text)] == ["email"], repr(text)
+        assert redact(text) == f"{around[0]}[EMAIL]{around[1]}", repr(text)
