@@ -171,6 +171,10 @@ def test_the_form_offers_the_reply_redacted_and_an_unchanged_save_stores_it_reda
     initial = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"]}
     assert_no_raw(initial["answer"])
     assert "[PHONE]" in initial["answer"] and "退貨運費由本公司負擔" in initial["answer"]
+    # Nor does the shared state keep the reply raw (it outlives the handoff, on Redis too).
+    store = desk.hub.hub.handoff.store
+    handoff = desk.hub.run(store.by_desk(AGENTS, ts))
+    assert_no_raw(desk.hub.run(store.fact(handoff.id, "reply"))["text"])
     assert submit(desk, view, answer=initial["answer"], collection="public").status_code == 200
     wait_until(lambda: any("Saved as a verified answer" in t for t in in_thread(desk, ts)))
     idle(desk)

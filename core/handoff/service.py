@@ -403,8 +403,8 @@ class HandoffService:
         reply = await self.store.fact(handoff.id, "reply") or {}
         tenant = self._all.tenants.get(handoff.tenant)
         collections = (tenant.collections if tenant else None) or list(self._all.collection_dirs())
-        return {"handoff": handoff.id, "tenant": handoff.tenant, "question": str(question.get("text") or ""),
-                "answer": str(reply.get("text") or ""), "collections": collections}  # fmt: skip
+        return {"handoff": handoff.id, "tenant": handoff.tenant, "question": redact(str(question.get("text") or "")),
+                "answer": redact(str(reply.get("text") or "")), "collections": collections}  # fmt: skip
 
     # -- operations --
 
