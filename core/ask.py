@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from core import logs
+from core import logs, privacy
 from core.accounting import Accounting
 from core.auth.collections import CollectionPolicy
 from core.auth.principal import Principal
@@ -220,7 +220,8 @@ class AskService:
             return
 
         # A person's answer to this question (within the asker's collections) beats retrieval.
-        with span("verified.match"):
+        # The question's personal-data decision (route.pii) holds for everything that embeds it.
+        with span("verified.match"), privacy.decided(route.pii):
             found = await self._verified.match(question, readable)
         if found is not None:
             data = self._verified_data(found)
@@ -238,7 +239,10 @@ class AskService:
         context = history[-1].question if history else ""
         # A chat model gets the best passages unless there is no evidence at all, and decides.
         decides = model_decides(route)
-        with span("retrieval", **{"askhub.top_k": top_k, "askhub.collections": readable}) as search:
+        with (
+            span("retrieval", **{"askhub.top_k": top_k, "askhub.collections": readable}) as search,
+            privacy.decided(route.pii),
+        ):
             hits = await self._retriever.search(
                 index, question, top_k, context=context, collections=readable, abstain=not decides,
                 route=route, history=history, asker=who,

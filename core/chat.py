@@ -4,10 +4,12 @@ Any OpenAI SDK client can use the hub with a hub key instead of a provider key. 
 names a logical model the client may use, ``auto`` lets the routing rules decide, and
 ``kb`` adds the knowledge base: the last user message is looked up and the passages are
 given to the model as numbered context; with a chat model there is no similarity floor, and the
-model's "no answer" signal reaches the client as the polite "I don't know". Personal data anywhere in the body — every
-message part, names, tool calls and their arguments, tools, ``user``, ``metadata`` — routes
-to a local model whatever was asked for. What the hub cannot read for personal data (image,
-audio or file bytes) it does not forward: such a request is refused with a 400.
+model's "no answer" signal reaches the client as the polite "I don't know". Personal data
+anywhere in the body — every value, numbers too (core.pii.json_strings), in every message part,
+names, tool calls and their arguments, tools, ``user``, ``metadata``, unknown fields — routes to a
+local model whatever was asked for, and the ``kb`` model's retrieval obeys the same decision
+(core/privacy.py). What the hub cannot read for personal data (image, audio or file bytes) it
+does not forward: such a request is refused with a 400.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from core import privacy
 from core.accounting import Accounting
 from core.auth.principal import Principal
 from core.config import Settings
@@ -34,7 +37,7 @@ from core.llm.routing import ModelSpec, Route, model_decides
 from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
 from core.metrics import PII_ROUTED
-from core.pii import contains_pii, json_strings
+from core.pii import VALUE_BREAK, contains_pii, json_strings
 from core.schema import Admission, RelayedReply, json_object
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -55,7 +58,7 @@ class ChatRequest:
     body: dict[str, Any]  # the client's request, forwarded as is but for ``model``
     model: str
     question: str  # the last user message: what routing and retrieval look at
-    text: str  # every string in the body: what the PII check looks at
+    text: str  # every value in the body (strings, keys, numbers): what the PII check looks at
     stream: bool
 
 
@@ -82,7 +85,7 @@ def parse(raw: bytes) -> ChatRequest:
     _check_counts(body)
     strings: list[str] = []
     _strings(body, strings)
-    return ChatRequest(body, model, question, "\n".join(strings), stream)
+    return ChatRequest(body, model, question, VALUE_BREAK.join(strings), stream)
 
 
 def _check_counts(body: dict[str, Any]) -> None:
@@ -163,7 +166,7 @@ class ChatService:
             if chat.model in VIRTUAL or self._models.spec(chat.model) is not None:
                 raise Forbidden(f"this client may not use the model '{chat.model}'")
             raise NotFound(f"the model '{chat.model}' does not exist; GET /v1/models lists them")
-        pii = await contains_pii(chat.text)
+        pii = await contains_pii(chat.text)  # the request's one personal-data decision
         if pii:
             PII_ROUTED.labels(self._accounting.tenant_label(principal.tenant)).inc()
             self._accounting.stats.pii()
@@ -176,8 +179,10 @@ class ChatService:
             raise BadRequest(_NO_TOOLS_PII if pii else _NO_TOOLS)
         body = chat.body
         if chat.model == "kb":
-            # A chat model gets the best passages unless there is no evidence, and decides (as on /ask).
-            context = await self._context(chat.question, principal, abstain=not model_decides(route))
+            # A chat model gets the best passages unless there is no evidence, and decides (as on /ask);
+            # the retrieval's embeddings obey the request's personal-data decision too.
+            with privacy.decided(pii):
+                context = await self._context(chat.question, principal, abstain=not model_decides(route))
             body = {**body, "messages": [context, *body["messages"]]}
         return route, body
 
@@ -204,7 +209,8 @@ class ChatService:
 
         async def attempt(spec: ModelSpec) -> Forwarded:
             if spec.provider == "extractive":
-                return await self._extractive(chat, spec, principal)
+                with privacy.decided(route.pii):  # the offline answerer's retrieval obeys the decision
+                    return await self._extractive(chat, spec, principal)
             return await self._forwarder.complete(spec, {**body, "model": spec.upstream, "stream": False})
 
         reply = await self._models.call(route, attempt)
@@ -231,7 +237,7 @@ class ChatService:
 
         def open_stream(spec: ModelSpec) -> AsyncIterator[bytes]:
             if spec.provider == "extractive":
-                return self._extractive_stream(chat, spec, principal)
+                return self._extractive_stream(chat, spec, principal, route.pii)
             return self._forwarder.stream(spec, {**upstream_body, "model": spec.upstream})
 
         lines = self._models.relay(route, open_stream)
@@ -285,9 +291,10 @@ class ChatService:
         return Forwarded(orjson.dumps(data), data)
 
     async def _extractive_stream(
-        self, chat: ChatRequest, spec: ModelSpec, principal: Principal
+        self, chat: ChatRequest, spec: ModelSpec, principal: Principal, pii: bool
     ) -> AsyncIterator[bytes]:
-        text = await self._extractive_text(chat.question, principal, spec)
+        with privacy.decided(pii):  # no yield inside: the decision is reset in the step that set it
+            text = await self._extractive_text(chat.question, principal, spec)
         base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": spec.upstream}  # fmt: skip
         pieces = [

@@ -10,7 +10,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -355,6 +355,9 @@ class HandoffSettings(_Section):
     turns_shown: int = Field(6, ge=1, le=50)  # the conversation so far, in the opening message
     doors: list[str] = list(HANDOFF_DOORS)  # the doors whose customers are handed off; the others: the bot
     tenants: list[str] | None = Field(None, min_length=1)  # only these tenants' customers (None: every tenant)
+    # Who may Take, Resolve and "Save as verified answer": Slack user ids (U…/W…) and user groups (S…).
+    # None: anyone in slack_channel.
+    agents: list[Annotated[str, Field(pattern=r"^[UWS][A-Z0-9]{2,}$")]] | None = Field(None, min_length=1)
 
     @field_validator("doors")
     @classmethod

@@ -27,7 +27,7 @@ from core.llm.forwarder import Forwarded, Forwarder
 from core.llm.gateway import ModelGateway
 from core.llm.routing import ModelSpec, Route
 from core.llm.tokens import UnknownToken, count_tokens, decode_tokens
-from core.pii import contains_pii, json_strings
+from core.pii import scan_json
 from core.schema import RelayedReply, json_object
 
 HASH_MODEL = "hash"  # the offline embedder: local, deterministic, 512 dimensions
@@ -121,7 +121,7 @@ class EmbeddingService:
         admission = await self._accounting.admit(principal, "/v1/embeddings")
         spec = self._model(request.model, principal)
         request = await self._as_text(request)
-        pii = await contains_pii("\n".join(text for _, text in json_strings(request.body)))
+        pii = await scan_json(request.body)
         if pii and spec is not None and not spec.local:
             raise BadRequest(
                 f"input holds personal data, which never goes to the cloud model '{request.model}'; "

@@ -84,6 +84,11 @@ EMBEDDER_FALLBACK = Gauge(
     "hub_embedder_fallback", "1 when the configured semantic embedder could not load and hash stands in",
     registry=REGISTRY, multiprocess_mode="max",
 )  # fmt: skip
+EMBEDDINGS_WITHHELD = Counter(
+    "hub_embeddings_withheld_total",
+    "Question texts a cloud embedder was not sent: the question holds personal data (searched without the dense side)",
+    registry=REGISTRY,
+)
 INDEX_CHUNKS = Gauge("hub_index_chunks", "Chunks in the loaded index", registry=REGISTRY, multiprocess_mode="max")
 INDEX_VERSION = Gauge(
     "hub_index_version", "Version number of the loaded index", registry=REGISTRY, multiprocess_mode="max"

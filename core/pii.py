@@ -26,20 +26,35 @@ passport     [PASSPORT]  6-9 digits (maybe 1-2 letters first) right after "passp
 number_run   [NUMBERS]   a run of more than MAX_GROUPS separated numbers: too long to take apart
                          cheaply, and it may hide any of the above, so it counts as personal data
 
-Spellings that hide a value do not: invisible format characters (Unicode category Cf: zero-width
-space, soft hyphen, bidi marks) are removed before detection, full-width forms that Taiwanese input
-methods produce (０９１２－３４５－６７８, ＠) are folded to ASCII by a one-to-one table taken from NFKC,
-and the separators people type inside numbers (spaces, dots, dashes, slashes) are accepted. Matches
-are found in that normalised copy and mapped back to the original's offsets, so redact removes the
-hidden characters with the value.
+Spellings that hide a value do not (issue #26 lists the ones that used to):
+
+- invisible characters are removed before detection: format characters (Unicode Cf: zero-width
+  space, soft hyphen, bidi marks), combining and enclosing marks (Mn, Me: variation selectors,
+  the keycap of "0️⃣") and control characters;
+- token characters are folded to ASCII one-to-one: full-width forms (０９１２－３４５－６７８, ＠,
+  from NFKC), the digits of every script (Arabic-Indic, Devanagari, mathematical …), Chinese
+  numerals (零一二三四五六七八九, 〇, 幺 for "one" read aloud, and the financial 壹貳參肆伍陸柒捌玖;
+  never 十百千, which are multipliers: "二〇二四年十二月" stays a date), line breaks, tabs and rare
+  spaces as a space, the ideographic full stop 。 as a dot;
+- the separators people type inside numbers (spaces, dots, dashes, slashes) are accepted;
+- e-mails are found from each "@" — also written "(at)", "[at]", "{at}", "<at>", with spaces
+  around it ("name @ example.com") — with a local part of any script ("王小明@…") and a domain of
+  any script, an IDN or punycode top-level domain, its dots also written "(dot)", "[dot]", "[.]"
+  or "。". Not "name at example dot com" in plain words: "meet at the lobby dot" would be one.
+  A local part is at most 64 characters: of a longer run before the "@", the last 64 are redacted.
+
+Matches are found in that normalised copy and mapped back to the original's offsets, so redact
+removes the hidden characters with the value. In a JSON body (json_strings, scan_json) every
+value counts: strings, object keys and numbers, as their decimal text.
 
 Validation uses the libraries made for it where they know more than a table here: python-stdnum
 for IBAN (each country's account format, not only its length) and the Luhn check, phonenumbers for
 international numbers outside the calling codes this module knows exactly. The Taiwan national ID,
 resident certificates and Taiwan numbering plan stay hand-written: no library checks them.
 
-Cost is linear in the text: candidates are tried only where a cluster of digits makes a kind
-possible, and each try is bounded in length.
+Cost is linear in the text: candidates are tried only where a cluster of digits (or an "@")
+makes a kind possible, and each try is bounded in length (bench/pii_scan.py measures the worst
+case on adversarial input; docs/security.md has the figure).
 """
 
 from __future__ import annotations
@@ -48,7 +63,7 @@ import asyncio
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,51 +99,98 @@ class PIIMatch:
 _HYPHENS = "\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d"
 
 
-def _fold_table() -> dict[int, int]:
-    """Characters that can sit inside a PII token, mapped one-to-one to their ASCII NFKC form.
+# Digits people type in Chinese: 零九一二… (and 〇, 幺 as "one" read aloud in phone numbers), and
+# the financial forms 壹貳參… that cheques and banks use. 十百千 are multipliers, never digits.
+CHINESE_DIGITS = {"〇": 0, "零": 0, "一": 1, "幺": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
+                  "九": 9, "壹": 1, "貳": 2, "贰": 2, "參": 3, "叁": 3, "肆": 4, "伍": 5, "陸": 6, "陆": 6,
+                  "柒": 7, "捌": 8, "玖": 9}  # fmt: skip
+# Line breaks, tabs and the rarer spaces separate digit groups like a space does.
+_SPACES = "\t\n\v\f\r\x1c\x1d\x1e\x85\u1680\u2028\u2029\u202f\u205f"
+# The ideographic full stop is the dot a Chinese input method types ("example。com", "0912。345。678").
+_DOTS = "\u3002\uff61"
 
-    Only token characters are folded (not "，" or "？"), so a typical zh-TW question needs no folding.
+
+def _fold_table() -> dict[int, int]:
+    """Characters that can sit inside a PII token, mapped one-to-one to an ASCII character: their
+    NFKC form (full-width forms), a digit of any script (Arabic-Indic, Devanagari, mathematical,
+    superscript, circled …, and the Chinese numerals above), a space or a dot.
+
+    Only token characters are folded (not "，" or "？"). One-to-one keeps offsets: a match in the
+    folded copy is a match at the same place in the original.
     """
-    wanted = set("0123456789@+-.()#_%:/ ") | set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    wanted = set("0123456789@+-.()#_%:/ []{}<>") | set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
     table: dict[int, int] = {}
     for cp in [0xA0, 0x3000, *range(0x2000, 0x200B), *range(0xFE50, 0xFE70), *range(0xFF01, 0xFF5F)]:
         folded = unicodedata.normalize("NFKC", chr(cp))
         if len(folded) == 1 and folded in wanted:
             table[cp] = ord(folded)
+    for cp in range(0x80, 0x110000):
+        digit = unicodedata.digit(chr(cp), None)
+        if digit is not None:
+            table[cp] = ord("0") + digit
+    for ch, digit in CHINESE_DIGITS.items():
+        table[ord(ch)] = ord("0") + digit
     for ch in _HYPHENS:
         table[ord(ch)] = ord("-")
+    for ch in _SPACES:
+        table[ord(ch)] = ord(" ")
+    for ch in _DOTS:
+        table[ord(ch)] = ord(".")
     return table
 
 
+def _char_class(code_points: Iterable[int]) -> re.Pattern[str]:
+    """A character class of these code points, written as ranges: a class of thousands of single
+    characters costs a regex search about 1 µs per character, ranges a sixth of that."""
+    ranges: list[list[int]] = []
+    for cp in sorted(set(code_points)):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    body = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return re.compile(f"[{body}]")
+
+
 _FOLD = _fold_table()
-_FOLDABLE = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_FOLD)) + "]")
-# Every kind needs a digit or an "@"; text without one (in ASCII or full-width) has no PII.
-_TRIGGER = re.compile("[0-9@\uff10-\uff19\uff20\ufe6b]")
+_FOLDABLE = _char_class(_FOLD)
+# Every number-shaped kind needs a digit; e-mails need an "@" or a written-out "(at)".
+_DIGIT = re.compile("[0-9]")
+_AT_WORD = re.compile(r"[(\[{<][ ]{0,3}at[ ]{0,3}[)\]}>]", re.I)
 
 
-def _format_chars() -> str:
-    """Every Unicode format character (Cf) this Python knows: the BMP plus the planes that have some."""
-    ranges = (range(0x10000), range(0x110B0, 0x110D0), range(0x13430, 0x13460), range(0x1BCA0, 0x1BCA4),
-              range(0x1D173, 0x1D17B), range(0xE0000, 0xE0080))  # fmt: skip
-    return "".join(chr(cp) for r in ranges for cp in r if unicodedata.category(chr(cp)) == "Cf")
+def _hidden_chars() -> str:
+    """Characters that change nothing a reader sees between two digits: every format character
+    (Cf: zero-width space, soft hyphen, bidi marks), combining and enclosing marks (Mn, Me:
+    variation selectors, the combining grapheme joiner, the keycap in "0️⃣") and the control
+    characters that are not line breaks or tabs (Cc)."""
+    hidden = []
+    for cp in range(0x110000):
+        ch = chr(cp)
+        category = unicodedata.category(ch)
+        if category in ("Cf", "Mn", "Me") or (category == "Cc" and ch not in _SPACES and ch not in "\t\n\r"):
+            hidden.append(ch)
+    return "".join(hidden)
 
 
-_CF = re.compile("[" + re.escape(_format_chars()) + "]")
+_HIDDEN = _char_class(map(ord, _hidden_chars()))
+_ASCII_HIDDEN = _char_class(cp for cp in range(128) if _HIDDEN.match(chr(cp)))
+_ASCII_SPACES = re.compile("[" + re.escape("".join(ch for ch in _SPACES if ch.isascii())) + "]")
 
 
 def _fold(text: str) -> str:
-    """Same length as text, full-width token characters made ASCII."""
-    if text.isascii() or not _FOLDABLE.search(text):
-        return text
-    return text.translate(_FOLD)
+    """Same length as text, token characters made ASCII."""
+    if text.isascii():
+        return text.translate(_FOLD) if _ASCII_SPACES.search(text) else text
+    return text.translate(_FOLD) if _FOLDABLE.search(text) else text
 
 
 def _normalise(text: str) -> tuple[str, list[int] | None]:
-    """The copy detection reads: format characters removed, token characters folded. With
+    """The copy detection reads: hidden characters removed, token characters folded. With
     characters removed, also each copy position's offset in text (and one past the end)."""
-    if text.isascii() or not _CF.search(text):
+    if not (_ASCII_HIDDEN if text.isascii() else _HIDDEN).search(text):
         return _fold(text), None
-    kept = [i for i, ch in enumerate(text) if not _CF.match(ch)]
+    kept = [i for i, ch in enumerate(text) if not _HIDDEN.match(ch)]
     origin = [*kept, len(text)]
     return _fold("".join(text[i] for i in kept)), origin
 
@@ -185,9 +247,21 @@ def _card_network_ok(d: str) -> bool:
     return False
 
 
+_IBAN_LETTERS = {ord(ch): str(int(ch, 36)) for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"}
+
+
+def _mod97_ok(compact: str) -> bool:
+    """The IBAN check digits alone: a cheap filter, so python-stdnum's full check (country format
+    and all) runs only for the one candidate in 97 that passes it."""
+    digits = (compact[4:] + compact[:4]).translate(_IBAN_LETTERS)
+    return digits.isdigit() and digits.isascii() and int(digits) % 97 == 1
+
+
 def iban_ok(compact: str) -> bool:
     """Country, length, the country's account format and the mod-97 check (python-stdnum)."""
-    return compact[:2].isalpha() and bool(stdnum_iban.is_valid(compact))
+    if not (15 <= len(compact) <= 34 and compact[:2].isalpha() and _mod97_ok(compact)):
+        return False
+    return bool(stdnum_iban.is_valid(compact))
 
 
 # Taiwan area codes -> allowed lengths of the local number (without the trunk 0).
@@ -288,10 +362,54 @@ def _domestic_ok(digits: str, groups: list[str]) -> bool:
 
 # --- candidate patterns ---------------------------------------------------------------------------
 
-_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_%+\-](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_%+\-])?"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+# E-mail: found from each "@" (or "(at)", "[at]", "{at}", "<at>"; spaces around it allowed), the
+# local part read backwards from there (at most 64 characters of any script: "王小明@…"), the
+# domain forwards (labels of any script, dots also written "(dot)", "[.]" or "。"; an ASCII, IDN or
+# punycode top-level domain). Bounded windows around each "@": linear in the text.
+_AT = re.compile(r"(?<=[\w.%+\-' ])(?:@|[(\[{<][ ]{0,3}(?:at|@)[ ]{0,3}[)\]}>])", re.I)  # after a local part or a space
+_LOCAL_CHARS = frozenset(".%+-_'")
+MAX_LOCAL = 64
+_DOT = r"(?:\.|[ ]{0,3}[(\[{<][ ]{0,3}(?:dot|\.)[ ]{0,3}[)\]}>][ ]{0,3})"
+_ASCII_TLD = r"(?:xn--[A-Za-z0-9\-]{1,59}|[A-Za-z]{2,24})(?![A-Za-z0-9\-])"
+# Top-level domains in other scripts that people in the region write: a known one is taken exactly
+# ("例子.台灣謝謝" ends at 台灣), so a sentence after "example.com。" is never read as one.
+IDN_TLDS = ("台灣", "台湾", "中國", "中国", "香港", "澳門", "澳门", "新加坡", "公司", "網絡", "网络", "网址", "网站",
+            "在线", "中文网", "商城", "集团", "移动", "手机", "政务", "公益", "日本", "みんな", "コム", "한국",
+            "рф", "укр", "срб", "бел", "қаз")  # fmt: skip
+_LABEL = r"[^\W_](?:[\w\-]{0,61}[^\W_])?"
+_KNOWN_TLD = "|".join(sorted(map(re.escape, IDN_TLDS), key=len, reverse=True))
+# A known top-level domain first; else any run of letters of another script (an IDN not listed).
+_DOMAINS = (
+    re.compile(rf"[ ]{{0,3}}(?:{_LABEL}{_DOT}){{1,10}}(?:{_ASCII_TLD}|{_KNOWN_TLD})", re.I),
+    re.compile(rf"[ ]{{0,3}}(?:{_LABEL}{_DOT}){{1,10}}[^\W\d_A-Za-z]{{2,24}}", re.I),
 )
+
+
+def _local_start(folded: str, at: int) -> int | None:
+    """Where the local part before ``at`` begins (spaces before the "@" skipped), or None."""
+    end = at
+    while end > 0 and at - end < 3 and folded[end - 1] == " ":
+        end -= 1
+    start = end
+    while start > 0 and end - start < MAX_LOCAL and (folded[start - 1].isalnum() or folded[start - 1] in _LOCAL_CHARS):
+        start -= 1
+    while start < end and folded[start] in ".'-":
+        start += 1
+    return start if start < end else None
+
+
+def _emails(folded: str) -> Iterator[PIIMatch]:
+    covered = 0
+    for at in _AT.finditer(folded):
+        if at.start() < covered:
+            continue
+        start = _local_start(folded, at.start())
+        domain = next((m for d in _DOMAINS if start is not None and (m := d.match(folded, at.end()))), None)
+        if start is not None and domain is not None and start >= covered:
+            covered = domain.end()
+            yield PIIMatch("email", start, domain.end())
+
+
 _PHONE = re.compile(
     r"""(?:(?<![0-9A-Za-z+])|(?=[(+])(?<![0-9]))   # "(" and "+" may follow a word: TEL(02)...
     (?P<num>
@@ -308,8 +426,8 @@ _DIGIT_GROUP = re.compile(r"[0-9]+")
 _TW_ID = re.compile(r"(?<![0-9A-Za-z])[A-Za-z][ .\-/]?[1289A-Da-d](?:[ .\-/]?[0-9]){8}(?![0-9A-Za-z])")
 _ID_SEPARATORS = str.maketrans("", "", " .-/")
 _CARD = re.compile(r"(?<![0-9A-Za-z+.,\-/])[0-9](?:[0-9]|[ \-./](?=[0-9])){12,22}(?![0-9])")
-_IBAN = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![0-9A-Za-z])")
-_IBAN_HEAD = re.compile(r"[A-Z]{2}[0-9]{2}")  # every IBAN also has a cluster of 10 or more digits
+_IBAN = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}(?:[ .\-/]?[A-Za-z0-9]){11,30}(?![0-9A-Za-z])")
+_IBAN_HEAD = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}")  # an IBAN also has a cluster of 10+ digits; any case
 _IPV4 = re.compile(r"(?<![0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])")
 _PASSPORT = re.compile(
     r"(?:passport|護照|护照)(?:[ ]*(?:no\.?|number|num\.?|\#|號碼|号码|號))?[ ]*[:=]?[ ]*"
@@ -345,28 +463,36 @@ def _phone_span(m: re.Match[str]) -> tuple[int, int] | None:
 
 
 def _card_span(m: re.Match[str]) -> tuple[int, int] | None:
+    """The longest card number the candidate starts with: one group of 13-19 digits, or groups
+    (the first of at least 4 digits, every one of at least 3) with one kind of separator."""
     text = m.group()
     seps = set(re.findall(r"[ \-./]", text))
     if len(seps) > 1:
         return None
     spans = _groups(text, m.start())
-    for k in range(len(spans), 0, -1):
-        groups = [m.string[a:b] for a, b in spans[:k]]
-        digits = "".join(groups)
-        if not 13 <= len(digits) <= 19:
-            continue
-        if k > 1 and (len(groups[0]) < 4 or min(len(g) for g in groups) < 3):
-            continue
-        if _card_network_ok(digits) and luhn_ok(digits):
+    lengths = [b - a for a, b in spans]
+    usable = 1  # how many leading groups may form a grouped number (found once: linear, not per k)
+    if lengths[0] >= 4:
+        while usable < len(lengths) and lengths[usable] >= 3:
+            usable += 1
+    compact = "".join(m.string[a:b] for a, b in spans[:usable])
+    total = len(compact)
+    for k in range(usable, 0, -1):
+        digits = compact[:total]
+        if 13 <= total <= 19 and _card_network_ok(digits) and luhn_ok(digits):
             return spans[0][0], spans[k - 1][1]
+        total -= lengths[k - 1]
     return None
 
 
 def _iban_span(m: re.Match[str]) -> tuple[int, int] | None:
     spans = _groups(m.group(), m.start())
-    for k in range(len(spans), 0, -1):
-        if iban_ok("".join(m.string[a:b] for a, b in spans[:k])):
+    compact = "".join(m.string[a:b] for a, b in spans)
+    length = len(compact)
+    for k in range(len(spans), 0, -1):  # the longest IBAN the candidate starts with
+        if 15 <= length <= 34 and iban_ok(compact[:length]):
             return spans[0][0], spans[k - 1][1]
+        length -= spans[k - 1][1] - spans[k - 1][0]
     return None
 
 
@@ -466,7 +592,8 @@ def _phone_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
 
 
 def _card_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
-    return [pos for cluster in clusters if cluster[2] >= 13 for pos in _group_starts(folded, cluster, 13)]
+    """Groups of 4 digits or more: a card number's first group has at least 4 (or all 13-19)."""
+    return [a for cluster in clusters if cluster[2] >= 13 for a, b in _group_spans(folded, cluster, 13) if b - a >= 4]
 
 
 def _id_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
@@ -499,10 +626,6 @@ def _ip_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
     ]
 
 
-def _email_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
-    return [m.start() for m in _EMAIL.finditer(folded)] if "@" in folded else []
-
-
 def _passport_starts(folded: str, clusters: list[_Cluster]) -> list[int]:
     if any(cluster[2] >= 6 for cluster in clusters) and (
         "護照" in folded or "护照" in folded or "passport" in folded.lower()
@@ -522,7 +645,6 @@ class _Detector:
 
 # Order matters only for has_pii's speed (cheapest and commonest first) and for ties in find_pii.
 _DETECTORS = (
-    _Detector("email", _EMAIL, _whole, _email_starts, 0),
     _Detector(None, _TW_ID, _whole, _id_starts, 8),
     _Detector("phone", _PHONE, _phone_span, _phone_starts, 8),
     _Detector("credit_card", _CARD, _card_span, _card_starts, 13),
@@ -563,20 +685,22 @@ def _runs(folded: str, clusters: list[_Cluster]) -> tuple[list[_Cluster], list[P
 
 
 def _candidates(text: str) -> Iterator[PIIMatch]:
-    if not _TRIGGER.search(text):
-        return
     folded, origin = _normalise(text)
+    mail = "@" in folded or _AT_WORD.search(folded) is not None
+    if not mail and not _DIGIT.search(folded):
+        return
     clusters, runs = _runs(folded, _clusters(folded))
     most = max((cluster[2] for cluster in clusters), default=0)
-    found = iter(runs)
-    if most or "@" in folded:
-        found = _chain(runs, (m for d in _DETECTORS if most >= d.min_digits and (starts := d.starts(folded, clusters))
-                              for m in _scan(folded, starts, d)))  # fmt: skip
+    found = _chain(_emails(folded) if mail else iter(()), iter(runs))
+    if most:
+        found = _chain(found, (m for d in _DETECTORS if most >= d.min_digits and (starts := d.starts(folded, clusters))
+                               for m in _scan(folded, starts, d)))  # fmt: skip
     for match in found:
-        yield match if origin is None else PIIMatch(match.kind, origin[match.start], origin[match.end - 1] + 1)
+        # Hidden characters right after a match go with it (the keycap mark after a digit).
+        yield match if origin is None else PIIMatch(match.kind, origin[match.start], origin[match.end])
 
 
-def _chain(first: list[PIIMatch], rest: Iterator[PIIMatch]) -> Iterator[PIIMatch]:
+def _chain(first: Iterable[PIIMatch], rest: Iterable[PIIMatch]) -> Iterator[PIIMatch]:
     yield from first
     yield from rest
 
@@ -623,21 +747,75 @@ def redact(text: str) -> str:
     return text
 
 
+def number_text(value: int | float) -> str:
+    """A JSON number as the digits a person would read in it: 4111111111111111 and
+    4111111111111111.0 (or 4.111111111111111e15) are the same card number."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return str(value)
+
+
 def json_strings(value: Any) -> Iterator[tuple[str, str]]:
-    """Every string in a JSON value with its path ("messages.0.name"), object keys included, so
-    personal data has nowhere to hide in a request body. Iterative: deep nesting is no recursion error."""
+    """Every value in a JSON value as text, with its path ("messages.0.name"): strings, object
+    keys, and numbers as their decimal text (``{"card": 4111111111111111}`` is a card number), so
+    personal data has nowhere to hide in a request body. Booleans and null hold none.
+    Iterative: deep nesting is no recursion error."""
     stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
         item, where = stack.pop()
         if isinstance(item, str):
             yield where, item
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int | float):
+            yield where, number_text(item)
         elif isinstance(item, dict):
             for key, child in item.items():
                 at = f"{where}.{key}" if where else str(key)
                 yield at, str(key)
                 stack.append((child, at))
-        elif isinstance(item, list):
+        elif isinstance(item, list | tuple):
             stack.extend((child, f"{where}.{i}") for i, child in enumerate(item))
+
+
+# Between two values of a body: no separator of numbers (a space, dot, dash or slash) and no part
+# of an e-mail, so two values never join into one false match ("0912" and "345678").
+VALUE_BREAK = "\n|\n"
+
+
+def json_values(value: Any) -> Iterator[str]:
+    """json_strings without the paths: a body of a million numbers builds no million path strings."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int | float):
+            yield number_text(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                yield str(key)
+                stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
+def json_text(value: Any) -> str:
+    """Every value of a JSON body (strings, keys, numbers), as one text to scan."""
+    return VALUE_BREAK.join(json_values(value))
+
+
+def json_has_pii(value: Any) -> bool:
+    """Personal data anywhere in a JSON value: any string, key or number, at any depth."""
+    return has_pii(json_text(value))
+
+
+async def scan_json(value: Any) -> bool:
+    """json_has_pii for a request body (/v1/chat/completions, /v1/responses, /v1/embeddings):
+    the one check every /v1 door makes; a long body is read on a worker thread."""
+    return await contains_pii(json_text(value))
 
 
 SCAN_INLINE_CHARS = 4096  # longer texts are scanned off the event loop

@@ -104,6 +104,32 @@ HIDING_PLACES: dict[str, dict[str, Any]] = {
     "input_text part": {"messages": [user([{"type": "input_text", "text": f"My ID is {TW_ID}"}])]},
     "system message": {"messages": [{"role": "system", "content": f"The user is {EMAIL}"}, user("Hi")]},
     "a key of metadata": {"messages": [user("Hi")], "metadata": {EMAIL: "x"}},
+    # JSON numbers are values too (issue #26): the same digits as a string always routed locally.
+    "a card number in metadata": {
+        "messages": [user("What is the leave policy?")],
+        "metadata": {"card": 4111111111111111},
+    },
+    "a phone number as user": {"messages": [user("What is the leave policy?")], "user": 886912345678},
+    "a number in an unknown field": {
+        "messages": [user("What is the leave policy?")],
+        "customer": {"phone": 886912345678},
+    },
+    "a tool parameter's default": {
+        "messages": [user("Which tool?")],
+        "tools": [
+            {
+                **TOOL,
+                "function": {
+                    **TOOL["function"],
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"card": {"type": "integer", "default": 4111111111111111}},
+                    },
+                },
+            }
+        ],
+    },
+    "a card number written as a float": {"messages": [user("Hi")], "metadata": {"card": 4.111111111111111e15}},
 }
 
 
@@ -174,6 +200,26 @@ SPELLINGS = [
     ("spaces in an ID", "ID A 123 456 789 lost", "tw_id"),
     ("dashes in an ID", "ID A123-456-789 lost", "tw_id"),
     ("full-width slashes", "手機 ０９１２／３４５／６７８", "phone"),
+    # issue #26: spellings that still reached the cloud model
+    ("Chinese numerals", "我的手機是零九一二三四五六七八", "phone"),
+    ("Chinese numerals with 〇", "手機 〇九一二 三四五 六七八", "phone"),
+    ("financial numerals", "手機 零玖壹貳參肆伍陸柒捌", "phone"),
+    ("幺 read aloud for one", "手機 零九幺二三四五六七八", "phone"),
+    ("Arabic-Indic digits", "call ٠٩١٢٣٤٥٦٧٨ please", "phone"),
+    ("keycap digits", "call 0️⃣9️⃣1️⃣2️⃣3️⃣4️⃣5️⃣6️⃣7️⃣8️⃣ please", "phone"),
+    ("a variation selector between digits", "call 09\ufe0f12345678 please", "phone"),
+    ("line breaks between groups", "call 0912\n345\n678 please", "phone"),
+    ("a narrow no-break space", "call 0912\u202f345\u202f678 please", "phone"),
+    ("ideographic full stops", "手機 0912。345。678 謝謝", "phone"),
+    ("an e-mail written (at)", "mail wang.xm(at)example.com about it", "email"),
+    ("an e-mail written [at] [dot]", "mail wang.xm [at] example [dot] com about it", "email"),
+    ("an e-mail with spaces around @", "mail wang.xm @ example.com about it", "email"),
+    ("an e-mail with a Chinese local part", "寄到 王小明@example.com 謝謝", "email"),
+    ("an e-mail with an IDN domain", "mail wang@例子.台灣 about it", "email"),
+    ("an e-mail with a punycode domain", "mail wang@xn--fsqu00a.xn--kpry57d about it", "email"),
+    ("an e-mail with 。 for the dot", "寄到 wang.xm@example。com 謝謝", "email"),
+    ("a lower-case IBAN", "my iban gb82west12345698765432 thanks", "iban"),
+    ("a lower-case IBAN in groups", "my iban gb82 west 1234 5698 7654 32 thanks", "iban"),
 ]
 
 
@@ -194,8 +240,47 @@ def test_a_hidden_spelling_on_ask_goes_local_and_stays_out_of_the_log(
     assert not any("gpt" in (c.model or "") for c in cloud.calls), "a hidden spelling reached the cloud model"
     logs.flush()
     log = Path(str(hub.settings.log_file)).read_text(encoding="utf-8")
-    for raw in ("lumentech", "345678", "1111.1111", "456 789", "456-789", "３４５"):
+    for raw in (
+        "lumentech",
+        "345678",
+        "1111.1111",
+        "456 789",
+        "456-789",
+        "３４５",
+        "三四五",
+        "wang",
+        "王小明",
+        "5698",
+        "參肆伍",
+        "٣٤٥",
+    ):
         assert raw not in log, raw
+
+
+def test_ordinary_chinese_numbers_are_not_personal_data() -> None:
+    """The control for the numerals: counting, dates and ordinals in words stay ordinary."""
+    for text in (
+        "一二三四月的加班費怎麼算?",
+        "二〇二四年十二月的年終獎金",
+        "第一二三季的目標",
+        "三八婦女節放假嗎",
+        "Slack 裡 @channel 可以用嗎",
+        "ping @here about 3.5 days",
+        "1 at 2 dot 3",
+    ):
+        assert not has_pii(text), text
+
+
+def test_numbers_in_a_json_body_are_scanned() -> None:
+    from core.pii import json_has_pii, json_text
+
+    assert json_has_pii({"metadata": {"card": 4111111111111111}})
+    assert json_has_pii({"customer": {"phone": 886912345678}})
+    assert json_has_pii([[[{"x": [0, 886912345678]}]]])
+    assert not json_has_pii({"model": "gpt-4o", "temperature": 0.7, "max_tokens": 512, "stream": True, "n": None})
+    # Two values never join into one number.
+    assert not json_has_pii({"a": "0912", "b": 345678})
+    assert "4111111111111111" in json_text({"c": 4.111111111111111e15})
 
 
 def test_a_long_run_of_numbers_counts_as_personal_data() -> None:
@@ -232,3 +317,52 @@ if given is not None:
         assert has_pii(text), repr(text)
         assert not has_pii(redact(text))
         assert value[-4:] not in redact(text)
+
+    # Each digit of a value in any of the ways people type it: ASCII, full-width, Chinese (both
+    # forms), Arabic-Indic; the scan folds them all to the same digits.
+    DIGIT_FORMS = ["0123456789", "０１２３４５６７８９", "零一二三四五六七八九", "〇壹貳參肆伍陸柒捌玖", "٠١٢٣٤٥٦٧٨٩"]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(sorted(VALUES)), st.lists(st.integers(0, len(DIGIT_FORMS) - 1), min_size=12, max_size=12))
+    def test_digits_of_any_script_do_not_hide_a_value(value: str, forms: list[int]) -> None:
+        spelled = "".join(DIGIT_FORMS[forms[i]][int(ch)] if ch.isdigit() else ch for i, ch in enumerate(value))
+        text = f"我的資料 {spelled} 謝謝"
+        assert has_pii(text), repr(text)
+        assert not has_pii(redact(text))
+        assert redact(text).startswith("我的資料 [") and redact(text).endswith("] 謝謝")
+
+    JSON_LEAVES = st.one_of(st.text(max_size=8), st.integers(-(10**6), 10**6), st.booleans(), st.none())
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.recursive(
+            JSON_LEAVES,
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+            max_leaves=20,
+        ),
+        st.sampled_from([4111111111111111, 886912345678, 4.111111111111111e15]),
+    )
+    def test_a_number_anywhere_in_a_body_is_found(body: Any, number: int | float) -> None:
+        from core.pii import json_has_pii
+
+        assert json_has_pii({"messages": [body], "metadata": {"deep": [body, {"n": number}]}})
+
+    LOCAL_CHARS = st.sampled_from(list("abcxyz019._-") + list("王小明陳"))
+    LABEL_CHARS = st.sampled_from(list("examplelumen") + list("例子公司"))
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.text(LOCAL_CHARS, min_size=1, max_size=20).filter(lambda s: s.strip("._-") != ""),
+        st.lists(st.text(LABEL_CHARS, min_size=1, max_size=12), min_size=1, max_size=3),
+        st.sampled_from(["@", " @ ", "(at)", " [at] ", "{at}", "＠"]),
+        st.sampled_from([".", " [dot] ", "(dot)", "。", "[.]"]),
+        st.sampled_from(["com", "tw", "台灣", "xn--kpry57d"]),
+        st.sampled_from([("請寄到 ", " 謝謝"), ("mail ", " please"), ("", "")]),
+    )
+    def test_an_e_mail_in_any_of_its_spellings_is_found(
+        local: str, labels: list[str], at: str, dot: str, tld: str, around: tuple[str, str]
+    ) -> None:
+        local = local.strip("._-")
+        text = f"{around[0]}{local}{at}{dot.join([*labels, tld])}{around[1]}"
+        assert [m.kind for m in find_pii(text)] == ["email"], repr(text)
+        assert redact(text) == f"{around[0]}[EMAIL]{around[1]}", repr(text)

@@ -6,8 +6,14 @@
                            thread_ts, no subtype, not a bot) -> a ``slack.handoff_reply`` job
     action()               Take / Resolve clicks -> a ``slack.handoff_action`` job
     open_save() / saved()  "Save as verified answer" on a resolved handoff (with verified answers in
-                           the hub): a form with the question and the agent's reply -> a
-                           ``slack.handoff_save`` job -> ``door.verified.save``
+                           the hub): a form with the question and the agent's reply (both redacted)
+                           -> a ``slack.handoff_save`` job -> ``door.verified.save``
+
+Only agents (``handoff.agents``: Slack user ids or user groups; unset: anyone in the desk channel)
+may Take, Resolve, open the save form or submit it; anyone else is told so, privately. A save names
+one of the collections the handoff's customer reads, or it is refused: a signed submission cannot
+publish an answer where the customer's door does not reach. The answer is stored redacted unless
+the agent changed the offered (redacted) text.
 
 Each of our messages carries its once-key in Slack's message metadata; a repeat after a crash
 (``maybe_done``) looks for that key first, so the channel never shows a message twice. Replies
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -32,6 +39,8 @@ log = logging.getLogger("askhub.slack")
 
 REPLY_JOB, ACTION_JOB, SAVE_JOB = "slack.handoff_reply", "slack.handoff_action", "slack.handoff_save"
 META_TYPE = "askhub_handoff"
+GROUP_TTL_SEC = 60.0  # a user group's members, asked of Slack at most once a minute
+NOT_AN_AGENT = "Only the agents named in the hub's handoff.agents can do this."
 
 
 def _metadata(key: str) -> dict[str, Any]:
@@ -50,6 +59,7 @@ class SlackDesk:
     def __init__(self, door: Door, web: AsyncWebClient) -> None:
         self.door = door
         self.web = web
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}  # user group -> (when asked, members)
 
     @property
     def channel(self) -> str | None:
@@ -159,8 +169,53 @@ class SlackDesk:
             answer.shown()
         log.info("handoff reply", extra={"event": payload["key"], "outcome": outcome})
 
+    # -- who is an agent --
+
+    async def is_agent(self, user: str) -> bool:
+        """``user`` may Take, Resolve and save: listed in ``handoff.agents`` or a member of a
+        user group listed there (asked of Slack, kept GROUP_TTL_SEC). Unset: anyone in the desk
+        channel (Slack shows its buttons to its members only). A group Slack cannot list
+        admits nobody."""
+        agents = self.door.handoff.agents
+        if agents is None:
+            return True
+        if not user:
+            return False
+        if user in agents:
+            return True
+        for group in (a for a in agents if a.startswith("S")):
+            if user in await self._members(group):
+                return True
+        return False
+
+    async def _members(self, group: str) -> frozenset[str]:
+        now = time.monotonic()
+        known = self._groups.get(group)
+        if known is not None and now - known[0] < GROUP_TTL_SEC:
+            return known[1]
+        try:
+            listed = await self.web.usergroups_users_list(usergroup=group)
+            members = frozenset(str(u) for u in listed.get("users") or [])
+        except Exception as exc:  # fail closed: nobody of this group until Slack answers
+            log.warning("agents' user group not listed", extra={"group": group, "exc": type(exc).__name__})
+            return frozenset()
+        self._groups[group] = (now, members)
+        return members
+
+    async def _refuse(self, channel: str, user: str, why: str) -> None:
+        """Tell only the person who clicked (an ephemeral message), and log it without text."""
+        log.info("handoff desk action refused", extra={"channel": channel, "reason": why})
+        if channel and user:
+            try:
+                await self.web.chat_postEphemeral(channel=channel, user=user, text=NOT_AN_AGENT)
+            except Exception as exc:  # the refusal stands whether or not they hear of it
+                log.info("refusal not shown", extra={"exc": type(exc).__name__})
+
     async def act(self, payload: dict[str, Any]) -> None:
         async with self.door.inbox.answer(PLATFORM, payload["key"]):
+            if not await self.is_agent(payload["user"]):
+                await self._refuse(payload["channel"], payload["user"], f"{payload['kind']}: not an agent")
+                return
             if payload["kind"] == "take":
                 done = await self.door.handoff.take(payload["channel"], payload["ts"], payload["user"])
             else:
@@ -174,6 +229,10 @@ class SlackDesk:
         container = body.get("container") or {}
         channel = str(container.get("channel_id") or "")
         ts = str(container.get("message_ts") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        if not await self.is_agent(user):
+            await self._refuse(channel, user, "save form: not an agent")
+            return
         proposal = await self.door.handoff.proposal(channel, ts)
         if proposal is None or not body.get("trigger_id"):
             return
@@ -199,10 +258,34 @@ class SlackDesk:
                 "name": str(user.get("name") or user.get("username") or user.get("id") or "agent"),
                 "channel": str(where.get("channel") or ""), "ts": str(where.get("ts") or "")}  # fmt: skip
 
+    async def refusal(self, payload: dict[str, Any]) -> dict[str, str] | None:
+        """Why a submitted save may not be stored, as the form's errors (None: it may)."""
+        return (await self._judged(payload))[0]
+
+    async def _judged(self, payload: dict[str, Any]) -> tuple[dict[str, str] | None, dict[str, Any] | None]:
+        """(errors, the handoff's proposal): the submitter is no agent, the handoff is unknown, or
+        the collection is not one the handoff's customer reads."""
+        if not await self.is_agent(payload["user"]):
+            return {"answer": NOT_AN_AGENT}, None
+        proposal = await self.door.handoff.proposal(payload["channel"], payload["ts"])
+        if proposal is None:
+            return {"answer": "This handoff is no longer known to the hub."}, None
+        if payload["collection"] not in proposal["collections"]:
+            offered = ", ".join(proposal["collections"]) or "none"
+            return {"collection": f"The customer's answers live in: {offered}."}, None
+        return None, proposal
+
     async def save(self, payload: dict[str, Any]) -> None:
         async with self.door.inbox.answer(PLATFORM, payload["key"]) as answer:
+            refused, proposal = await self._judged(payload)
+            if refused is not None or proposal is None:
+                log.warning("verified answer not saved", extra={"event": payload["key"],
+                                                                "reason": ",".join(sorted(refused or {}))})  # fmt: skip
+                return
+            # The offered text is redacted already; what the agent changed is theirs, as written.
+            edited = payload["answer"] != proposal["answer"].strip()
             item = await self.door.verified.save(payload["question"], payload["answer"], payload["collection"],
-                                                 payload["name"], actor="slack")  # fmt: skip
+                                                 payload["name"], actor="slack", as_written=edited)  # fmt: skip
             answer.shown()
             if payload["channel"] and payload["ts"]:
                 line = desk_blocks.saved_line(payload["user"], item.collection)

@@ -197,6 +197,10 @@ class SlackTransport:
         if isinstance(payload, str):
             await ack(response_action="errors", errors={payload: "Please fill this in."})
             return None
+        refused = await self.desk.refusal(payload)  # not an agent, or a collection the customer cannot read
+        if refused is not None:
+            await ack(response_action="errors", errors=refused)
+            return None
         refused = await self._accept(payload["key"], SAVE_JOB, payload)
         if refused is not None:
             await ack(response_action="errors", errors={"answer": "The hub is busy; please try again."})

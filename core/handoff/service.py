@@ -134,6 +134,12 @@ class HandoffService:
     def desk_channel(self) -> str | None:
         return self.settings.slack_channel if self.settings else None
 
+    @property
+    def agents(self) -> tuple[str, ...] | None:
+        """Who may Take, Resolve and save a handoff's answer: Slack user and user-group ids
+        (``handoff.agents``); None: anyone in the desk channel."""
+        return tuple(self.settings.agents) if self.settings and self.settings.agents else None
+
     # -- the customer's side --
 
     async def intercept(self, message: CustomerMessage) -> Intercept:
@@ -327,7 +333,9 @@ class HandoffService:
             raise RelayFailed("the customer's platform did not take it")
         now = self.clock()
         await self.store.touch(handoff.id, now)
-        await self.store.note(handoff.id, "reply", {"text": text})  # offered as the verified answer at the end
+        # Offered as the verified answer at the end, redacted like a question: an agent's reply may
+        # repeat the customer's number or address, and a verified answer is served to others.
+        await self.store.note(handoff.id, "reply", {"text": redact(text)})
         if await self.store.first(handoff.id, "human", {"at": now, "by": agent}):
             telemetry.FIRST_REPLY_SECONDS.labels(handoff.platform).observe(max(0.0, now - handoff.started_at))
         telemetry.RELAYS.labels("to_customer", "relayed").inc()
@@ -385,8 +393,9 @@ class HandoffService:
         await self.store.release(handoff)
 
     async def proposal(self, channel: str, ts: str) -> dict[str, Any] | None:
-        """What "Save as verified answer" offers: the customer's question (redacted), the agent's
-        last reply, and the collections the customer's tenant reads (the first is the default)."""
+        """What "Save as verified answer" offers: the customer's question and the agent's last reply
+        (both redacted), and the collections the customer's tenant reads (the first is the default):
+        the only ones a save may name."""
         handoff = await self.store.by_desk(channel, ts)
         if handoff is None:
             return None
@@ -394,8 +403,8 @@ class HandoffService:
         reply = await self.store.fact(handoff.id, "reply") or {}
         tenant = self._all.tenants.get(handoff.tenant)
         collections = (tenant.collections if tenant else None) or list(self._all.collection_dirs())
-        return {"handoff": handoff.id, "tenant": handoff.tenant, "question": str(question.get("text") or ""),
-                "answer": str(reply.get("text") or ""), "collections": collections}  # fmt: skip
+        return {"handoff": handoff.id, "tenant": handoff.tenant, "question": redact(str(question.get("text") or "")),
+                "answer": redact(str(reply.get("text") or "")), "collections": collections}  # fmt: skip
 
     # -- operations --
 

@@ -7,7 +7,8 @@
 
 Bodies are checked by pydantic: not JSON → 400, a wrong type or an unknown field → 422, a
 blank text or an unknown collection → 400, an unknown id → 404. Questions are redacted before
-they are stored (core.verified), so nothing listed here holds raw personal data.
+they are stored (core.verified); answers are stored as the admin wrote them, and redacted when
+served, like every verified answer.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ async def create(request: Request) -> Response:
     who = principal(request, "admin")
     body = _parse(CreateBody, await request.body())
     saved = await request.app.state.hub.verified.save(
-        body.question, body.answer, body.collection, body.verified_by, actor=who.client
+        body.question, body.answer, body.collection, body.verified_by, actor=who.client, as_written=True
     )
     return _json(saved.as_dict(), 201)
 

@@ -44,7 +44,8 @@ class Door(Protocol):
     @property
     def verified(self) -> VerifiedAnswers:
         """An agent's answer to save (edit, retire): ``door.verified.save(question, answer,
-        collection, verified_by)`` is served before retrieval from then on."""
+        collection, verified_by, as_written=...)`` is served before retrieval from then on (the
+        answer stored redacted unless ``as_written``: the agent changed the offered text)."""
         ...
 
     def on_close(self, hook: Callable[[], Awaitable[None]]) -> None: ...

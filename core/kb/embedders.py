@@ -14,8 +14,10 @@ from typing import Protocol
 
 import numpy as np
 
+from core import privacy
 from core.kb.terms import TermRows, analyse
-from core.metrics import EMBEDDER_FALLBACK
+from core.metrics import EMBEDDER_FALLBACK, EMBEDDINGS_WITHHELD
+from core.pii import contains_pii
 
 log = logging.getLogger("askhub.index")
 
@@ -102,7 +104,15 @@ class HashEmbedder:
 
 
 class OpenAIEmbedder:
-    """The OpenAI (or compatible) embeddings endpoint, called in batches."""
+    """The OpenAI (or compatible) embeddings endpoint, called in batches.
+
+    A cloud provider never sees a question holding personal data (core/privacy.py): for such a
+    question — its decision says so, or the text itself holds some (a rewrite, an earlier turn) —
+    ``embed_query`` sends nothing and returns the zero vector, which matches no chunk (every
+    similarity 0): the search runs without its dense side. Vectors of a local embedder would live
+    in another space than the index's, so "not embedded" is the only honest local answer here.
+    ``embed`` (documents at ingest, fixed texts) is not a question and is not held back.
+    """
 
     def __init__(self, model: str, client: object, batch_size: int = 256) -> None:
         self._model = model
@@ -119,6 +129,18 @@ class OpenAIEmbedder:
         if self._dim is None:
             raise EmbedderError("dimension unknown until the first embedding call")
         return self._dim
+
+    def learn_dim(self, dim: int) -> None:
+        """The loaded index's dimension: a withheld question's zero vector needs it before any call."""
+        self._dim = self._dim or dim
+
+    async def embed_query(self, text: str) -> np.ndarray:
+        if privacy.personal() or await contains_pii(text):
+            EMBEDDINGS_WITHHELD.inc()
+            if self._dim is None:
+                raise EmbedderError("dimension unknown until the first embedding call")
+            return np.zeros(self._dim, np.float32)
+        return (await self.embed([text]))[0]
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         import openai

@@ -73,6 +73,9 @@ class IndexHolder:
             )
             log.error(self.error)
             return False
+        learn_dim = getattr(self._embedder, "learn_dim", None)  # a cloud embedder's withheld questions need it
+        if learn_dim is not None:
+            learn_dim(index.dim)
         self.current = index
         self.error = None
         INDEX_CHUNKS.set(index.size)

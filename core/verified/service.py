@@ -16,6 +16,7 @@ import builtins
 import logging
 import secrets
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from core.auth.collections import CollectionPolicy
@@ -116,7 +117,10 @@ class VerifiedAnswers(Flusher):
             BACKEND_ERRORS.labels("verified").inc()
         if not self._matcher.has_any(collections):
             return None  # nothing verified here: no redaction, no embedding
-        return await self._matcher.match(redact(question), collections)
+        found = await self._matcher.match(redact(question), collections)
+        # Served redacted too: an answer saved before answers were redacted, or typed with a
+        # customer's number in it, never gives one customer another's personal data.
+        return None if found is None else replace(found, answer=redact(found.answer))
 
     async def _sync(self, *, force: bool = False) -> None:
         generations = await self._store.generations()
@@ -132,15 +136,25 @@ class VerifiedAnswers(Flusher):
 
     # -- changes ----------------------------------------------------------------------------
     async def save(
-        self, question: str, answer: str, collection: str, verified_by: str, *, actor: str = "-"
+        self,
+        question: str,
+        answer: str,
+        collection: str,
+        verified_by: str,
+        *,
+        actor: str = "-",
+        as_written: bool = False,
     ) -> VerifiedAnswer:
-        """A new verified answer; ``question`` is redacted before it is stored. ``actor`` names
-        who made the change for the audit line (a client or platform, never a person's id)."""
+        """A new verified answer; ``question`` is redacted before it is stored, and ``answer`` too
+        unless ``as_written`` (a person wrote or edited it: the admin API, an agent who changed the
+        offered text; it is still redacted when served). ``actor`` names who made the change for
+        the audit line (a client or platform, never a person's id)."""
         now = time.time()
+        answer = _text(answer, "answer", MAX_ANSWER)
         item = VerifiedAnswer(
             id=secrets.token_hex(8),
             question=redact(_text(question, "question", MAX_QUESTION)),
-            answer=_text(answer, "answer", MAX_ANSWER),
+            answer=answer if as_written else redact(answer),
             collection=self._collection(collection),
             verified_by=_text(verified_by, "verified_by", MAX_NAME),
             created_at=now,

@@ -69,6 +69,7 @@ class FakeSlack(LoopbackServer):
         self.socket_frames: list[dict[str, Any]] = []  # what Socket Mode clients sent
         self.messages: dict[str, dict[str, Any]] = {}  # ts -> the message as last posted/updated
         self.channel_of: dict[str, str] = {}  # ts -> the channel it was posted in
+        self.usergroups: dict[str, list[str]] = {}  # user group id -> its members (usergroups.users.list)
         self.streaming = True
         self.stream_error = "unknown_method"
         self._failures: dict[str, list[str | int | None]] = {}
@@ -305,6 +306,12 @@ class FakeSlack(LoopbackServer):
     def _m_chat_delete(self, body: dict[str, Any]) -> dict[str, Any]:
         self.messages.pop(body.get("ts", ""), None)
         return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+
+    def _m_usergroups_users_list(self, body: dict[str, Any]) -> dict[str, Any]:
+        group = str(body.get("usergroup") or "")
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
 
     def _m_chat_postEphemeral(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "message_ts": self._next_ts()}
