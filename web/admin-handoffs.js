@@ -3,46 +3,13 @@
 // or message text ever reaches this card: platform, tenant, why, how long, who took it.
 // Server text is placed with textContent only.
 
-import { $, el, keyStore, language } from "/static/common.js";
+import { $, el, keyStore, labels, language } from "/static/common.js";
 
 const token = keyStore("askhub.admin-token");
 const REFRESH_MS = 15_000;
 const WAIT_ALERT_SEC = 600; // the same 10 minutes as the AskHubHandoffWaiting alert
 
-const WORDS = {
-  en: {
-    title: "Open handoffs",
-    note: "Customers handed to a person in Slack. Reply in the Slack thread to answer them.",
-    off: "Handoff is off (no handoff section in the YAML, or no SLACK_BOT_TOKEN).",
-    none: "Nobody is waiting for a person.",
-    platform: "Platform",
-    tenant: "Tenant",
-    reason: "Why",
-    waiting: "Waiting",
-    taken: "Taken by",
-    answered: "Answered",
-    yes: "yes",
-    no: "not yet",
-    nobody: "—",
-    reasons: { trigger: "asked for a person", no_answer: "bot could not answer", feedback: "👎 feedback" },
-  },
-  "zh-TW": {
-    title: "轉接真人中的對話",
-    note: "已轉給 Slack 中真人客服的顧客。請在 Slack 討論串中回覆。",
-    off: "未啟用轉接真人（YAML 沒有 handoff 設定，或未設定 SLACK_BOT_TOKEN）。",
-    none: "目前沒有等待真人的顧客。",
-    platform: "平台",
-    tenant: "租戶",
-    reason: "原因",
-    waiting: "已等待",
-    taken: "接手者",
-    answered: "已回覆",
-    yes: "是",
-    no: "尚未",
-    nobody: "—",
-    reasons: { trigger: "要求真人", no_answer: "機器人答不出來", feedback: "👎 回饋" },
-  },
-};
+const WORDS = labels("handoffs");
 
 const words = () => WORDS[language()] ?? WORDS.en;
 

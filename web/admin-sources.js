@@ -2,47 +2,12 @@
 // errors, with "Sync now" for admins. Data from GET /admin/sources with the dashboard's admin
 // key (sessionStorage); server text is placed with textContent only.
 
-import { $, el, keyStore, language } from "/static/common.js";
+import { $, el, keyStore, labels, language } from "/static/common.js";
 
 const token = keyStore("askhub.admin-token");
 const REFRESH_MS = 15_000;
 
-const WORDS = {
-  en: {
-    title: "Sources",
-    note: "Knowledge read where it lives (sources: in the YAML). A failed sync removes nothing.",
-    none: "No sources configured: the knowledge base is KB_DIR only.",
-    name: "Source",
-    type: "Type",
-    collection: "Collection",
-    last: "Last sync",
-    next: "Next",
-    documents: "Documents",
-    outcome: "Outcome",
-    sync: "Sync now",
-    syncing: "Syncing…",
-    never: "never",
-    byCommand: "by command",
-    outcomes: { ok: "ok", failed: "failed", busy: "busy" },
-  },
-  "zh-TW": {
-    title: "知識來源",
-    note: "直接從原處讀取的知識（YAML 的 sources）。同步失敗不會刪除任何文件。",
-    none: "沒有設定知識來源：知識庫只有 KB_DIR。",
-    name: "來源",
-    type: "類型",
-    collection: "集合",
-    last: "上次同步",
-    next: "下次",
-    documents: "文件數",
-    outcome: "結果",
-    sync: "立即同步",
-    syncing: "同步中…",
-    never: "從未",
-    byCommand: "手動",
-    outcomes: { ok: "成功", failed: "失敗", busy: "忙碌" },
-  },
-};
+const WORDS = labels("sources");
 
 const words = () => WORDS[language()] ?? WORDS.en;
 const when = (iso) => (iso ? new Date(iso).toLocaleString(language()) : null);

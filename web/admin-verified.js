@@ -3,61 +3,12 @@
 // /admin/verified with the dashboard's admin key (sessionStorage). Server text is placed with
 // textContent only. It adds its own card and watches admin.js's DOM, so admin.js need not know it.
 
-import { $, el, keyStore, language } from "/static/common.js";
+import { $, el, keyStore, labels, language } from "/static/common.js";
 
 const token = keyStore("askhub.admin-token"); // the same key admin.js keeps
 const BY_KEY = "askhub.verified-by"; // the name an admin last verified as (a preference, this tab only)
 
-const LABELS = {
-  en: {
-    title: "Verified answers",
-    note: "Served before retrieval, with who verified them, to askers of their collection.",
-    add: "Add verified answer",
-    empty: "No verified answers yet.",
-    colQuestion: "Question",
-    colAnswer: "Answer",
-    colCollection: "Collection",
-    colBy: "Verified by",
-    colState: "State",
-    live: "served",
-    retired: "retired",
-    edit: "Edit",
-    retire: "Retire",
-    question: "Question",
-    answer: "Answer",
-    collection: "Collection",
-    verifiedBy: "Verified by",
-    save: "Save verified answer",
-    cancel: "Cancel",
-    saved: "Saved.",
-    fromFeedback: "Verify an answer",
-    failed: "Not saved: {message}",
-  },
-  "zh-TW": {
-    title: "已確認的回答",
-    note: "在檢索之前提供給同一知識庫的提問者，並標示確認者。",
-    add: "新增確認回答",
-    empty: "目前沒有確認回答。",
-    colQuestion: "問題",
-    colAnswer: "回答",
-    colCollection: "知識庫",
-    colBy: "確認者",
-    colState: "狀態",
-    live: "使用中",
-    retired: "已停用",
-    edit: "編輯",
-    retire: "停用",
-    question: "問題",
-    answer: "回答",
-    collection: "知識庫",
-    verifiedBy: "確認者",
-    save: "儲存確認回答",
-    cancel: "取消",
-    saved: "已儲存。",
-    fromFeedback: "寫確認回答",
-    failed: "未儲存：{message}",
-  },
-};
+const LABELS = labels("verified");
 const t = (key, params = {}) =>
   (LABELS[language()]?.[key] ?? LABELS.en[key]).replace(/\{(\w+)\}/g, (_, n) => String(params[n] ?? ""));
 

@@ -2,6 +2,9 @@
 // JavaScript, an ES module imported from /static/common.js, no build step. Server text is only
 // ever placed with textContent / setAttribute, never parsed as HTML.
 
+import en from "/static/i18n/en.json" with { type: "json" };
+import zhTW from "/static/i18n/zh-TW.json" with { type: "json" };
+
 const LANG_KEY = "askhub.lang"; // localStorage, the same for both pages: a preference, never a secret
 
 export const $ = (selector) => document.querySelector(selector);
@@ -41,6 +44,9 @@ export function keyStore(name) {
 }
 
 // ---- language: zh-TW or English ----
+
+/** One page's labels in both languages, from web/i18n/<language>.json (one table per language). */
+export const labels = (page) => ({ en: en[page], "zh-TW": zhTW[page] });
 
 let LABELS = { en: {} };
 let lang = "en";
