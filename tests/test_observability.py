@@ -43,7 +43,9 @@ WRONG = "ah_obs-wrong-key-ffffffffffffffffffff"
 PHONE, EMAIL, TW_ID = "0912-345-678", "chen.meiling@example.com", "A123456789"
 PII_QUESTION = f"My phone is {PHONE}, my e-mail {EMAIL} and my ID {TW_ID}: how do I claim travel expenses?"
 SECRET_QUESTION = "What is the overtime rule for project zebra-quokka-7731?"
-WEBHOOK_TEMPLATES = {"/slack/events", "/line/webhook", "/discord/interactions"}
+# One registry per process: every door a test in it may have served, configured here or not.
+WEBHOOK_TEMPLATES = {"/slack/events", "/line/webhook", "/discord/interactions", "/whatsapp/webhook",
+                     "/telegram/webhook", "/teams/messages"}  # fmt: skip
 
 QUERY_FIELDS = {"ts", "level", "logger", "msg", "request_id", "tenant", "client", "platform", "user_hash",
                 "question", "route", "model", "outcome", "sources", "latency_ms", "prompt_tokens",
