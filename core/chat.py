@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from core.llm.routing import ModelSpec, Route
 from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
 from core.metrics import PII_ROUTED
+from core.openai.sources import sources_of
 from core.pii import contains_pii, json_strings
 from core.schema import Admission, RelayedReply, json_object
 
@@ -50,6 +51,15 @@ class ChatRequest:
     question: str  # the last user message: what routing and retrieval look at
     text: str  # every string in the body: what the PII check looks at
     stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Native:
+    """How a request goes to a model whose upstream takes it in another API (``responses:
+    native``): a planned chat body in, the upstream's reply (or ``data:`` lines) out."""
+
+    complete: Callable[[ModelSpec, dict[str, Any]], Awaitable[Forwarded]]
+    stream: Callable[[ModelSpec, dict[str, Any]], AsyncIterator[bytes]]
 
 
 def parse(raw: bytes) -> ChatRequest:
@@ -109,7 +119,7 @@ class ChatService:
         self._retriever = retriever
         self._models = models
         self._accounting = accounting
-        self._forwarder = Forwarder()
+        self.forwarder = self._forwarder = Forwarder()
 
     def use(self, settings: Settings) -> None:
         self._settings = settings
@@ -120,22 +130,26 @@ class ChatService:
         ids = [*VIRTUAL, *self._models.names]
         return [m for m in ids if allowed is None or m in allowed]
 
-    async def _plan(self, chat: ChatRequest, principal: Principal) -> tuple[Route, dict[str, Any]]:
+    async def _plan(
+        self, chat: ChatRequest, principal: Principal
+    ) -> tuple[Route, dict[str, Any], list[dict[str, Any]]]:
+        """The route, the body to send (``kb``: with the passages) and the passages' sources."""
         if chat.model not in self.model_ids(principal):
             if chat.model in VIRTUAL or self._models.spec(chat.model) is not None:
                 raise Forbidden(f"this client may not use the model '{chat.model}'")
             raise NotFound(f"the model '{chat.model}' does not exist; GET /v1/models lists them")
-        body = chat.body
+        body, sources = chat.body, []
         if chat.model == "kb":
-            body = {**body, "messages": [await self._context(chat.question, principal), *body["messages"]]}
+            context, sources = await self._context(chat.question, principal)
+            body = {**body, "messages": [context, *body["messages"]]}
         pii = await contains_pii(chat.text)
         if pii:
             PII_ROUTED.labels(self._accounting.tenant_label(principal.tenant)).inc()
             self._accounting.stats.pii()
         spec = self._models.spec(chat.model)
         if spec is not None and (spec.local or not pii):
-            return Route(chat.model, (spec,), pii), body
-        return self._models.rules(chat.question, pii=pii, tenant=principal.tenant, platform="v1"), body
+            return Route(chat.model, (spec,), pii), body, sources
+        return self._models.rules(chat.question, pii=pii, tenant=principal.tenant, platform="v1"), body, sources
 
     async def _relevant(self, question: str, principal: Principal) -> list[Hit]:
         """Passages for the question from the collections this caller may read, and no other."""
@@ -146,19 +160,30 @@ class ChatService:
         hits = await self._retriever.search(index, question, top_k, collections=principal.collections or frozenset())
         return [h for h in hits if h.score >= self._settings.retrieval.min_score]
 
-    async def _context(self, question: str, principal: Principal) -> dict[str, str]:
+    async def _context(self, question: str, principal: Principal) -> tuple[dict[str, str], list[dict[str, Any]]]:
         relevant = await self._relevant(question, principal)
         block = context_block(relevant) if relevant else "(nothing relevant in the knowledge base)"
-        return {"role": "system", "content": f"{SYSTEM}\n\nContext:\n{block}"}
+        return {"role": "system", "content": f"{SYSTEM}\n\nContext:\n{block}"}, sources_of(relevant)
 
-    async def complete(self, chat: ChatRequest, principal: Principal) -> RelayedReply:
+    async def complete(
+        self,
+        chat: ChatRequest,
+        principal: Principal,
+        *,
+        path: str = "/v1/chat/completions",
+        native: Native | None = None,
+    ) -> RelayedReply:
+        """The upstream's reply as it came (``kb``: with top-level ``sources``, the passages its
+        ``[n]`` markers cite); ``native`` answers for models marked ``responses: native``."""
         started = time.perf_counter()
-        admission = await self._accounting.admit(principal, "/v1/chat/completions")
-        route, body = await self._plan(chat, principal)
+        admission = await self._accounting.admit(principal, path)
+        route, body, sources = await self._plan(chat, principal)
 
         async def attempt(spec: ModelSpec) -> Forwarded:
             if spec.provider == "extractive":
                 return await self._extractive(chat, spec, principal)
+            if native is not None and spec.responses == "native":
+                return await native.complete(spec, body)
             return await self._forwarder.complete(spec, {**body, "model": spec.upstream, "stream": False})
 
         reply = await self._models.call(route, attempt)
@@ -169,24 +194,38 @@ class ChatService:
         else:  # the upstream did not say: count what went up and what came back
             prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_reply_text(reply.data))
         await self._accounting.forwarded(principal, model, prompt, completion, _ms_since(started))
+        if sources:
+            return RelayedReply(orjson.dumps({**reply.data, "sources": sources}), admission)
         return RelayedReply(reply.body, admission)
 
-    async def stream(self, chat: ChatRequest, principal: Principal) -> tuple[Admission, AsyncIterator[bytes]]:
+    async def stream(
+        self,
+        chat: ChatRequest,
+        principal: Principal,
+        *,
+        path: str = "/v1/chat/completions",
+        native: Native | None = None,
+    ) -> tuple[Admission, AsyncIterator[bytes]]:
         """Upstream ``data:`` lines for the client. Failures before the first line raise;
-        after it, the stream ends with an error line (the SDKs raise on it), not [DONE]."""
+        after it, the stream ends with an error line (the SDKs raise on it), not [DONE].
+        ``kb``: the first chunk carries top-level ``sources``."""
         started = time.perf_counter()
-        admission = await self._accounting.admit(principal, "/v1/chat/completions")
-        route, body = await self._plan(chat, principal)
+        admission = await self._accounting.admit(principal, path)
+        route, body, sources = await self._plan(chat, principal)
         wants_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
 
         def open_stream(spec: ModelSpec) -> AsyncIterator[bytes]:
             if spec.provider == "extractive":
                 return self._extractive_stream(chat, spec, principal)
+            if native is not None and spec.responses == "native":
+                return native.stream(spec, body)
             return self._forwarder.stream(spec, {**upstream_body, "model": spec.upstream})
 
         lines = self._models.relay(route, open_stream)
         first = await anext(lines)
+        if sources and first[0].startswith(b"data: {"):
+            first = (b"data: " + orjson.dumps({**orjson.loads(first[0][6:]), "sources": sources}), first[1])
         return admission, self._relay(first, lines, principal, body, wants_usage, started)
 
     async def _relay(

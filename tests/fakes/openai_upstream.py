@@ -79,6 +79,7 @@ class Behavior:
     cut_after: int = 3
     malformed: MalformedKind = "shape"
     usage: bool = True  # False: no usage in replies, as some OpenAI-compatible servers do
+    tool_call: bool = False  # True: a request with tools gets a call of its first tool (until a tool result)
 
 
 def openai_error(
@@ -145,6 +146,56 @@ def build_reply(model: str, messages: list[Any]) -> str:
     if citation is not None:
         reply += f" [{citation}]"
     return reply
+
+
+def sample_json(schema: Any) -> Any:
+    """A value that fits a JSON schema (objects, arrays, strings, numbers, booleans, enums)."""
+    if not isinstance(schema, dict):
+        return "x"
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object" or "properties" in schema:
+        return {name: sample_json(sub) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [sample_json(schema.get("items"))]
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    return "x"
+
+
+def structured_reply(body: dict[str, Any]) -> str | None:
+    """What a model answers to ``response_format``: JSON that fits the schema."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") == "json_schema":
+        return json.dumps(sample_json((fmt.get("json_schema") or {}).get("schema")))
+    if fmt.get("type") == "json_object":
+        return json.dumps({"answer": "x"})
+    return None
+
+
+def tool_call_for(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A call of the request's first function tool, unless the last message is a tool result."""
+    tools = body.get("tools")
+    messages = body.get("messages") or [{}]
+    if (
+        not isinstance(tools, list)
+        or not tools
+        or (isinstance(messages[-1], dict) and messages[-1].get("role") == "tool")
+    ):
+        return None
+    function = tools[0].get("function") or {}
+    arguments = json.dumps(sample_json(function.get("parameters") or {"type": "object"}))
+    return {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+            "function": {"name": function.get("name", ""), "arguments": arguments}}  # fmt: skip
 
 
 def split_chunks(text: str, size: int = 6) -> list[str]:
@@ -234,6 +285,7 @@ class FakeOpenAI(LoopbackServer):
         cut_after: int = 3,
         malformed: MalformedKind = "shape",
         usage: bool = True,
+        tool_call: bool = False,
     ) -> None:
         """Script how requests for ``model`` (None = every other model) are answered.
 
@@ -242,7 +294,10 @@ class FakeOpenAI(LoopbackServer):
         ``malformed`` picks the ``malformed`` body: ``"shape"`` sends valid
         JSON of the wrong shape (``{"nope": true}``), ``"truncated"`` sends a
         real completion cut off mid-JSON. ``usage=False`` leaves usage out of
-        replies and streams, as some OpenAI-compatible servers do.
+        replies and streams, as some OpenAI-compatible servers do. ``tool_call``
+        answers a request that has ``tools`` with a call of its first tool (arguments
+        built from its parameters' schema) until the last message is a tool result, which
+        is then echoed: ``"[<model>] tool said: <result>"``.
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
@@ -260,6 +315,7 @@ class FakeOpenAI(LoopbackServer):
             cut_after=cut_after,
             malformed=malformed,
             usage=usage,
+            tool_call=tool_call,
         )
         with self._lock:
             self._behaviors[model] = behavior
@@ -338,6 +394,8 @@ class FakeOpenAI(LoopbackServer):
         route = (request.method, request.path.rstrip("/"))
         if route == ("POST", "/v1/chat/completions"):
             return await self._chat(request, body)
+        if route == ("POST", "/v1/responses"):
+            return await self._responses(request, body)
         if route == ("POST", "/v1/embeddings"):
             return await self._embeddings(body)
         if route == ("GET", "/v1/models"):
@@ -394,6 +452,11 @@ class FakeOpenAI(LoopbackServer):
             return failure
 
         content = behavior.reply if behavior.reply is not None else build_reply(model, messages)
+        last = messages[-1] if isinstance(messages[-1], dict) else {}
+        call = tool_call_for(body) if behavior.tool_call else None
+        if behavior.tool_call and last.get("role") == "tool":
+            content = f"[{model}] tool said: {content_text(last.get('content'))[:REPLY_PREFIX_CHARS]}"
+        content = structured_reply(body) or content
         prompt_text = "".join(content_text(m.get("content")) for m in messages if isinstance(m, dict))
         usage = {
             "prompt_tokens": estimate_tokens(prompt_text),
@@ -416,6 +479,7 @@ class FakeOpenAI(LoopbackServer):
                 content=content,
                 usage=usage if include_usage and behavior.usage else None,
                 cut_after=behavior.cut_after if behavior.mode == "cut_stream" else None,
+                call=call,
             )
         return web.json_response(
             {
@@ -428,11 +492,12 @@ class FakeOpenAI(LoopbackServer):
                         "index": 0,
                         "message": {
                             "role": "assistant",
-                            "content": content,
+                            "content": None if call else content,
                             "refusal": None,
+                            **({"tool_calls": [call]} if call else {}),
                         },
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": "tool_calls" if call else "stop",
                     }
                 ],
                 **({"usage": usage} if behavior.usage else {}),
@@ -450,8 +515,10 @@ class FakeOpenAI(LoopbackServer):
         content: str,
         usage: dict[str, int] | None,
         cut_after: int | None,
+        call: dict[str, Any] | None = None,
     ) -> web.StreamResponse:
-        """Write OpenAI-style SSE; with ``cut_after`` drop the socket mid-stream."""
+        """Write OpenAI-style SSE; with ``cut_after`` drop the socket mid-stream; a tool
+        ``call`` streams as its name, then its arguments in pieces."""
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
 
@@ -478,6 +545,13 @@ class FakeOpenAI(LoopbackServer):
             return out
 
         await resp.write(_sse(chunk({"role": "assistant", "content": "", "refusal": None})))
+        if call is not None:
+            head = {"index": 0, "id": call["id"], "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""}}  # fmt: skip
+            await resp.write(_sse(chunk({"tool_calls": [head]})))
+            for piece in split_chunks(call["function"]["arguments"]):
+                await resp.write(_sse(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})))
+            content = ""
         for n, piece in enumerate(split_chunks(content)):
             if cut_after is not None and n >= cut_after:
                 break
@@ -488,12 +562,62 @@ class FakeOpenAI(LoopbackServer):
             if transport is not None:
                 transport.close()
             raise asyncio.CancelledError  # nothing more can be sent on this socket
-        await resp.write(_sse(chunk({}, finish="stop")))
+        await resp.write(_sse(chunk({}, finish="tool_calls" if call is not None else "stop")))
         if usage is not None:
             final = chunk({}, choices=False)
             final["usage"] = usage
             await resp.write(_sse(final))
         await resp.write(_sse("[DONE]"))
+        await resp.write_eof()
+        return resp
+
+    async def _responses(self, request: web.Request, body: dict[str, Any] | None) -> web.StreamResponse:
+        """The Responses API itself (as OpenAI has it): text in, one output message out, the
+        reply built as for chat; ``instructions`` and ``input`` read as messages."""
+        if body is None or not isinstance(body.get("model"), str):
+            return openai_error(400, "you must provide a model parameter", param="model")
+        model = body["model"]
+        stream = body.get("stream") is True
+        behavior = self._take_behavior(model)
+        failure = await self._apply_failure(behavior, stream=stream)
+        if failure is not None:
+            return failure
+        raw = body.get("input")
+        items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+        messages = [{"role": "system", "content": body.get("instructions") or ""}, *items]
+        content = behavior.reply if behavior.reply is not None else build_reply(model, messages)
+        prompt_text = "".join(content_text(m.get("content")) for m in messages if isinstance(m, dict))
+        usage = {"input_tokens": estimate_tokens(prompt_text), "output_tokens": estimate_tokens(content)}
+        usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+        message = {"type": "message", "id": f"msg_{uuid.uuid4().hex}", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": content, "annotations": [], "logprobs": []}]}  # fmt: skip
+        response = {"id": f"resp_{uuid.uuid4().hex}", "object": "response", "created_at": int(time.time()),
+                    "status": "completed", "model": model, "output": [message], "usage": usage,
+                    "error": None, "incomplete_details": None, "tools": [], "parallel_tool_calls": True}  # fmt: skip
+        if not stream:
+            return web.json_response(response)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        seq = iter(range(1_000_000))
+
+        async def event(kind: str, **data: Any) -> None:
+            payload = json.dumps({"type": kind, "sequence_number": next(seq), **data})
+            await resp.write(f"event: {kind}\ndata: {payload}\n\n".encode())
+
+        opening = {**response, "status": "in_progress", "output": [], "usage": None}
+        await event("response.created", response=opening)
+        await event("response.in_progress", response=opening)
+        item = {**message, "status": "in_progress", "content": []}
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        where = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+        await event("response.output_item.added", output_index=0, item=item)
+        await event("response.content_part.added", part=part, **where)
+        for piece in split_chunks(content):
+            await event("response.output_text.delta", delta=piece, logprobs=[], **where)
+        await event("response.output_text.done", text=content, logprobs=[], **where)
+        await event("response.content_part.done", part=message["content"][0], **where)
+        await event("response.output_item.done", output_index=0, item=message)
+        await event("response.completed", response=response)
         await resp.write_eof()
         return resp
 
