@@ -285,3 +285,11 @@ def test_what_cannot_be_translated_is_a_400_naming_it(hub: HubServer, extra: dic
     with pytest.raises(openai.BadRequestError) as refused:
         client(hub).post("/responses", body=body, cast_to=dict)
     assert refused.value.body["param"] == param  # type: ignore[index]
+
+
+def test_a_stream_cut_after_it_started_ends_with_an_error_event(hub: HubServer, fake: FakeOpenAI) -> None:
+    fake.set_behavior("gpt-4o-mini", mode="cut_stream", cut_after=2)
+    events = list(client(hub).responses.create(model="small", input="Where is the office right now?", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-1] == "error", kinds
+    assert "response.completed" not in kinds and events[-1].sequence_number == len(events) - 1
