@@ -293,3 +293,10 @@ def test_a_stream_cut_after_it_started_ends_with_an_error_event(hub: HubServer, 
     kinds = [e.type for e in events]
     assert kinds[0] == "response.created" and kinds[-1] == "error", kinds
     assert "response.completed" not in kinds and events[-1].sequence_number == len(events) - 1
+
+
+def test_inline_image_bytes_are_refused_as_on_chat_completions(hub: HubServer, fake: FakeOpenAI) -> None:
+    image = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client(hub).responses.create(model="small", input=[{"role": "user", "content": [image]}])
+    assert "personal data" in refused.value.message and not fake.calls
