@@ -227,6 +227,8 @@ def test_kb_citations_as_data_on_chat_completions(hub: HubServer) -> None:
     streamed = list(client(hub).responses.create(model="kb", input=question[0]["content"], stream=True))
     done = next(e for e in streamed if e.type == "response.output_text.done")
     assert "[1]" in done.text
+    added = [e.annotation.to_dict() for e in streamed if e.type == "response.output_text.annotation.added"]
+    assert added and added == [a.to_dict() for a in streamed[-1].response.output[0].content[0].annotations]
     assert streamed[-1].response.output[0].content[0].annotations[0].type == "file_citation"
 
 

@@ -70,7 +70,7 @@ async def _frames(opened: asyncio.Future[tuple[Admission, AsyncIterator[dict[str
             sequence = int(event.get("sequence_number", sequence)) + 1
             yield sse.frame(str(event.get("type")), event)
     except HubError as exc:
-        yield sse.frame("error", {"type": "error", "sequence_number": sequence, **_error(exc)})
+        yield sse.frame("error", {**_error(exc), "type": "error", "sequence_number": sequence})
     except Exception as exc:  # the response has started: say it failed, never finish cleanly
         log.error("responses stream failed", extra={"exc": type(exc).__name__})
         yield sse.frame("error", {"type": "error", "sequence_number": sequence, "message": "the answer was cut off",

@@ -568,6 +568,17 @@ class StreamTranslator:
                     "annotations": annotations(text, self._sources),
                     "logprobs": [],
                 }
+                for n, note in enumerate(part["annotations"]):  # what the Vercel AI SDK reads sources from
+                    events.append(
+                        self._event(
+                            "response.output_text.annotation.added",
+                            item_id=item["id"],
+                            output_index=index,
+                            content_index=0,
+                            annotation_index=n,
+                            annotation=note,
+                        )
+                    )
                 events.append(
                     self._event(
                         "response.output_text.done",
