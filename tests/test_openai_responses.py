@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from openai import OpenAI
 from pydantic import BaseModel
 
 from core.auth import digest
-from tests.conftest import HubServer, make_settings, metric, write_yaml
+from tests.conftest import ROOT, HubServer, make_settings, metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 KEY = "ah_responses-key-000000000000000"
@@ -33,6 +36,7 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
         "resilience": {"retries": 0},
         "models": [
             {"name": "native", "model": "gpt-4o", "responses": "native"},
+            {"name": "tools", "model": "tool-model"},
             {"name": "local", "model": "local-llm", "base_url": fake.base_url, "local": True},
         ],
         "clients": [
@@ -302,3 +306,28 @@ def test_inline_image_bytes_are_refused_as_on_chat_completions(hub: HubServer, f
     with pytest.raises(openai.BadRequestError) as refused:
         client(hub).responses.create(model="small", input=[{"role": "user", "content": [image]}])
     assert "personal data" in refused.value.message and not fake.calls
+
+
+NODE_DIR = ROOT / "tests" / "node"
+
+
+def test_the_openai_npm_package(hub: HubServer, fake: FakeOpenAI) -> None:
+    """openai-node (tests/node, installed by `make test` where Node is) against the same hub."""
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "openai").is_dir():
+        if os.environ.get("CI") == "true" and node is not None:
+            pytest.fail("Node is here but tests/node/node_modules is not: make test runs npm ci there")
+        pytest.skip("no Node.js, or the openai npm package is not installed (npm ci --prefix tests/node)")
+    fake.set_behavior("tool-model", tool_call=True)
+    env = {**os.environ, "HUB_URL": hub.url, "HUB_KEY": KEY}
+    done = subprocess.run([node, "responses.mjs"], cwd=NODE_DIR, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["text"] == "[gpt-4o-mini] How do I reset my MFA?" and seen["inputTokens"] > 0
+    assert seen["kinds"][0] == "response.created" and seen["kinds"][-1] == "response.completed"
+    assert seen["streamed"] == "[gpt-4o-mini] Where is the office?"
+    assert seen["call"] == {"name": "get_weather", "arguments": '{"city": "x"}'}
+    assert seen["toolAnswer"] == "[tool-model] tool said: sunny"
+    assert seen["annotations"] and set(seen["annotations"]) == {"file_citation"}
+    assert seen["authError"] == "AuthenticationError"
