@@ -119,12 +119,14 @@ _RESPONSES_END = re.compile(rb'"type":\s*"response\.(?:completed|incomplete|fail
 
 
 def _traced(data: dict[str, Any]) -> None:
-    """The upstream's reply on the model call's span: model, usage, finish reasons."""
+    """The upstream's reply on the model call's span: model, usage (chat-completions or
+    Responses names), finish reasons."""
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     choices = data.get("choices") if isinstance(data.get("choices"), list) else []
     finish = [str(c["finish_reason"]) for c in choices if isinstance(c, dict) and c.get("finish_reason")]
     model = data.get("model")
-    tokens = [usage.get(n) if isinstance(usage.get(n), int) else None for n in ("prompt_tokens", "completion_tokens")]
+    names = ("prompt_tokens", "completion_tokens") if "prompt_tokens" in usage else ("input_tokens", "output_tokens")
+    tokens = [usage.get(n) if isinstance(usage.get(n), int) else None for n in names]
     model_reply(model if isinstance(model, str) else None, tokens[0], tokens[1], finish)
 
 
