@@ -331,3 +331,9 @@ def test_the_openai_npm_package(hub: HubServer, fake: FakeOpenAI) -> None:
     assert seen["toolAnswer"] == "[tool-model] tool said: sunny"
     assert seen["annotations"] and set(seen["annotations"]) == {"file_citation"}
     assert seen["authError"] == "AuthenticationError"
+
+
+def test_the_limits_headers_come_with_the_response(hub: HubServer) -> None:
+    raw = client(hub).responses.with_raw_response.create(model="small", input="hi")
+    assert raw.headers["X-RateLimit-Limit"] == "1000" and int(raw.headers["X-RateLimit-Remaining"]) < 1000
+    assert raw.parse().output_text == "[gpt-4o-mini] hi"
