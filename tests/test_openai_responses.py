@@ -37,7 +37,13 @@ def _config(fake: FakeOpenAI) -> dict[str, Any]:
         "models": [
             {"name": "native", "model": "gpt-4o", "responses": "native"},
             {"name": "tools", "model": "tool-model"},
+            {"name": "flaky", "model": "flaky-model"},  # its failures open no other model's breaker
             {"name": "local", "model": "local-llm", "base_url": fake.base_url, "local": True},
+        ],
+        "routes": [  # the defaults, and a badge question to the native model
+            {"name": "pii", "when": {"pii": True}, "models": ["local"]},
+            {"name": "badges", "when": {"keywords": ["badge"]}, "models": ["native"]},
+            {"name": "default", "models": ["small", "large"]},
         ],
         "clients": [
             {"name": "app", "tenant": "hr", "key_sha256": [digest(KEY)]},
@@ -294,8 +300,8 @@ def test_what_cannot_be_translated_is_a_400_naming_it(hub: HubServer, extra: dic
 
 
 def test_a_stream_cut_after_it_started_ends_with_an_error_event(hub: HubServer, fake: FakeOpenAI) -> None:
-    fake.set_behavior("gpt-4o-mini", mode="cut_stream", cut_after=2)
-    events = list(client(hub).responses.create(model="small", input="Where is the office right now?", stream=True))
+    fake.set_behavior("flaky-model", mode="cut_stream", cut_after=2)
+    events = list(client(hub).responses.create(model="flaky", input="Where is the office right now?", stream=True))
     kinds = [e.type for e in events]
     assert kinds[0] == "response.created" and kinds[-1] == "error", kinds
     assert "response.completed" not in kinds and events[-1].sequence_number == len(events) - 1
@@ -337,3 +343,22 @@ def test_the_limits_headers_come_with_the_response(hub: HubServer) -> None:
     raw = client(hub).responses.with_raw_response.create(model="small", input="hi")
     assert raw.headers["X-RateLimit-Limit"] == "1000" and int(raw.headers["X-RateLimit-Remaining"]) < 1000
     assert raw.parse().output_text == "[gpt-4o-mini] hi"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_kb_over_a_native_upstream_is_cited_too(hub: HubServer, fake: FakeOpenAI, streamed: bool) -> None:
+    question = "How do I get a replacement office badge?"
+    if streamed:
+        events = list(client(hub).responses.create(model="kb", input=question, stream=True))
+        assert events[-1].type == "response.completed"
+        reply = events[-1].response
+    else:
+        reply = client(hub).responses.create(model="kb", input=question)
+    (call,) = fake.calls
+    assert call.path == "/v1/responses" and call.json is not None
+    context = call.json["input"][0]
+    assert context["role"] == "system" and "Context:" in context["content"], "the passages go first"
+    text = reply.output[0].content[0]
+    assert text.text.startswith("[gpt-4o]") and "[1]" in text.text
+    assert [a.type for a in text.annotations] == ["file_citation"]
+    assert reply.model_extra["sources"][0]["index"] == 1

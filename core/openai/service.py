@@ -116,15 +116,19 @@ class ResponsesService:
     ) -> AsyncIterator[dict[str, Any]]:
         translator = StreamTranslator(request, new_id("resp"))
         final: dict[str, Any] | None = None
+        sources: list[dict[str, Any]] | None = None
         async for line in lines:
             payload = line.strip()
             if not payload.startswith(b"data: {"):
                 continue  # [DONE]
             data = orjson.loads(payload[6:])
             kind = data.get("type")
-            if isinstance(kind, str):  # an event of an upstream that has the Responses API: as it is
-                if kind in TERMINAL:
-                    final = _from_native(request, data.get("response") or {})
+            if isinstance(kind, str):  # an event of an upstream that has the Responses API: as it is,
+                sources = data.pop("sources", None) or sources  # but kb's sources (on the first line) and
+                if kind in TERMINAL:  # the conversation link go on the final response
+                    response = data.get("response") or {}
+                    final = _from_native(request, {**response, "sources": sources} if sources else response)
+                    data = {**data, "response": final}
                 yield data
             elif data.get("object") != USAGE_LINE:
                 for event in translator.feed(data):
