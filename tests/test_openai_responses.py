@@ -182,6 +182,9 @@ def test_json_schema_text_format(hub: HubServer, fake: FakeOpenAI) -> None:
 
 def test_previous_response_id_keeps_the_conversation(hub: HubServer, fake: FakeOpenAI) -> None:
     _conversation(hub, fake)
+    unstored = client(hub).responses.create(model="small", input="Forget this.", store=False)
+    with pytest.raises(openai.BadRequestError):
+        client(hub).responses.create(model="small", input="What did I say?", previous_response_id=unstored.id)
 
 
 def test_previous_response_id_on_redis(tmp_path: Path, sample_index: Path, fake: FakeOpenAI, redis_db: str) -> None:
