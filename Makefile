@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test test-fast lint lock eval bench system-deps image
+.PHONY: run test test-fast lint lock eval bench system-deps node-deps image
 
 ## make run: set everything up, build the sample index, start the hub on http://127.0.0.1:8000
 run: $(VENV)/.installed
@@ -12,7 +12,7 @@ run: $(VENV)/.installed
 	$(PY) -m core serve
 
 ## make test: set everything up (Chromium and promtool included) and run lint and the whole test suite
-test: $(VENV)/.installed system-deps
+test: $(VENV)/.installed system-deps node-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -20,6 +20,10 @@ test: $(VENV)/.installed system-deps
 ## make test-fast: the inner loop — every test that starts no server, process, Redis or browser (under a minute)
 test-fast: $(VENV)/.installed
 	ASKHUB_FAST_TESTS=1 $(PY) -m pytest -q -rfE
+
+## the openai npm package for tests/test_openai_responses.py, where Node.js is installed
+node-deps:
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/node --no-audit --no-fund --loglevel=error; fi
 
 eval: $(VENV)/.installed
 	$(PY) -m core eval --dataset data/eval/policies --dataset data/eval/handbook \

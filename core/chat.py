@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from core.llm.routing import ModelSpec, Route, model_decides
 from core.llm.tokens import count_tokens
 from core.messages import NO_KNOWLEDGE
 from core.metrics import PII_ROUTED
+from core.openai.sources import sources_of
 from core.pii import VALUE_BREAK, contains_pii, json_strings
 from core.schema import Admission, RelayedReply, json_object
 
@@ -60,6 +61,15 @@ class ChatRequest:
     question: str  # the last user message: what routing and retrieval look at
     text: str  # every value in the body (strings, keys, numbers): what the PII check looks at
     stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Native:
+    """How a request goes to a model whose upstream takes it in another API (``responses:
+    native``): a planned chat body in, the upstream's reply (or ``data:`` lines) out."""
+
+    complete: Callable[[ModelSpec, dict[str, Any]], Awaitable[Forwarded]]
+    stream: Callable[[ModelSpec, dict[str, Any]], AsyncIterator[bytes]]
 
 
 def parse(raw: bytes) -> ChatRequest:
@@ -150,7 +160,7 @@ class ChatService:
         self._retriever = retriever
         self._models = models
         self._accounting = accounting
-        self._forwarder = Forwarder()
+        self.forwarder = self._forwarder = Forwarder()
 
     def use(self, settings: Settings) -> None:
         self._settings = settings
@@ -161,7 +171,10 @@ class ChatService:
         ids = [*VIRTUAL, *self._models.names]
         return [m for m in ids if allowed is None or m in allowed]
 
-    async def _plan(self, chat: ChatRequest, principal: Principal) -> tuple[Route, dict[str, Any]]:
+    async def _plan(
+        self, chat: ChatRequest, principal: Principal
+    ) -> tuple[Route, dict[str, Any], list[dict[str, Any]]]:
+        """The route, the body to send (``kb``: with the passages) and the passages' sources."""
         if chat.model not in self.model_ids(principal):
             if chat.model in VIRTUAL or self._models.spec(chat.model) is not None:
                 raise Forbidden(f"this client may not use the model '{chat.model}'")
@@ -177,14 +190,14 @@ class ChatService:
             route = self._models.rules(chat.question, pii=pii, tenant=principal.tenant, platform="v1")
         if needs_tool_call(chat.body) and all(m.provider == "extractive" for m in route.models):
             raise BadRequest(_NO_TOOLS_PII if pii else _NO_TOOLS)
-        body = chat.body
+        body, sources = chat.body, []
         if chat.model == "kb":
             # A chat model gets the best passages unless there is no evidence, and decides (as on /ask);
             # the retrieval's embeddings obey the request's personal-data decision too.
             with privacy.decided(pii):
-                context = await self._context(chat.question, principal, abstain=not model_decides(route))
+                context, sources = await self._context(chat.question, principal, abstain=not model_decides(route))
             body = {**body, "messages": [context, *body["messages"]]}
-        return route, body
+        return route, body, sources
 
     async def _relevant(self, question: str, principal: Principal, *, abstain: bool = True) -> list[Hit]:
         """Passages for the question from the collections this caller may read, and no other.
@@ -197,26 +210,36 @@ class ChatService:
         hits = await self._retriever.search(index, question, top_k, collections=collections, abstain=abstain)
         return hits if not abstain else [h for h in hits if h.score >= self._settings.retrieval.min_score]
 
-    async def _context(self, question: str, principal: Principal, *, abstain: bool = True) -> dict[str, str]:
+    async def _context(
+        self, question: str, principal: Principal, *, abstain: bool = True
+    ) -> tuple[dict[str, str], list[dict[str, Any]]]:
         relevant = await self._relevant(question, principal, abstain=abstain)
         block = context_block(relevant) if relevant else "(nothing relevant in the knowledge base)"
-        return {"role": "system", "content": f"{SYSTEM}\n\nContext:\n{block}"}
+        return {"role": "system", "content": f"{SYSTEM}\n\nContext:\n{block}"}, sources_of(relevant)
 
-    async def complete(self, chat: ChatRequest, principal: Principal) -> RelayedReply:
+    async def complete(
+        self,
+        chat: ChatRequest,
+        principal: Principal,
+        *,
+        path: str = "/v1/chat/completions",
+        native: Native | None = None,
+    ) -> RelayedReply:
+        """The upstream's reply as it came (``kb``: with top-level ``sources``, the passages its
+        ``[n]`` markers cite); ``native`` answers for models marked ``responses: native``."""
         started = time.perf_counter()
-        admission = await self._accounting.admit(principal, "/v1/chat/completions")
-        route, body = await self._plan(chat, principal)
+        admission = await self._accounting.admit(principal, path)
+        route, body, sources = await self._plan(chat, principal)
 
         async def attempt(spec: ModelSpec) -> Forwarded:
             if spec.provider == "extractive":
                 with privacy.decided(route.pii):  # the offline answerer's retrieval obeys the decision
                     return await self._extractive(chat, spec, principal)
+            if native is not None and spec.responses == "native":
+                return await native.complete(spec, body)
             return await self._forwarder.complete(spec, {**body, "model": spec.upstream, "stream": False})
 
         reply = await self._models.call(route, attempt)
-        body_out = reply.body
-        if chat.model == "kb" and is_no_answer(_reply_text(reply.data)):
-            body_out = orjson.dumps(_polite_reply(reply.data, NO_KNOWLEDGE[language_of(chat.question)]))
         usage = reply.data.get("usage")
         model = str(reply.data.get("model") or route.models[0].upstream)
         if isinstance(usage, dict):
@@ -224,24 +247,41 @@ class ChatService:
         else:  # the upstream did not say: count what went up and what came back
             prompt, completion = await count_tokens(_prompt_text(body)), await count_tokens(_reply_text(reply.data))
         await self._accounting.forwarded(principal, model, prompt, completion, _ms_since(started))
-        return RelayedReply(body_out, admission)
+        if chat.model == "kb" and is_no_answer(_reply_text(reply.data)):  # the polite "I don't know" cites nothing
+            polite = _polite_reply(reply.data, NO_KNOWLEDGE[language_of(chat.question)])
+            return RelayedReply(orjson.dumps(polite), admission)
+        if sources:
+            return RelayedReply(orjson.dumps({**reply.data, "sources": sources}), admission)
+        return RelayedReply(reply.body, admission)
 
-    async def stream(self, chat: ChatRequest, principal: Principal) -> tuple[Admission, AsyncIterator[bytes]]:
+    async def stream(
+        self,
+        chat: ChatRequest,
+        principal: Principal,
+        *,
+        path: str = "/v1/chat/completions",
+        native: Native | None = None,
+    ) -> tuple[Admission, AsyncIterator[bytes]]:
         """Upstream ``data:`` lines for the client. Failures before the first line raise;
-        after it, the stream ends with an error line (the SDKs raise on it), not [DONE]."""
+        after it, the stream ends with an error line (the SDKs raise on it), not [DONE].
+        ``kb``: the first chunk carries top-level ``sources``."""
         started = time.perf_counter()
-        admission = await self._accounting.admit(principal, "/v1/chat/completions")
-        route, body = await self._plan(chat, principal)
+        admission = await self._accounting.admit(principal, path)
+        route, body, sources = await self._plan(chat, principal)
         wants_usage = bool((chat.body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
 
         def open_stream(spec: ModelSpec) -> AsyncIterator[bytes]:
             if spec.provider == "extractive":
                 return self._extractive_stream(chat, spec, principal, route.pii)
+            if native is not None and spec.responses == "native":
+                return native.stream(spec, body)
             return self._forwarder.stream(spec, {**upstream_body, "model": spec.upstream})
 
         lines = self._models.relay(route, open_stream)
         first = await anext(lines)
+        if sources and first[0].startswith(b"data: {"):
+            first = (b"data: " + orjson.dumps({**orjson.loads(first[0][6:]), "sources": sources}), first[1])
         frames = self._relay(first, lines, principal, body, wants_usage, started)
         if chat.model == "kb":
             frames = _polite_frames(frames, NO_KNOWLEDGE[language_of(chat.question)])

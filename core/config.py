@@ -229,6 +229,9 @@ class ModelSettings(_Section):
     timeout_sec: float = Field(30.0, gt=0)
     local: bool = False  # runs inside the company: may see personal data
     max_concurrency: int = Field(64, ge=1)  # requests in flight to this model from one process
+    # POST /v1/responses: "translate" to this upstream's chat completions, or "native" to pass the
+    # request to its own /responses (OpenAI itself, or a server that has the Responses API).
+    responses: Literal["translate", "native"] = "translate"
 
     @field_validator("base_url")
     @classmethod
@@ -294,6 +297,13 @@ class ResilienceSettings(_Section):
 class ConversationSettings(_Section):
     turns: int = Field(6, ge=0, le=50)  # earlier questions and answers kept per conversation
     ttl_sec: float = Field(3600.0, gt=0)
+
+
+class ResponsesSettings(_Section):
+    """POST /v1/responses: how long a response stays usable as ``previous_response_id``."""
+
+    ttl_sec: float = Field(86400.0, gt=0)
+    max_items: int = Field(200, ge=2, le=10000)  # the newest input and output items a conversation keeps
 
 
 class QueueSettings(_Section):
@@ -466,6 +476,7 @@ class Settings(_Section):
     routes: list[RouteSettings] = []
     resilience: ResilienceSettings = ResilienceSettings()
     conversation: ConversationSettings = ConversationSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     queue: QueueSettings = QueueSettings()
     slack: SlackSettings = SlackSettings()
     line: LineSettings = LineSettings()

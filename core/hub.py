@@ -33,6 +33,8 @@ from core.limits import Governor
 from core.llm.gateway import ModelGateway
 from core.llm.rewrite import RewritingSearch
 from core.metrics import BACKEND_UP
+from core.openai.response_store import ResponseStore
+from core.openai.service import ResponsesService
 from core.portal.door import PortalDoor
 from core.portal.events import ConversationEvents
 from core.reload import ConfigWatcher
@@ -79,6 +81,8 @@ class Hub:
         self.chat = ChatService(
             index=self.index, retriever=self.retriever, models=self.models, accounting=self.accounting
         )
+        self.response_store = ResponseStore(self.backend, settings.responses)
+        self.responses = ResponsesService(self.chat, self.response_store, self.models)
         self.embeddings = EmbeddingService(models=self.models, accounting=self.accounting)
         self.usage = UsageLedger(settings, self.backend)
         self.events = EventLedger(self.backend)
@@ -110,6 +114,7 @@ class Hub:
         self.asker.use(settings, cache=self.cache, collections=self.auth.collections)
         self.verified.configure(policy=self.auth.collections, threshold=settings.verified.threshold)
         self.chat.use(settings)
+        self.response_store.use(settings.responses)
         self.embeddings.use(settings)
         if hasattr(self, "handoff"):
             self.handoff.configure(settings)

@@ -188,6 +188,24 @@ def test_answers_from_a_synced_page_cite_its_address(tmp_path: Path, site: FakeS
     assert all("url" not in s for s in sources if s["title"] == "Opening hours")  # a KB_DIR file has none
 
 
+def test_v1_kb_citations_carry_a_synced_pages_address(tmp_path: Path, site: FakeSite) -> None:
+    settings = _settings(tmp_path, site)
+    _sync(settings)
+    question = {"role": "user", "content": "how long do I have to return shoes for a refund?"}
+    with HubServer(settings) as server:
+        chat = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "kb", "messages": [question]})
+        response = httpx.post(f"{server.url}/v1/responses", json={"model": "kb", "input": question["content"]})
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["sources"][0]["url"] == f"{site.url}/help/returns"
+    assert response.status_code == 200, response.text
+    annotations = [
+        a for item in response.json()["output"] for part in item.get("content", []) for a in part.get("annotations", [])
+    ]
+    assert {"type": "url_citation", "url": f"{site.url}/help/returns"}.items() <= next(
+        a for a in annotations if a["type"] == "url_citation"
+    ).items()
+
+
 def test_the_schedule_syncs_a_due_source_in_a_single_process(tmp_path: Path, site: FakeSite) -> None:
     settings = _settings(tmp_path, site, every="15m")
     with HubServer(settings) as server:

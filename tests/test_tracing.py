@@ -185,6 +185,20 @@ def test_v1_continues_the_callers_trace(traced_hub: HubServer, collector: FakeCo
     assert_nothing_personal(spans, V1_QUESTION, REPLY, UPSTREAM_KEY)
 
 
+def test_v1_responses_is_one_tree_with_genai_attributes(traced_hub: HubServer, collector: FakeCollector) -> None:
+    response = httpx.post(f"{traced_hub.url}/v1/responses", json={"model": "gpt-4o-mini", "input": V1_QUESTION},
+                          timeout=10)  # fmt: skip
+    assert response.status_code == 200, response.text
+    spans = wait_for_trace(traced_hub, collector, trace_of(response), "POST /v1/responses", "chat gpt-4o-mini")
+    named = by_name(spans)
+    model = named["chat gpt-4o-mini"]
+    assert model.parent_id == named["POST /v1/responses"].span_id
+    usage = response.json()["usage"]
+    assert model.attributes["gen_ai.usage.input_tokens"] == usage["input_tokens"]
+    assert model.attributes["gen_ai.usage.output_tokens"] == usage["output_tokens"]
+    assert_nothing_personal(spans, V1_QUESTION, REPLY, UPSTREAM_KEY)
+
+
 @pytest.mark.parametrize("queue", ["memory", "redis"])
 def test_a_queued_line_event_keeps_its_trace(
     queue: str,

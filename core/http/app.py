@@ -31,6 +31,7 @@ from core.http import (
     handoff_routes,
     openai_routes,
     ops_routes,
+    responses_routes,
     source_routes,
 )
 from core.http.fastlane import FastLane, LaneRoute
@@ -112,6 +113,7 @@ def create_app(settings: Settings, *, run_adapters: bool = False) -> FastAPI:
     app.include_router(conversation_routes.router)
     app.include_router(openai_routes.router)
     app.include_router(embeddings_routes.router)
+    app.include_router(responses_routes.router)
     for adapter in adapters:
         for path, endpoint in adapter.routes.items():
             app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)

@@ -10,6 +10,7 @@ path produces, so retries, fallbacks and breakers treat both alike.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,10 @@ class Forwarder:
     async def complete(self, spec: ModelSpec, body: dict[str, Any]) -> Forwarded:
         return await self._post(spec, "chat/completions", "choices", body)
 
+    async def respond(self, spec: ModelSpec, body: dict[str, Any]) -> Forwarded:
+        """POST /responses, for an upstream that has the Responses API (``responses: native``)."""
+        return await self._post(spec, "responses", "output", body)
+
     async def embed(self, spec: ModelSpec, body: dict[str, Any]) -> Forwarded:
         """POST /embeddings, forwarded like a chat request (the reply's ``data`` must hold rows)."""
         return await self._post(spec, "embeddings", "data", body)
@@ -77,9 +82,14 @@ class Forwarder:
             _traced(data)
         return Forwarded(raw, data)
 
-    async def stream(self, spec: ModelSpec, body: dict[str, Any]) -> AsyncIterator[bytes]:
-        """The upstream's server-sent-event lines (``data: ...``), as they arrive."""
-        url, headers = self._target(spec)
+    async def stream(
+        self, spec: ModelSpec, body: dict[str, Any], path: str = "chat/completions"
+    ) -> AsyncIterator[bytes]:
+        """The upstream's server-sent-event lines (``data: ...``), as they arrive. Chat
+        completions end with ``[DONE]``, a Responses stream (``path="responses"``) with its
+        terminal event."""
+        url, headers = self._target(spec, path)
+        responses = path == "responses"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=spec.timeout, sock_read=spec.timeout)
         try:
             async with self._session(url).post(url, data=orjson.dumps(body), headers=headers, timeout=timeout) as resp:
@@ -90,7 +100,7 @@ class Forwarder:
                     line = line.strip()
                     if not line.startswith(b"data:"):
                         continue
-                    done = line == b"data: [DONE]"
+                    done = _RESPONSES_END.search(line) is not None if responses else line == b"data: [DONE]"
                     yield line
                 if not done:
                     raise ProviderError("connection", f"{spec.name}: stream ended without [DONE]")
@@ -104,13 +114,18 @@ class Forwarder:
             await session.close()
 
 
+_RESPONSES_END = re.compile(rb'"type":\s*"response\.(?:completed|incomplete|failed)"')
+
+
 def _traced(data: dict[str, Any]) -> None:
-    """The upstream's reply on the model call's span: model, usage, finish reasons."""
+    """The upstream's reply on the model call's span: model, usage (chat-completions or
+    Responses names), finish reasons."""
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     choices = data.get("choices") if isinstance(data.get("choices"), list) else []
     finish = [str(c["finish_reason"]) for c in choices if isinstance(c, dict) and c.get("finish_reason")]
     model = data.get("model")
-    tokens = [usage.get(n) if isinstance(usage.get(n), int) else None for n in ("prompt_tokens", "completion_tokens")]
+    names = ("prompt_tokens", "completion_tokens") if "prompt_tokens" in usage else ("input_tokens", "output_tokens")
+    tokens = [usage.get(n) if isinstance(usage.get(n), int) else None for n in names]
     model_reply(model if isinstance(model, str) else None, tokens[0], tokens[1], finish)
 
 

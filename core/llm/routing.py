@@ -35,6 +35,7 @@ class ModelSpec:
     timeout: float
     local: bool
     max_concurrency: int
+    responses: str = "translate"  # /v1/responses: "native" passes it to the upstream's own /responses
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,8 @@ def _from_settings(m: ModelSettings, settings: Settings) -> ModelSpec:
     if key is None and m.api_key_env == "OPENAI_API_KEY" and settings.openai_api_key:
         key = settings.openai_api_key.get_secret_value()
     base_url = m.base_url or settings.openai_base_url
-    return ModelSpec(m.name, m.provider, m.model or m.name, base_url, key, m.timeout_sec, m.local, m.max_concurrency)
+    return ModelSpec(m.name, m.provider, m.model or m.name, base_url, key, m.timeout_sec, m.local, m.max_concurrency,
+                     m.responses)  # fmt: skip
 
 
 def default_routes(specs: dict[str, ModelSpec]) -> list[RouteSettings]:

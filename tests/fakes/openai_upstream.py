@@ -82,6 +82,7 @@ class Behavior:
     message: str | None = None  # an error's own message (mode "error" or "rate_limit")
     code: str | None = None  # and its code
     param: str | None = None
+    tool_call: bool = False  # True: a request with tools gets a call of its first tool (until a tool result)
 
 
 def openai_error(
@@ -284,6 +285,7 @@ class FakeOpenAI(LoopbackServer):
         message: str | None = None,
         code: str | None = None,
         param: str | None = None,
+        tool_call: bool = False,
     ) -> None:
         """Script how requests for ``model`` (None = every other model) are answered.
 
@@ -294,7 +296,9 @@ class FakeOpenAI(LoopbackServer):
         real completion cut off mid-JSON. ``usage=False`` leaves usage out of
         replies and streams, as some OpenAI-compatible servers do. ``message``,
         ``code`` and ``param`` script an error's own fields (``mode="error"`` with a 400:
-        "context too long"; ``mode="rate_limit"``).
+        "context too long"; ``mode="rate_limit"``). A request with ``tools`` gets a call of
+        its first (or chosen) tool until the last message is a tool result; with ``tool_call``
+        that result is then echoed: ``"[<model>] tool said: <result>"``.
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(MODES)}")
@@ -315,6 +319,7 @@ class FakeOpenAI(LoopbackServer):
             message=message,
             code=code,
             param=param,
+            tool_call=tool_call,
         )
         with self._lock:
             self._behaviors[model] = behavior
@@ -393,6 +398,8 @@ class FakeOpenAI(LoopbackServer):
         route = (request.method, request.path.rstrip("/"))
         if route == ("POST", "/v1/chat/completions"):
             return await self._chat(request, body)
+        if route == ("POST", "/v1/responses"):
+            return await self._responses(request, body)
         if route == ("POST", "/v1/embeddings"):
             return await self._embeddings(body)
         if route == ("GET", "/v1/models"):
@@ -450,6 +457,9 @@ class FakeOpenAI(LoopbackServer):
             return failure
 
         content = behavior.reply if behavior.reply is not None else build_reply(model, messages)
+        last = messages[-1] if isinstance(messages[-1], dict) else {}
+        if behavior.tool_call and last.get("role") == "tool":
+            content = f"[{model}] tool said: {content_text(last.get('content'))[:REPLY_PREFIX_CHARS]}"
         content = structured_reply(body) or content
         tool_call = tool_call_for(body)
         prompt_text = "".join(content_text(m.get("content")) for m in messages if isinstance(m, dict))
@@ -512,7 +522,8 @@ class FakeOpenAI(LoopbackServer):
         cut_after: int | None,
         tool_call: dict[str, Any] | None = None,
     ) -> web.StreamResponse:
-        """Write OpenAI-style SSE; with ``cut_after`` drop the socket mid-stream."""
+        """Write OpenAI-style SSE; with ``cut_after`` drop the socket mid-stream; a tool
+        ``call`` streams as its name, then its arguments in pieces."""
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
 
@@ -561,6 +572,56 @@ class FakeOpenAI(LoopbackServer):
             final["usage"] = usage
             await resp.write(_sse(final))
         await resp.write(_sse("[DONE]"))
+        await resp.write_eof()
+        return resp
+
+    async def _responses(self, request: web.Request, body: dict[str, Any] | None) -> web.StreamResponse:
+        """The Responses API itself (as OpenAI has it): text in, one output message out, the
+        reply built as for chat; ``instructions`` and ``input`` read as messages."""
+        if body is None or not isinstance(body.get("model"), str):
+            return openai_error(400, "you must provide a model parameter", param="model")
+        model = body["model"]
+        stream = body.get("stream") is True
+        behavior = self._take_behavior(model)
+        failure = await self._apply_failure(behavior, stream=stream)
+        if failure is not None:
+            return failure
+        raw = body.get("input")
+        items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+        messages = [{"role": "system", "content": body.get("instructions") or ""}, *items]
+        content = behavior.reply if behavior.reply is not None else build_reply(model, messages)
+        prompt_text = "".join(content_text(m.get("content")) for m in messages if isinstance(m, dict))
+        usage = {"input_tokens": estimate_tokens(prompt_text), "output_tokens": estimate_tokens(content)}
+        usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+        message = {"type": "message", "id": f"msg_{uuid.uuid4().hex}", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": content, "annotations": [], "logprobs": []}]}  # fmt: skip
+        response = {"id": f"resp_{uuid.uuid4().hex}", "object": "response", "created_at": int(time.time()),
+                    "status": "completed", "model": model, "output": [message], "usage": usage,
+                    "error": None, "incomplete_details": None, "tools": [], "parallel_tool_calls": True}  # fmt: skip
+        if not stream:
+            return web.json_response(response)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        seq = iter(range(1_000_000))
+
+        async def event(kind: str, **data: Any) -> None:
+            payload = json.dumps({"type": kind, "sequence_number": next(seq), **data})
+            await resp.write(f"event: {kind}\ndata: {payload}\n\n".encode())
+
+        opening = {**response, "status": "in_progress", "output": [], "usage": None}
+        await event("response.created", response=opening)
+        await event("response.in_progress", response=opening)
+        item = {**message, "status": "in_progress", "content": []}
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        where = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+        await event("response.output_item.added", output_index=0, item=item)
+        await event("response.content_part.added", part=part, **where)
+        for piece in split_chunks(content):
+            await event("response.output_text.delta", delta=piece, logprobs=[], **where)
+        await event("response.output_text.done", text=content, logprobs=[], **where)
+        await event("response.content_part.done", part=message["content"][0], **where)
+        await event("response.output_item.done", output_index=0, item=message)
+        await event("response.completed", response=response)
         await resp.write_eof()
         return resp
 

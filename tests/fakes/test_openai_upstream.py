@@ -269,3 +269,38 @@ def test_sync_raw_http_models_404_and_validation(fake: FakeOpenAI) -> None:
     assert status == 400 and err["error"]["param"] == "messages"
     status, err = request("/v1/chat/completions", {"messages": [{"role": "user"}]})
     assert status == 400 and err["error"]["param"] == "model"
+
+
+@pytest.mark.asyncio
+async def test_tool_calls_and_structured_replies(fake: FakeOpenAI) -> None:
+    fake.set_behavior("gpt-4o-mini", tool_call=True)
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object",
+                                                                         "properties": {"n": {"type": "integer"}}}}}  # fmt: skip
+    async with client(fake) as c:
+        called = await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, tools=[tool])
+        (call,) = called.choices[0].message.tool_calls or []
+        assert called.choices[0].finish_reason == "tool_calls" and call.function.arguments == '{"n": 1}'
+        chunks = [ch async for ch in await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS,
+                                                                     tools=[tool], stream=True)]  # fmt: skip
+        pieces = [d.function.arguments for ch in chunks for d in (ch.choices[0].delta.tool_calls or [])
+                  if ch.choices and d.function and d.function.arguments]  # fmt: skip
+        assert "".join(pieces) == '{"n": 1}'
+        result = [*MSGS, called.choices[0].message.model_dump(exclude_none=True),
+                  {"role": "tool", "tool_call_id": call.id, "content": "42"}]  # fmt: skip
+        answered = await c.chat.completions.create(model="gpt-4o-mini", messages=result, tools=[tool])
+        assert answered.choices[0].message.content == "[gpt-4o-mini] tool said: 42"
+        fmt = {"type": "json_schema", "json_schema": {"name": "A", "schema": tool["function"]["parameters"]}}
+        structured = await c.chat.completions.create(model="gpt-4o", messages=MSGS, response_format=fmt)  # type: ignore[arg-type]
+        assert json.loads(structured.choices[0].message.content or "") == {"n": 1}
+
+
+@pytest.mark.asyncio
+async def test_the_responses_api_as_the_sdk_reads_it(fake: FakeOpenAI) -> None:
+    async with client(fake) as c:
+        reply = await c.responses.create(model="gpt-4o", input="Where is Paris?", instructions="[1] Paris.")
+        assert reply.output_text == "[gpt-4o] Where is Paris? [1]" and reply.usage and reply.usage.input_tokens > 0
+        async with c.responses.stream(model="gpt-4o", input="Where is Paris?") as stream:
+            deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+            final = await stream.get_final_response()
+    assert "".join(deltas) == final.output_text == "[gpt-4o] Where is Paris?"
+    assert [c.path for c in fake.calls] == ["/v1/responses", "/v1/responses"]

@@ -1,0 +1,1 @@
+"""OpenAI API shapes the hub speaks besides chat completions, as pure translations."""
