@@ -31,7 +31,7 @@ from core.inbox.door import Door
 
 log = logging.getLogger("askhub.adapters")
 
-ADAPTERS = ("adapters.slack", "adapters.line", "adapters.discord")
+ADAPTERS = ("adapters.slack", "adapters.line", "adapters.discord", "adapters.teams")
 Endpoint = Callable[[Request], Awaitable[Response]]
 Runner = Callable[[], Awaitable[None]]
 

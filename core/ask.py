@@ -48,7 +48,7 @@ class Delta:
     text: str
 
 
-CHAT_PLATFORMS = frozenset({"slack", "line", "discord"})
+CHAT_PLATFORMS = frozenset({"slack", "line", "discord", "teams"})
 
 
 def clean_question(text: str, max_chars: int) -> str:
