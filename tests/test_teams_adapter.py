@@ -206,3 +206,28 @@ def test_a_long_answer_is_split_into_messages_teams_accepts() -> None:
     for activity in activities:
         assert len(json.dumps(activity, ensure_ascii=False, separators=(",", ":")).encode()) <= MAX_ACTIVITY_BYTES
     assert "attachments" in activities[-1]
+
+
+# --- feedback -------------------------------------------------------------------------------------
+
+
+def test_a_thumbs_up_on_the_card_is_recorded_and_thanked_in_the_chain(server: HubServer, teams: FakeTeams) -> None:
+    conversation = f"a:{uuid.uuid4().hex}"
+    assert post(server, teams, teams.activity(VPN_QUESTION, conversation=conversation)).status_code == 200
+    (message,) = answered(teams, conversation)
+    up = message.activity["attachments"][0]["content"]["actions"][0]["data"]
+    click = teams.activity("", conversation=conversation, value=up, reply_to=message.id)
+    assert post(server, teams, click).status_code == 200
+    thanks = wait(lambda: [m for m in teams.in_conversation(conversation) if "Thanks" in m.text], "the thanks")
+    assert thanks[0].reply_to == click["id"]
+    recent = server.run(server.hub.feedback.recent())
+    assert [(r["request_id"], r["rating"], r["platform"]) for r in recent][-1] == (up["id"], "up", "teams")
+
+
+def test_a_forged_vote_for_someone_elses_answer_is_not_stored(server: HubServer, teams: FakeTeams) -> None:
+    conversation = f"a:{uuid.uuid4().hex}"
+    value = {"askhub": "askhub-fb", "r": "down", "id": uuid.uuid4().hex, "l": "en"}
+    assert post(server, teams, teams.activity("", conversation=conversation, value=value)).status_code == 200
+    wait(lambda: teams.in_conversation(conversation), "the thanks")
+    idle(server)
+    assert value["id"] not in json.dumps(server.run(server.hub.feedback.recent()))
