@@ -40,5 +40,12 @@ def load(door: Door, *, clients: bool) -> Loaded | None:
     connector = Connector(settings.teams_app_id, password.get_secret_value(), settings.teams_token_url, http)
     bot = TeamsBot(door, verifier, connector)
     door.inbox.declare(JOB, bot.handle)
+    if door.handoff.enabled and door.handoff.desk_platform == "teams":  # the agents work in a Teams channel
+        from adapters.teams.desk import ACTION_JOB, REPLY_JOB, TeamsDesk
+
+        bot.desk = TeamsDesk(door, connector)
+        door.handoff.register_desk(bot.desk)
+        door.inbox.declare(REPLY_JOB, bot.desk.relay_reply)
+        door.inbox.declare(ACTION_JOB, bot.desk.act)
     door.on_close(http.aclose)  # after the job queue has drained
     return Loaded("teams", routes={"/teams/messages": bot.endpoint})

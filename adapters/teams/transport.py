@@ -74,15 +74,15 @@ class TeamsBot:
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             return
         incoming = translate(activity, self.door.settings.teams, event)
+        if self.desk is not None and self.desk.ours(incoming):  # the agents' channel: the desk's
+            await self.desk.accept(incoming, raw)
+            return
         if incoming.action == "refused":
             self._refuse(incoming)
             return
-        if incoming.action == "ignore" or (incoming.action == "desk" and self.desk is None):
+        if incoming.action in ("ignore", "desk"):  # a desk button outside the desk: not ours
             log.info("activity ignored", extra={"event_id": event, "why": incoming.why or incoming.action})
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
-            return
-        if self.desk is not None and self.desk.ours(incoming):
-            await self.desk.accept(incoming, raw)
             return
         if not await self.door.inbox.accept(PLATFORM, event, JOB, {"activity": raw, "event": event}):
             log.info("duplicate activity skipped", extra={"event_id": event})
