@@ -323,7 +323,7 @@ class TeamsSettings(_Section):
 
 
 DEFAULT_TRIGGERS = ["真人", "客服人員", "轉人工", "human", "agent", "talk to a person", "real person"]
-HANDOFF_DOORS = ("line", "discord", "portal")  # the customer doors that can hand a customer to a person
+HANDOFF_DOORS = ("line", "discord", "portal", "teams")  # the customer doors that can hand a customer to a person
 
 
 class HandoffSettings(_Section):

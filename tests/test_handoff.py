@@ -236,7 +236,7 @@ def test_an_unknown_door_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         make_hub(tmp_path, None, doors=["line", "slack"])
     message = str(raised.value)
-    assert message.endswith("hub.yaml: handoff.doors: unknown door 'slack' (doors: line, discord, portal)")
+    assert message.endswith("hub.yaml: handoff.doors: unknown door 'slack' (doors: line, discord, portal, teams)")
     assert "\n" not in message
     with pytest.raises(ConfigError):
         make_hub(tmp_path, None, tenants=[])  # an empty list would switch it off unseen: leave it out instead

@@ -10,6 +10,7 @@ edit the card; the customer is told it ended, and the bot answers again.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,3 +156,38 @@ def test_a_line_customer_handed_to_the_teams_desk_and_back(desk: Desk) -> None:
     idle(desk)
     assert len(desk.model.calls) > after_start  # the model answers again
     assert len(desk.teams.in_conversation(DESK)) == 1, "one card per handoff in the channel"
+
+
+def test_a_teams_customer_handed_to_the_teams_desk_gets_the_replies_proactively(desk: Desk) -> None:
+    desk.teams.reset()
+    chat = f"a:{uuid.uuid4().hex}"
+
+    def ask(text: str) -> dict[str, Any]:
+        body = desk.teams.activity(text, conversation=chat, tenant=STAFF, user="29:customer", aad="aad-customer")
+        to_teams(desk, body)
+        return body
+
+    trigger = ask("Can I talk to a person please?")
+    (card,) = wait_until(lambda: desk.teams.in_conversation(DESK))
+    (notice,) = wait_until(lambda: desk.teams.in_conversation(chat))
+    assert notice.reply_to == trigger["id"] and "person" in notice.text.lower()
+    assert "Teams" in card_of(card)
+    chain = f"{DESK};messageid={card.id}"
+    reply = desk.teams.activity("Hi, this is Mei from support.", conversation=chain, kind="channel", channel=DESK,
+                                tenant=STAFF, user="29:agent", aad="aad-agent", mention=True)  # fmt: skip
+    to_teams(desk, reply)
+    to_teams(desk, reply)  # redelivered
+    wait_until(lambda: any("Mei" in m.text for m in desk.teams.in_conversation(chat)))
+    idle(desk)
+    proactive = [m for m in desk.teams.in_conversation(chat) if "Mei" in m.text]
+    assert len(proactive) == 1 and proactive[0].reply_to is None  # sent into the chat, not as a reply
+    value = {"askhub": "askhub-desk", "kind": "resolve", "h": "x"}
+    to_teams(desk, desk.teams.activity("", conversation=chain, kind="channel", channel=DESK, tenant=STAFF,
+                                       user="29:agent", aad="aad-agent", value=value, reply_to=card.id))  # fmt: skip
+    wait_until(lambda: "Resolved by" in card_of(desk.teams.messages[card.id]))
+    wait_until(lambda: len(desk.teams.in_conversation(chat)) == 3)  # the notice, the reply, the end
+    again = ask("How do I set up the VPN?")
+    (answer,) = wait_until(
+        lambda: [m for m in desk.teams.in_conversation(chat) if m.reply_to == again["id"] and m.updates]
+    )
+    assert "[gpt-4o" in answer.text  # the bot answers again

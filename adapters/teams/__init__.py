@@ -9,6 +9,7 @@ channel (``handoff.teams_channel``) instead of Slack.
     translate.py   an activity -> question, button, or nothing (tenant from the Azure AD tenant)
     render.py      AskResult -> Teams messages (split to 28 KB, a card with sources, 👍 / 👎)
     transport.py   the endpoint (verify, decide, claim, queue, ack) and the answering job
+    handoff.py     a personal chat as a customer door of a handoff (proactive messages)
     desk.py        the agents' desk in a Teams channel (core.handoff's Desk); desk_cards.py its cards
 """
 
@@ -40,6 +41,10 @@ def load(door: Door, *, clients: bool) -> Loaded | None:
     connector = Connector(settings.teams_app_id, password.get_secret_value(), settings.teams_token_url, http)
     bot = TeamsBot(door, verifier, connector)
     door.inbox.declare(JOB, bot.handle)
+    if door.handoff.enabled:  # agents' replies and the end notice reach a Teams chat proactively
+        from adapters.teams.handoff import TeamsCustomer
+
+        door.handoff.register_customer("teams", TeamsCustomer(connector))
     if door.handoff.enabled and door.handoff.desk_platform == "teams":  # the agents work in a Teams channel
         from adapters.teams.desk import ACTION_JOB, REPLY_JOB, TeamsDesk
 

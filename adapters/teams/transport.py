@@ -20,11 +20,12 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import JSONResponse, Response
 
-from adapters.teams import render
+from adapters.teams import handoff, render
 from adapters.teams.auth import BotFrameworkVerifier, Unverified
 from adapters.teams.connector import Connector
 from adapters.teams.translate import PLATFORM, Incoming, event_id, parse, parse_feedback, to_request, translate
 from core.errors import BadRequest, HubError, Unauthorized
+from core.handoff import HandoffUnavailable, Intercept
 from core.inbox import Answer
 from core.inbox.door import Door
 from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS
@@ -128,6 +129,17 @@ class TeamsBot:
         shown, the event is released and the job runs again, editing the noted placeholder."""
         where = incoming.where
         assert where is not None
+        if where.kind == "personal" and self.door.handoff.enabled:
+            try:
+                got = await self.door.handoff.intercept(handoff.message_of(incoming))
+            except HandoffUnavailable:  # the desk cannot take it now: the bot answers instead
+                got = Intercept("bot")
+            if got.action == "relayed":
+                return  # the agents have it; the bot says nothing
+            if got.action == "started":
+                await self.connector.reply(where.service_url, where.conversation, where.reply_to,
+                                           render.message(got.say or ""))  # fmt: skip
+                return
         placeholder = answer.opened.get("placeholder")
         if not placeholder:
             if answer.opened.get("posting"):
