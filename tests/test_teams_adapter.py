@@ -231,3 +231,46 @@ def test_a_forged_vote_for_someone_elses_answer_is_not_stored(server: HubServer,
     wait(lambda: teams.in_conversation(conversation), "the thanks")
     idle(server)
     assert value["id"] not in json.dumps(server.run(server.hub.feedback.recent()))
+
+
+def test_a_model_answer_over_28_kb_reaches_teams_as_several_messages(
+    tmp_path: Path, sample_index: Path, teams: FakeTeams
+) -> None:
+    from tests.fakes.openai_upstream import FakeOpenAI
+
+    long = "\n\n".join(
+        f"Step {n}: open FortiClient, choose the company VPN profile and sign in. [1]" for n in range(900)
+    )
+    with FakeOpenAI() as model:
+        model.set_behavior(None, reply=long)
+        config = write_yaml(tmp_path / "hub.yaml", {"teams": {"tenants": {STAFF: "default"}}})
+        settings = make_settings(tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk",
+                                 OPENAI_BASE_URL=model.base_url, TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD=APP_PASSWORD,
+                                 TEAMS_OPENID_URL=teams.openid_url, TEAMS_TOKEN_URL=teams.token_url)  # fmt: skip
+        with HubServer(settings) as hub:
+            conversation = f"a:{uuid.uuid4().hex}"
+            body = teams.activity(VPN_QUESTION, conversation=conversation)
+            assert post(hub, teams, body).status_code == 200
+            answered(teams, conversation)
+            idle(hub)
+    assert len(long.encode()) > 2 * MAX_ACTIVITY_BYTES
+    messages = teams.in_conversation(conversation)
+    assert teams.refused == [] and len(messages) >= 3, [m.text[:40] for m in messages]
+    assert all(m.reply_to == body["id"] for m in messages)  # every part in the reply chain
+    assert "Step 0:" in messages[0].text and "attachments" in messages[-1].activity
+
+
+def test_rolled_keys_are_fetched_again_but_forged_kids_do_not_hammer_the_metadata(
+    server: HubServer, teams: FakeTeams
+) -> None:
+    body = teams.activity(VPN_QUESTION, conversation=f"a:{uuid.uuid4().hex}")
+    assert post(server, teams, body).status_code == 200  # the current key is cached
+    teams.rotate()
+    fetched = teams.key_requests
+    body = teams.activity(VPN_QUESTION, conversation=f"a:{uuid.uuid4().hex}")
+    assert post(server, teams, body).status_code == 200  # an unknown kid: the keys once more
+    assert teams.key_requests == fetched + 1
+    for _ in range(3):
+        assert post(server, teams, body, stranger=True).status_code == 401
+    assert teams.key_requests == fetched + 1, "refreshed moments ago: a forged kid is refused without a fetch"
+    idle(server)

@@ -5,11 +5,12 @@ The token must be RS256, signed by a key of the OpenID metadata's ``jwks_uri``
 (audience = ``TEAMS_APP_ID``), current (five minutes of clock skew, as the SDKs allow), and its
 ``serviceurl`` claim must be the activity's ``serviceUrl``: the bot sends its bearer token only
 where the Bot Framework said. Keys are cached for a day; a token signed with a key the cache
-does not know refreshes it once (keys roll), at most every five minutes, so a flood of forged
-tokens cannot make the hub hammer the metadata endpoint.
+does not know refreshes them (keys roll), at most once a second, and a key id still unknown
+after that is refused without a fetch for five minutes: a flood of forged tokens cannot make the
+hub hammer the metadata endpoint.
 
 PyJWT does the cryptography; the metadata and keys are fetched with httpx (async), because the
-SDKs' validators fetch them synchronously on the event loop and hard-code (Agents SDK) or derive
+SDKs' validators fetch them synchronously (Teams SDK: on the event loop) and hard-code (Agents SDK) or derive
 by string substitution (Teams SDK) the keys' URL — see docs/teams.md.
 """
 
@@ -28,7 +29,9 @@ log = logging.getLogger("askhub.teams")
 ISSUER = "https://api.botframework.com"
 LEEWAY_SEC = 300
 KEYS_TTL_SEC = 86400.0
-REFRESH_EVERY_SEC = 300.0
+MIN_REFRESH_SEC = 1.0  # unknown key ids refresh the keys at most this often
+UNKNOWN_SEC = 300.0  # a key id still unknown after a refresh is refused without one for this long
+MAX_UNKNOWN = 1000
 
 
 class Unverified(Exception):
@@ -40,6 +43,8 @@ class BotFrameworkVerifier:
         self._app_id, self._openid_url, self._http = app_id, openid_url, client
         self._keys: dict[str, tuple[jwt.PyJWK, list[str]]] = {}
         self._fetched_at: float | None = None
+        self._rolled_at: float | None = None  # the last refresh an unknown key id caused
+        self._unknown: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
     async def verify(self, authorization: str, service_url: str, channel_id: str) -> dict[str, Any]:
@@ -83,9 +88,19 @@ class BotFrameworkVerifier:
         async with self._lock:  # one fetch for every request waiting on it
             if kid in self._keys and not self._older_than(KEYS_TTL_SEC):
                 return self._keys[kid]
-            if kid not in self._keys and not self._older_than(REFRESH_EVERY_SEC):
-                return None  # refreshed moments ago: this key is not the Bot Framework's
+            now = time.monotonic()
+            if now - self._unknown.get(kid, -UNKNOWN_SEC) < UNKNOWN_SEC:
+                return None  # looked for moments ago, after a refresh: not the Bot Framework's
+            rolled = self._fetched_at is not None and kid not in self._keys and not self._older_than(KEYS_TTL_SEC)
+            if rolled and self._rolled_at is not None and now - self._rolled_at < MIN_REFRESH_SEC:
+                return None  # another unknown key refreshed them just now
             await self._refresh()
+            if rolled:
+                self._rolled_at = now
+            if kid not in self._keys:
+                self._unknown[kid] = now
+                while len(self._unknown) > MAX_UNKNOWN:
+                    self._unknown.pop(next(iter(self._unknown)))
         return self._keys.get(kid)
 
     def _older_than(self, seconds: float) -> bool:

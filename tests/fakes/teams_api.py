@@ -91,6 +91,10 @@ class FakeTeams(LoopbackServer):
     def service_url(self) -> str:
         return f"{self.url}/"
 
+    def rotate(self) -> None:
+        """A new signing key under a new kid (the Bot Framework rolls its keys)."""
+        self._key, self.kid = _new_key(), f"fake-kid-{uuid.uuid4().hex[:8]}"
+
     def reset(self) -> None:
         with self._lock:
             self.messages.clear()
