@@ -10,6 +10,7 @@ edit the card; the customer is told it ended, and the bot answers again.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HubServer, make_settings, write_yaml
+from tests.conftest import HubServer, logged_text, make_settings, write_yaml
 from tests.fakes.line_api import FakeLineAPI
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.teams_api import FakeTeams, TeamsMessage
@@ -158,7 +159,10 @@ def test_a_line_customer_handed_to_the_teams_desk_and_back(desk: Desk) -> None:
     assert len(desk.teams.in_conversation(DESK)) == 1, "one card per handoff in the channel"
 
 
-def test_a_teams_customer_handed_to_the_teams_desk_gets_the_replies_proactively(desk: Desk) -> None:
+def test_a_teams_customer_handed_to_the_teams_desk_gets_the_replies_proactively(
+    desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     desk.teams.reset()
     chat = f"a:{uuid.uuid4().hex}"
 
@@ -191,3 +195,6 @@ def test_a_teams_customer_handed_to_the_teams_desk_gets_the_replies_proactively(
         lambda: [m for m in desk.teams.in_conversation(chat) if m.reply_to == again["id"] and m.updates]
     )
     assert "[gpt-4o" in answer.text  # the bot answers again
+    logged = logged_text(caplog.records)
+    assert "Mei from support" not in logged and "talk to a person" not in logged.lower()
+    assert APP_PASSWORD not in logged and "Bearer" not in logged

@@ -85,14 +85,14 @@ class TeamsDesk:
             if kind not in ("take", "resolve") or not root:
                 return
             payload = {"key": incoming.event_id, "kind": kind, "channel": self.channel, "ts": root,
-                       "user": incoming.name or incoming.user}  # fmt: skip
+                       "user": incoming.user}  # fmt: skip
             job = ACTION_JOB
         else:
             text = _reply_text(raw)
             if root is None or root == where.reply_to or not text:
                 return  # a new post in the channel, or nothing to relay
             payload = {"key": incoming.event_id, "channel": self.channel, "thread": root,
-                       "user": incoming.name or incoming.user, "text": text}  # fmt: skip
+                       "user": incoming.user, "text": text}  # fmt: skip
             job = REPLY_JOB
         if not await self.door.inbox.accept(PLATFORM, incoming.event_id, job, payload):
             log.info("duplicate desk activity skipped", extra={"event_id": incoming.event_id})

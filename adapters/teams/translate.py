@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from microsoft_agents.activity import Activity
@@ -52,8 +52,7 @@ class Incoming:
     where: Where | None = None
     aad_tenant: str = ""
     tenant: str = ""
-    user: str = ""
-    name: str = ""
+    user: str = ""  # the Azure AD object id (else the Teams user id): never a display name
     question: str = ""
     value: dict[str, Any] | None = None
     why: str = ""  # an ignored or refused activity: a fixed word for logs and metrics
@@ -101,26 +100,25 @@ def translate(activity: Activity, settings: TeamsSettings, event: str) -> Incomi
     sender = activity.from_property
     if sender is None or (activity.recipient and sender.id == activity.recipient.id):
         return Incoming("ignore", event, why="own_message")
-    where = where_of(activity)
     aad = aad_tenant_of(activity)
     tenant = tenant_of(aad, settings)
-    base = {"where": where, "aad_tenant": aad, "user": str(sender.aad_object_id or sender.id),
-            "name": str(sender.name or "")}  # fmt: skip
-    if isinstance(activity.value, dict) and activity.value.get("askhub") == DESK_TAG:
-        return Incoming("desk", event, value=activity.value, tenant=tenant or "", **base)  # type: ignore[arg-type]
+    user = str(sender.aad_object_id or sender.id)
+    base = Incoming("ignore", event, where=where_of(activity), aad_tenant=aad, tenant=tenant or "", user=user)
+    value = activity.value if isinstance(activity.value, dict) else None
+    if value is not None and value.get("askhub") == DESK_TAG:
+        return replace(base, action="desk", value=value)
     if tenant is None:
-        return Incoming("refused", event, why="unmapped_tenant", **base)  # type: ignore[arg-type]
-    base["tenant"] = tenant
-    if isinstance(activity.value, dict) and activity.value.get("askhub") == FEEDBACK_TAG:
-        return Incoming("feedback", event, value=activity.value, **base)  # type: ignore[arg-type]
+        return replace(base, action="refused", why="unmapped_tenant")
+    if value is not None and value.get("askhub") == FEEDBACK_TAG:
+        return replace(base, action="feedback", value=value)
     question = addressed_text(activity)
     if question is None:
-        if where.kind != "personal":
-            return Incoming("ignore", event, why="not_addressed", **base)  # type: ignore[arg-type]
+        if base.where is not None and base.where.kind != "personal":
+            return replace(base, why="not_addressed")
         question = plain(activity.text or "")
     if not question:
-        return Incoming("ignore", event, why="empty", **base)  # type: ignore[arg-type]
-    return Incoming("ask", event, question=question, **base)  # type: ignore[arg-type]
+        return replace(base, why="empty")
+    return replace(base, action="ask", question=question)
 
 
 def addressed_text(activity: Activity) -> str | None:

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from starlette.responses import JSONResponse, Response
@@ -30,6 +30,9 @@ from core.inbox import Answer
 from core.inbox.door import Door
 from core.metrics import ADAPTER_ACK_SECONDS, ADAPTER_EVENTS
 
+if TYPE_CHECKING:
+    from adapters.teams.desk import TeamsDesk
+
 log = logging.getLogger("askhub.teams")
 
 JOB = "teams.activity"
@@ -39,7 +42,7 @@ MAX_BODY = 256 * 1024
 class TeamsBot:
     def __init__(self, door: Door, verifier: BotFrameworkVerifier, connector: Connector) -> None:
         self.door, self.verifier, self.connector = door, verifier, connector
-        self.desk: Any = None  # adapters.teams.desk.TeamsDesk when Teams is the agents' desk
+        self.desk: TeamsDesk | None = None  # when Teams is the agents' desk
         self._refused: set[str] = set()
 
     # -- in --------------------------------------------------------------------------------------
