@@ -133,6 +133,9 @@ def test_a_personal_chat_is_answered_once_in_its_reply_chain_with_sources_and_fe
     content = json.dumps(card, ensure_ascii=False)
     assert "Sources" in content and "[1]" in content
     assert [a["title"] for a in card["content"]["actions"]] == ["👍", "👎"]
+    (cited,) = message.activity["entities"]
+    assert cited["@type"] == "Message" and cited["citation"][0]["position"] == 1
+    assert cited["citation"][0]["appearance"]["name"]
 
 
 def test_a_group_chat_is_answered_only_when_the_bot_is_mentioned(server: HubServer, teams: FakeTeams) -> None:

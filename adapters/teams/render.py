@@ -4,7 +4,8 @@ Teams refuses a message larger than about 28 KB, so the answer's text is split b
 splitter into parts that fit with room for the envelope and the card (``TEXT_BYTES``, measured
 as the UTF-8 bytes the JSON will carry). The last part carries an Adaptive Card with the sources,
 numbered as the answer cites them ([1], [2]), and 👍 / 👎 buttons (Action.Submit, whose data comes
-back as a message ``value``: translate.parse_feedback).
+back as a message ``value``: translate.parse_feedback). Every part also carries Teams' citation
+entity, so the client shows each [n] as a hover card with its source.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from core.textsplit import split_text
 from core.verified.mark import verified_line
 
 LIMIT_BYTES = 28 * 1024  # what Teams takes in one message, envelope included
-TEXT_BYTES = LIMIT_BYTES - 6 * 1024  # the card (at most 5 sources of 100 characters) and the envelope
+TEXT_BYTES = LIMIT_BYTES - 8 * 1024  # the card, the citations (short abstracts) and the envelope
 MAX_PARTS = 5
 MAX_SOURCES = 5
+MAX_CITATIONS = 10  # Teams shows at most 20; the core retrieves at most top_k
 THINKING = "…"
 _SOURCES = {"zh-TW": "資料來源", "en": "Sources"}
 _THANKS = {"zh-TW": "謝謝你的回饋！", "en": "Thanks for the feedback!"}
@@ -55,8 +57,24 @@ def answer_activities(result: AskResult) -> list[dict[str, Any]]:
     parts = split_text(text, TEXT_BYTES, measure=json_bytes, max_parts=MAX_PARTS,
                        ellipsis="…\n\n" + _MORE[language]) or [text.strip() or THINKING]  # fmt: skip
     activities = [message(part) for part in parts]
+    cited = citations(result.sources)
+    for activity in activities:
+        activity["entities"] = [cited]
     activities[-1]["attachments"] = [card(result.sources, result.request_id, language)]
     return activities
+
+
+def citations(sources: list[Source]) -> dict[str, Any]:
+    """Teams' citation entity: the client turns the answer's [n] into a hover card with the
+    source, and labels the message as AI-generated."""
+    claims = [
+        {"@type": "Claim", "position": n,
+         "appearance": {"@type": "DigitalDocument", "name": _clip(source.title or source.id, 80),
+                        "abstract": _clip(source.text, 160)}}
+        for n, source in enumerate(sources[:MAX_CITATIONS], 1)
+    ]  # fmt: skip
+    return {"type": "https://schema.org/Message", "@type": "Message", "@context": "https://schema.org", "@id": "",
+            "additionalType": ["AIGeneratedContent"], "citation": claims}  # fmt: skip
 
 
 def card(sources: list[Source], request_id: str, language: str) -> dict[str, Any]:
