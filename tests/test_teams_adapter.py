@@ -277,3 +277,25 @@ def test_rolled_keys_are_fetched_again_but_forged_kids_do_not_hammer_the_metadat
         assert post(server, teams, body, stranger=True).status_code == 401
     assert teams.key_requests == fetched + 1, "refreshed moments ago: a forged kid is refused without a fetch"
     idle(server)
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def test_the_teams_desk_needs_its_channel_and_the_teams_credentials(tmp_path: Path) -> None:
+    from core.config import ConfigError
+
+    config = write_yaml(tmp_path / "hub.yaml", {"handoff": {"desk": "teams"}})
+    with pytest.raises(ConfigError) as raised:
+        make_settings(tmp_path, HUB_CONFIG=str(config))
+    assert "teams_channel is required with desk: teams" in str(raised.value) and "\n" not in str(raised.value)
+    config = write_yaml(tmp_path / "hub.yaml", {"handoff": {"desk": "teams", "teams_channel": "19:a@thread.tacv2"}})
+    without = make_settings(tmp_path, HUB_CONFIG=str(config), SLACK_BOT_TOKEN="xoxb-1")  # Slack's token is not enough
+    with_teams = make_settings(tmp_path, HUB_CONFIG=str(config), TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD=APP_PASSWORD)
+    from core.hub import Hub
+
+    assert not Hub(without).handoff.enabled
+    hub = Hub(with_teams)
+    assert (
+        hub.handoff.enabled and hub.handoff.desk_platform == "teams" and hub.handoff.desk_channel == "19:a@thread.tacv2"
+    )
