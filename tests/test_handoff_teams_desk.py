@@ -198,3 +198,22 @@ def test_a_teams_customer_handed_to_the_teams_desk_gets_the_replies_proactively(
     logged = logged_text(caplog.records)
     assert "Mei from support" not in logged and "talk to a person" not in logged.lower()
     assert APP_PASSWORD not in logged and "Bearer" not in logged
+
+
+def test_a_thumbs_down_offers_a_person_and_the_tap_starts_a_handoff(desk: Desk) -> None:
+    desk.teams.reset()
+    chat = f"a:{uuid.uuid4().hex}"
+    asked = desk.teams.activity("How do I set up the VPN?", conversation=chat, tenant=STAFF, aad="aad-customer-2")
+    to_teams(desk, asked)
+    (answer,) = wait_until(lambda: [m for m in desk.teams.in_conversation(chat) if m.updates])
+    down = answer.activity["attachments"][0]["content"]["actions"][1]["data"]
+    to_teams(desk, desk.teams.activity("", conversation=chat, tenant=STAFF, aad="aad-customer-2", value=down))
+    (thanks,) = wait_until(lambda: [m for m in desk.teams.in_conversation(chat) if "Thanks" in m.text])
+    (button,) = thanks.activity["attachments"][0]["content"]["actions"]
+    assert button["title"] == "Talk to a person" and button["data"]["msteams"]["type"] == "imBack"
+    # Teams sends the button's text as the user's own message: the handoff starts.
+    tap = desk.teams.activity(button["data"]["msteams"]["value"], conversation=chat, tenant=STAFF, aad="aad-customer-2")
+    to_teams(desk, tap)
+    (card,) = wait_until(lambda: desk.teams.in_conversation(DESK))
+    assert "Teams" in card_of(card)
+    idle(desk)

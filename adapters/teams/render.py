@@ -108,8 +108,17 @@ def error_activity(error: Exception, question: str, request_id: str) -> dict[str
     return message(for_error(error, question, request_id))
 
 
-def thanks(language: str) -> dict[str, Any]:
-    return message(_THANKS.get(language, _THANKS["en"]))
+def thanks(language: str, *, person: str | None = None) -> dict[str, Any]:
+    """``person``: after a 👎, a "Talk to a person" button that sends this trigger as the user's
+    own message (Teams' imBack), which the handoff then sees like one typed."""
+    thanked = message(_THANKS.get(language, _THANKS["en"]))
+    if person:
+        label = "真人客服" if language == "zh-TW" else "Talk to a person"
+        button = {"type": "Action.Submit", "title": label, "data": {"msteams": {"type": "imBack", "value": person}}}
+        content = {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                   "version": "1.5", "body": [], "actions": [button]}  # fmt: skip
+        thanked["attachments"] = [{"contentType": "application/vnd.microsoft.card.adaptive", "content": content}]
+    return thanked
 
 
 def _clip(text: str, limit: int) -> str:

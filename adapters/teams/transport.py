@@ -125,7 +125,10 @@ class TeamsBot:
                                                  tenant=incoming.tenant)  # fmt: skip
         log.info("feedback", extra={"event_id": incoming.event_id, "request_id": request_id, "stored": stored})
         where = incoming.where
-        await self.connector.reply(where.service_url, where.conversation, where.reply_to, render.thanks(language))
+        offer = rating == "down" and where.kind == "personal" and self.door.handoff.covers(PLATFORM, incoming.tenant)
+        person = self.door.handoff.request_text(language) if offer else None  # after a 👎: a person, one tap away
+        thanked = render.thanks(language, person=person)
+        await self.connector.reply(where.service_url, where.conversation, where.reply_to, thanked)
 
     async def _answer(self, incoming: Incoming, answer: Answer) -> None:
         """Post "…", ask, edit it into the answer. A connector failure raises: nothing is marked
