@@ -299,3 +299,10 @@ def test_the_teams_desk_needs_its_channel_and_the_teams_credentials(tmp_path: Pa
     assert (
         hub.handoff.enabled and hub.handoff.desk_platform == "teams" and hub.handoff.desk_channel == "19:a@thread.tacv2"
     )
+
+
+def test_the_teams_password_may_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "teams-password"
+    secret.write_text(APP_PASSWORD + "\n", encoding="utf-8")
+    settings = make_settings(tmp_path, TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD_FILE=str(secret))
+    assert settings.teams_app_password is not None and settings.teams_app_password.get_secret_value() == APP_PASSWORD
