@@ -31,7 +31,14 @@ from core.inbox.door import Door
 
 log = logging.getLogger("askhub.adapters")
 
-ADAPTERS = ("adapters.slack", "adapters.line", "adapters.discord", "adapters.whatsapp", "adapters.telegram")
+ADAPTERS = (
+    "adapters.slack",
+    "adapters.line",
+    "adapters.discord",
+    "adapters.whatsapp",
+    "adapters.telegram",
+    "adapters.teams",
+)
 Endpoint = Callable[[Request], Awaitable[Response]]
 Runner = Callable[[], Awaitable[None]]
 

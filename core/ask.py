@@ -49,7 +49,7 @@ class Delta:
     text: str
 
 
-CHAT_PLATFORMS = frozenset({"slack", "line", "discord", "whatsapp", "telegram"})
+CHAT_PLATFORMS = frozenset({"slack", "line", "discord", "whatsapp", "telegram", "teams"})
 
 
 def clean_question(text: str, max_chars: int) -> str:

@@ -334,6 +334,16 @@ class DiscordSettings(_Section):
     message_content: bool = False
 
 
+class TeamsSettings(_Section):
+    """Microsoft Teams (adapters/teams): which hub tenant each Azure AD tenant asks as."""
+
+    tenants: dict[str, str] = {}  # Azure AD tenant id (channelData.tenant.id) -> hub tenant
+    default_tenant: str | None = None  # unmapped Azure AD tenants; None: refused (and logged), never "default"
+    # Where the bot posts first in a channel (the agents' desk): Teams' global service URL. Replies
+    # go to the service URL each activity brings.
+    service_url: str = Field("https://smba.trafficmanager.net/teams/", pattern=r"^https?://")
+
+
 class WhatsAppSettings(_Section):
     tenant: str = "default"  # the business number's department (customer service, say)
     # Outside WhatsApp's 24-hour customer-service window only an approved template may be sent:
@@ -349,13 +359,16 @@ class TelegramSettings(_Section):
 
 DEFAULT_TRIGGERS = ["真人", "客服人員", "轉人工", "human", "agent", "talk to a person", "real person"]
 # the customer doors that can hand a customer to a person
-HANDOFF_DOORS = ("line", "discord", "portal", "whatsapp", "telegram")
+HANDOFF_DOORS = ("line", "discord", "portal", "whatsapp", "telegram", "teams")
 
 
 class HandoffSettings(_Section):
-    """Handing a customer to the company's agents in Slack (core/handoff). Needs SLACK_BOT_TOKEN."""
+    """Handing a customer to the company's agents in Slack (core/handoff). Needs SLACK_BOT_TOKEN
+    (with ``desk: teams``: TEAMS_APP_ID and TEAMS_APP_PASSWORD)."""
 
-    slack_channel: str = Field(min_length=1)  # the agents' channel id (C0AGENTS)
+    desk: Literal["slack", "teams"] = "slack"  # where the agents work
+    slack_channel: str | None = Field(None, min_length=1)  # the agents' channel id (C0AGENTS), desk: slack
+    teams_channel: str | None = Field(None, min_length=1)  # the agents' Teams channel id (19:…@thread.tacv2)
     triggers: list[str] = DEFAULT_TRIGGERS  # words in a customer's message that ask for a person
     idle_close_sec: float = Field(1800.0, gt=0)  # no message from either side this long: resolved
     on_second_no_answer: bool = False  # the bot's second "I don't know" in a row also hands off
@@ -376,6 +389,21 @@ class HandoffSettings(_Section):
         if unknown:
             raise ValueError(f"unknown door {unknown[0]!r} (doors: {', '.join(HANDOFF_DOORS)})")
         return doors
+
+    @model_validator(mode="after")
+    def _desk_channel(self) -> HandoffSettings:
+        if self.desk == "slack" and not self.slack_channel:
+            raise ValueError("slack_channel is required (the agents' Slack channel id)")
+        if self.desk == "teams" and not self.teams_channel:
+            raise ValueError("teams_channel is required with desk: teams (the agents' Teams channel id)")
+        return self
+
+    @property
+    def channel(self) -> str:
+        """The desk's channel: the Slack channel or the Teams channel, as ``desk`` says."""
+        channel = self.teams_channel if self.desk == "teams" else self.slack_channel
+        assert channel is not None
+        return channel
 
 
 SOURCE_TYPES = ("folder", "web", "confluence", "notion", "google_drive", "sharepoint", "zendesk")
@@ -462,6 +490,10 @@ class Settings(_Section):
     telegram_bot_token: SecretStr | None = None
     telegram_secret_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    teams_app_id: str | None = None  # the bot's Microsoft App ID (Azure Bot resource)
+    teams_app_password: SecretStr | None = None  # its client secret
+    teams_openid_url: str = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    teams_token_url: str = "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"
     public_url: str | None = None  # where users reach the portal, for links in chat answers
 
     collections: dict[str, CollectionSettings] = {}
@@ -483,6 +515,7 @@ class Settings(_Section):
     discord: DiscordSettings = DiscordSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
     telegram: TelegramSettings = TelegramSettings()
+    teams: TeamsSettings = TeamsSettings()
     handoff: HandoffSettings | None = None
     retrieval: RetrievalSettings = RetrievalSettings()
     sources: list[SourceSettings] = []
@@ -565,6 +598,8 @@ class Settings(_Section):
         "discord_api_url",
         "whatsapp_api_url",
         "telegram_api_url",
+        "teams_openid_url",
+        "teams_token_url",
     )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -576,8 +611,8 @@ class Settings(_Section):
 # YAML-only settings: structured sections, not environment variables.
 _YAML_ONLY = {
     "collections", "clients", "tenants", "jwt", "limits", "cache", "prices", "retrieval", "requests", "llm", "slack",
-    "line", "discord", "whatsapp", "telegram", "handoff", "models", "routes", "resilience", "conversation", "queue",
-    "sources",
+    "line", "discord", "whatsapp", "telegram", "teams", "handoff", "models", "routes", "resilience", "conversation",
+    "queue", "sources",
 }  # fmt: skip
 
 

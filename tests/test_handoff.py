@@ -237,7 +237,7 @@ def test_an_unknown_door_is_one_clear_line(tmp_path: Path) -> None:
         make_hub(tmp_path, None, doors=["line", "slack"])
     message = str(raised.value)
     assert message.endswith(
-        "hub.yaml: handoff.doors: unknown door 'slack' (doors: line, discord, portal, whatsapp, telegram)"
+        "hub.yaml: handoff.doors: unknown door 'slack' (doors: line, discord, portal, whatsapp, telegram, teams)"
     )
     assert "\n" not in message
     with pytest.raises(ConfigError):

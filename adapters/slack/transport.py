@@ -103,7 +103,8 @@ class SlackTransport:
         self._requests = AsyncSlackRequestHandler(self.app)
         door.inbox.declare(ANSWER_JOB, self.replier.answer)
         door.inbox.declare(FEEDBACK_JOB, self.replier.feedback)
-        self.desk = SlackDesk(door, self.web) if door.handoff.enabled else None  # the agents' side of handoffs
+        slack_desk = door.handoff.enabled and door.handoff.desk_platform == "slack"
+        self.desk = SlackDesk(door, self.web) if slack_desk else None  # the agents' side of handoffs
         if self.desk is not None:
             door.handoff.register_desk(self.desk)
             door.inbox.declare(REPLY_JOB, self.desk.relay_reply)

@@ -101,9 +101,16 @@ class HandoffService:
 
     def configure(self, settings: Settings) -> None:
         self._all = settings
-        self.settings: HandoffSettings | None = settings.handoff if settings.slack_bot_token else None
-        if settings.handoff is not None and not settings.slack_bot_token:
-            log.warning("handoff is configured but SLACK_BOT_TOKEN is not set: handoff is off")
+        desk = settings.handoff.desk if settings.handoff is not None else "slack"
+        ready = (
+            bool(settings.teams_app_id and settings.teams_app_password)
+            if desk == "teams"
+            else bool(settings.slack_bot_token)
+        )
+        self.settings: HandoffSettings | None = settings.handoff if ready else None
+        if settings.handoff is not None and not ready:
+            needs = "TEAMS_APP_ID and TEAMS_APP_PASSWORD are" if desk == "teams" else "SLACK_BOT_TOKEN is"
+            log.warning(f"handoff is configured but {needs} not set: handoff is off")
 
     @property
     def enabled(self) -> bool:
@@ -131,8 +138,13 @@ class HandoffService:
         self._customers[platform] = channel
 
     @property
+    def desk_platform(self) -> str | None:
+        """Where the agents work ("slack" or "teams"): the adapter of that platform registers the desk."""
+        return self.settings.desk if self.settings else None
+
+    @property
     def desk_channel(self) -> str | None:
-        return self.settings.slack_channel if self.settings else None
+        return self.settings.channel if self.settings else None
 
     @property
     def agents(self) -> tuple[str, ...] | None:
