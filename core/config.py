@@ -293,7 +293,8 @@ class QueueSettings(_Section):
 
 class SlackSettings(_Section):
     tenants: dict[str, str] = {}  # workspace team_id -> tenant
-    default_tenant: str = "default"
+    # Without a map: every workspace ("default" unless set). With one: unmapped workspaces, only if set.
+    default_tenant: str | None = None
 
 
 class LineSettings(_Section):
@@ -305,7 +306,9 @@ class LineSettings(_Section):
 
 class DiscordSettings(_Section):
     tenants: dict[str, str] = {}  # guild id -> tenant
-    default_tenant: str = "default"  # DMs and unmapped guilds
+    # Without a map: every guild and DM ("default" unless set). With one: unmapped guilds, only if set.
+    default_tenant: str | None = None
+    dm_tenant: str | None = None  # direct messages (no guild); with a map they are answered only if set
     dev_guild_id: str | None = None  # register /ask in this guild only (instant, for development)
     # Request the privileged message-content intent (switch it on in the Developer Portal too): the
     # bot then reads messages that do not mention it, so a handed-off thread relays them all.

@@ -39,6 +39,7 @@ from adapters.slack.desk import ACTION_JOB, REPLY_JOB, SAVE_JOB, SlackDesk
 from adapters.slack.desk_blocks import ACTION_SAVE, SAVE_VIEW
 from adapters.slack.reply import Replier
 from adapters.slack.translate import PLATFORM, Ignored, Incoming
+from core.auth.platforms import unplaced
 from core.config import Settings
 from core.errors import BadRequest, HubError, Unauthorized
 from core.inbox.door import Door
@@ -125,9 +126,13 @@ class SlackTransport:
                     return None
                 return await self._accept(reply["key"], REPLY_JOB, reply, event_id=body.get("event_id"))
         got = translate.from_event(body, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
+        tenant = translate.tenant_for(self.door.settings, got.team) if isinstance(got, Incoming) else None
+        if isinstance(got, Incoming) and tenant is None:
+            unplaced(PLATFORM, got.team)  # acknowledged, never answered, never in a tenant
+            return None
         if isinstance(got, Incoming) and got.kind == "thread":
             # A reply in a thread without a mention: answered only in threads the bot answers.
-            tenant = translate.tenant_for(self.door.settings, got.team)
+            assert tenant is not None
             try:
                 answering = await self.door.threads.marked(
                     PLATFORM, tenant, translate.thread_id(got.team, got.channel, got.thread_ts or "")
@@ -148,6 +153,10 @@ class SlackTransport:
     async def _on_command(self, body: dict[str, Any], ack: Any) -> Any:
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
         incoming = translate.from_command(body)
+        if translate.tenant_for(self.door.settings, incoming.team) is None:
+            unplaced(PLATFORM, incoming.team)
+            await ack()
+            return None
         if not incoming.text:
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             await ack(USAGE)
@@ -164,6 +173,10 @@ class SlackTransport:
             await ack()
             return None
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
+        if translate.tenant_for(self.door.settings, vote.team) is None:
+            unplaced(PLATFORM, vote.team)
+            await ack()
+            return None
         refused = await self._accept(vote.key, FEEDBACK_JOB, vote.as_payload())
         if refused is not None:
             return refused  # the button shows a warning; clicking again works
