@@ -476,6 +476,7 @@ def _env_names() -> dict[str, str]:
 
 
 _LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins", "hub_allowed_hosts"}
+_EMPTY_IS_OFF = {"log_file"}  # set but empty: switched off (other empty variables count as unset)
 # Read outside Settings: the YAML file's path, and prometheus-client's multi-process folder.
 OTHER_VARIABLES = ("HUB_CONFIG", "PROMETHEUS_MULTIPROC_DIR")
 
@@ -502,6 +503,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         sources = {key: f"{config_path}: {key}" for key in data}
     for env_name, field in _env_names().items():
         raw = env.get(env_name)
+        if raw == "" and field in _EMPTY_IS_OFF:
+            data[field] = None  # LOG_FILE= (as the image, compose and Kubernetes set it): stdout only
+            sources[field] = env_name
+            continue
         if raw is None or raw == "":
             continue
         # A list may also be one entry a line (HUB_API_KEYS from a file).
@@ -544,6 +549,14 @@ def _first_error(exc: ValidationError, sources: dict[str, str]) -> str:
     shown = (
         ""
         if isinstance(value, dict | list) or "key" in top or "token" in top or "secret" in top
-        else f" (got {value!r})"
+        else f" (got {mask_credentials(repr(value))})"
     )
-    return f"{where}: {err['msg'].removeprefix('Value error, ')}{shown}"
+    return f"{where}: {mask_credentials(err['msg'].removeprefix('Value error, '))}{shown}"
+
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]*)@")
+
+
+def mask_credentials(text: str) -> str:
+    """A URL's user and password (redis://user:pass@host) as ``***``: an error line may quote a URL."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}***@", text)
