@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from core import logs
 from core.auth import Authenticator, digest
 from core.config import ConfigError, load_settings
 from core.errors import Unauthorized
-from tests.conftest import ROOT, make_settings, write_yaml
+from tests.conftest import ROOT, HubServer, RedisServer, make_settings, write_yaml
 
 
 def run_core(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -71,3 +72,21 @@ def test_rotating_with_no_overlap_refuses_the_old_key_at_once(tmp_path: Path) ->
     with pytest.raises(Unauthorized):  # not "valid to the end of the UTC day"
         auth.authenticate(old, scope="ask", route="/ask", peer="127.0.0.1")
     assert auth.authenticate(new, scope="ask", route="/ask", peer="127.0.0.1").client == "portal"
+
+
+def test_slack_events_with_the_shared_state_down_answer_a_json_503(tmp_path: Path, sample_index: Path) -> None:
+    """Slack retries a 503; the body is still the hub's JSON error, never an empty text/plain."""
+    from tests.fakes.slack_api import FakeSlack
+    from tests.test_slack_adapter import SECRET, mention, send_event
+
+    redis = RedisServer(tmp_path).start()
+    with FakeSlack() as slack:
+        settings = make_settings(tmp_path, INDEX_DIR=str(sample_index), REDIS_URL=redis.url,
+                                 SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SECRET,
+                                 SLACK_API_URL=slack.api_url)  # fmt: skip
+        with HubServer(settings) as hub:
+            redis.stop()
+            response = send_event(hub, mention(f"{time.time():.6f}"))
+    assert response.status_code == 503, (response.status_code, response.headers, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"]["type"] == "unavailable" and "retry-after" in response.headers

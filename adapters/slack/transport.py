@@ -16,6 +16,7 @@ Slack gets a 503, so its retry is answered. The answer is reply.py's job.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -139,7 +140,7 @@ class SlackTransport:
                 )
             except HubError as exc:  # the shared state is down: let Slack retry later
                 log.warning("slack thread lookup failed", extra={"exc": type(exc).__name__})
-                return BoltResponse(status=503, body="")
+                return _busy()
             if not answering:
                 got = Ignored("not_addressed")
         if isinstance(got, Ignored):
@@ -235,7 +236,7 @@ class SlackTransport:
         except Exception as exc:  # the inbox released the claim: Slack's retry is answered
             ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
             log.warning("slack event not accepted", extra={"event": key, "exc": type(exc).__name__})
-            return BoltResponse(status=503, body="")
+            return _busy()
         log.info("slack event accepted", extra={"event": key, "event_id": event_id, "retry": retry, "job": job})
         return None
 
@@ -287,6 +288,14 @@ class _SocketModeHandler(AsyncSocketModeHandler):
         started = time.perf_counter()
         await super().handle(client, req)  # dispatch, then the envelope ack (only for a 200)
         ADAPTER_ACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
+
+
+def _busy() -> BoltResponse:
+    """503 with the hub's JSON error body (Slack retries it): never an empty text/plain answer."""
+    body = {"error": {"type": "unavailable", "message": "the hub cannot take this event now; Slack's retry will be"}}
+    return BoltResponse(
+        status=503, body=json.dumps(body), headers={"content-type": "application/json", "retry-after": "1"}
+    )
 
 
 def _header(headers: Mapping[str, Any], name: str) -> str | None:

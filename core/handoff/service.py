@@ -298,8 +298,11 @@ class HandoffService:
         state = await self.store.relay_state(key)
         if state != "done":
             text = summary.shown(message.text, self.settings.personal_data == "redacted")
+            # Someone else in a shared (public) thread is not the customer, and the agents see so.
+            customer, sender = handoff.customer.user, message.customer.user
+            author = {"author": "member"} if customer and sender and sender != customer else {}
             try:
-                await self._desk.post(ref, text, key=key, maybe_done=state == "retry")
+                await self._desk.post(ref, text, key=key, maybe_done=state == "retry", **author)
             except Exception as exc:
                 telemetry.RELAYS.labels("to_agents", "failed").inc()
                 raise RelayFailed(type(exc).__name__) from exc
