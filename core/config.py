@@ -69,6 +69,8 @@ class RequestLimits(_Section):
     # Platform webhooks carry batches of events (LINE) and rich payloads: a larger cap.
     webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_question_chars: int = Field(2000, ge=10)
+    # Open GET /conversations/{id}/events streams per asker (a key; a JWT's user) and process: then 429.
+    max_streams_per_asker: int = Field(10, ge=1)
 
 
 class LLMSettings(_Section):
