@@ -10,6 +10,7 @@ the model was told, not only what came back.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,15 @@ def test_a_tenant_that_names_no_collection_reads_none(walled: HubServer, upstrea
         assert body["model"] == "none" and body["sources"] == [], body
         assert SECRET not in str(body)
     assert SECRET not in prompts(upstream) and "Returns and refunds" not in prompts(upstream)
+
+
+def test_start_up_names_the_tenant_that_reads_nothing(walled: HubServer) -> None:
+    from core import logs
+
+    logs.flush()
+    lines = [json.loads(line) for line in Path(str(walled.settings.log_file)).read_text().splitlines()]
+    named = [line.get("tenant") for line in lines if line.get("event") == "tenant_reads_nothing"]
+    assert named == ["sales"], "once, and only the tenant that names no collection"
 
 
 def test_the_stream_obeys_the_wall(walled: HubServer, upstream: FakeOpenAI) -> None:
