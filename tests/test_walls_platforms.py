@@ -240,3 +240,16 @@ def test_slack_unmapped_workspace_is_not_answered(doors_reset: Doors, caplog: py
         r for r in caplog.records if getattr(r, "event", None) == "unmapped" and getattr(r, "id", None) == OTHER_TEAM
     ]
     assert len(lines) == 1, "logged once per id, with the id"
+
+
+def test_discord_gateway_ask_in_a_dm_gets_a_note_not_an_answer(doors_reset: Doors) -> None:
+    doors = doors_reset
+    before = unmapped(doors, "discord")
+    data = {"id": "1", "name": "ask", "type": 1, "options": [{"name": "question", "type": 3, "value": BONUS_Q}]}
+    interaction = doors.discord.interaction(2, data, dm=True)
+    doors.discord.dispatch("INTERACTION_CREATE", interaction)
+    path = f"/interactions/{interaction['id']}/{interaction['token']}/callback"
+    callback = doors.discord.wait_for(lambda c: c.path == path, timeout=20)
+    assert callback.json["type"] == 4 and callback.json["data"]["flags"] == 64, "an ephemeral note, not deferred"
+    assert SECRET not in json.dumps(callback.json) and unmapped(doors, "discord") == before + 1
+    assert not doors.upstream.calls
