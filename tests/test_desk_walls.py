@@ -81,6 +81,7 @@ def test_customer_text_cannot_speak_as_a_label_and_other_members_are_named(desk:
 
 def test_the_desk_text_rules() -> None:
     assert untrusted("*bold* _it_ ~s~ `c` <@U1> & <!here>") == "∗bold∗ ＿it＿ ∼s∼ ˋcˋ &lt;@U1&gt; &amp; &lt;!here&gt;"
+    assert untrusted("*see* https://cdn.example/a_b.png?x=1&y=2") == "∗see∗ https://cdn.example/a_b.png?x=1&amp;y=2"
     assert agent_text("<https://x.example|label>") == "label (https://x.example)"
     assert agent_text("<https://x.example>") == "https://x.example"
     assert agent_text("<mailto:a@b.example|a@b.example> &lt;3") == "a@b.example <3"

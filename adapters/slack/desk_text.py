@@ -15,10 +15,22 @@ from __future__ import annotations
 import re
 
 _LOOKALIKES = str.maketrans({"*": "∗", "_": "＿", "~": "∼", "`": "ˋ"})
+_URL = re.compile(r"https?://[^\s<>*~`]+")
 
 
 def untrusted(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").translate(_LOOKALIKES)
+    """Outside a URL every mark is a look-alike; a URL keeps its own characters (an image link
+    with an underscore still opens), and Slack formats nothing inside a link."""
+    out, at = [], 0
+    for url in _URL.finditer(text):
+        out += [_escape(text[at : url.start()]).translate(_LOOKALIKES), _escape(url.group())]
+        at = url.end()
+    out.append(_escape(text[at:]).translate(_LOOKALIKES))
+    return "".join(out)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 _ANGLE = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
