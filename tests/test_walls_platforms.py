@@ -253,3 +253,21 @@ def test_discord_gateway_ask_in_a_dm_gets_a_note_not_an_answer(doors_reset: Door
     assert callback.json["type"] == 4 and callback.json["data"]["flags"] == 64, "an ephemeral note, not deferred"
     assert SECRET not in json.dumps(callback.json) and unmapped(doors, "discord") == before + 1
     assert not doors.upstream.calls
+
+
+def test_slack_command_from_an_unmapped_workspace_is_not_answered(doors_reset: Doors) -> None:
+    from urllib.parse import urlencode
+
+    doors = doors_reset
+    before, seen = unmapped(doors, "slack"), len(doors.slack.calls)
+    fields = {"command": "/ask", "text": BONUS_Q, "team_id": OTHER_TEAM, "channel_id": "C0001", "user_id": "U0001",
+              "trigger_id": uuid.uuid4().hex, "response_url": doors.slack.response_url("cmd"), "api_app_id": "A0001"}  # fmt: skip
+    body = urlencode(fields).encode()
+    stamp = str(int(time.time()))
+    signature = hmac.new(SLACK_SECRET.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+    response = httpx.post(f"{doors.hub.url}/slack/events", content=body, timeout=10, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={signature}"})  # fmt: skip
+    assert response.status_code == 200 and SECRET not in response.text
+    assert unmapped(doors, "slack") == before + 1
+    assert not [c for c in doors.slack.calls[seen:] if c.method.startswith("chat.")] and not doors.upstream.calls
