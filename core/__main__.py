@@ -1,4 +1,4 @@
-"""Command line: ``python -m core serve | worker | ingest | eval | sources | keys create | keys rotate``."""
+"""Command line: ``python -m core serve | worker | check | ingest | eval | sources | keys create | keys rotate``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the HTTP app (and the adapters whose credentials are set)")
     sub.add_parser("worker", help="answer queued chat events (with REDIS_URL, beside web processes)")
+    sub.add_parser("check", help="print what every door and tenant may read (the configuration, checked)")
     p_ingest = sub.add_parser("ingest", help="build or update the knowledge-base index")
     p_ingest.add_argument("kb_dir", nargs="?", type=Path, help="documents folder (default: KB_DIR)")
     p_ingest.add_argument("--rebuild", action="store_true", help="re-embed everything, replacing the index")
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             from core.keyrotation import rotate
 
             return rotate(settings, args.client, overlap_days=args.overlap_days, valid_days=args.valid_days)
+        if args.command == "check":
+            from core.auth.walls import report
+
+            print(report(settings))
+            return 0
         if args.command == "serve":
             from core.serve import serve
 

@@ -73,6 +73,8 @@ class RequestLimits(_Section):
     # Platform webhooks carry batches of events (LINE) and rich payloads: a larger cap.
     webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_question_chars: int = Field(2000, ge=10)
+    # Open GET /conversations/{id}/events streams per asker (a key; a JWT's user) and process: then 429.
+    max_streams_per_asker: int = Field(10, ge=1)
 
 
 class LLMSettings(_Section):
@@ -315,7 +317,8 @@ class QueueSettings(_Section):
 
 class SlackSettings(_Section):
     tenants: dict[str, str] = {}  # workspace team_id -> tenant
-    default_tenant: str = "default"
+    # Without a map: every workspace ("default" unless set). With one: unmapped workspaces, only if set.
+    default_tenant: str | None = None
 
 
 class LineSettings(_Section):
@@ -327,7 +330,9 @@ class LineSettings(_Section):
 
 class DiscordSettings(_Section):
     tenants: dict[str, str] = {}  # guild id -> tenant
-    default_tenant: str = "default"  # DMs and unmapped guilds
+    # Without a map: every guild and DM ("default" unless set). With one: unmapped guilds, only if set.
+    default_tenant: str | None = None
+    dm_tenant: str | None = None  # direct messages (no guild); with a map they are answered only if set
     dev_guild_id: str | None = None  # register /ask in this guild only (instant, for development)
     # Request the privileged message-content intent (switch it on in the Developer Portal too): the
     # bot then reads messages that do not mention it, so a handed-off thread relays them all.
@@ -625,6 +630,7 @@ def _env_names() -> dict[str, str]:
 
 
 _LIST_FIELDS = {"hub_api_keys", "hub_allowed_origins", "hub_allowed_hosts"}
+_EMPTY_IS_OFF = {"log_file"}  # set but empty: switched off (other empty variables count as unset)
 # Read outside Settings: the YAML file's path, and prometheus-client's multi-process folder.
 OTHER_VARIABLES = ("HUB_CONFIG", "PROMETHEUS_MULTIPROC_DIR")
 
@@ -651,6 +657,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         sources = {key: f"{config_path}: {key}" for key in data}
     for env_name, field in _env_names().items():
         raw = env.get(env_name)
+        if raw == "" and field in _EMPTY_IS_OFF:
+            data[field] = None  # LOG_FILE= (as the image, compose and Kubernetes set it): stdout only
+            sources[field] = env_name
+            continue
         if raw is None or raw == "":
             continue
         # A list may also be one entry a line (HUB_API_KEYS from a file).
@@ -693,6 +703,14 @@ def _first_error(exc: ValidationError, sources: dict[str, str]) -> str:
     shown = (
         ""
         if isinstance(value, dict | list) or "key" in top or "token" in top or "secret" in top
-        else f" (got {value!r})"
+        else f" (got {mask_credentials(repr(value))})"
     )
-    return f"{where}: {err['msg'].removeprefix('Value error, ')}{shown}"
+    return f"{where}: {mask_credentials(err['msg'].removeprefix('Value error, '))}{shown}"
+
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]*)@")
+
+
+def mask_credentials(text: str) -> str:
+    """A URL's user and password (redis://user:pass@host) as ``***``: an error line may quote a URL."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}***@", text)

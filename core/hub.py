@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from core.accounting import Accounting
 from core.ask import AskService
-from core.auth import Authenticator
+from core.auth import Authenticator, walls
 from core.cache import AnswerCache
 from core.chat import ChatService
 from core.config import Settings
@@ -125,6 +125,7 @@ class Hub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        walls.log_startup(self.settings)  # tenants that read nothing, platforms whose events would be unplaced
         with contextlib.suppress(BackendUnavailable):
             await self.backend.ping()  # sets hub_backend_up (the Redis backend keeps it current)
         if self.backend.name == "memory":

@@ -31,8 +31,10 @@ def rotate(settings: Settings, client_name: str, *, overlap_days: int, valid_day
     old_end = now + timedelta(days=overlap_days)
     keys: list[dict[str, Any]] = []
     for entry in client.settings.key_sha256:
-        if entry.expires is not None and entry.expires < now:
-            continue  # already refused: the new entry drops it
+        if overlap_days == 0 or (entry.expires is not None and entry.expires < now):
+            # 0 days of overlap means now: the old keys leave the entry (an ``expires`` of today
+            # would keep them valid to the end of the UTC day). Already refused ones go too.
+            continue
         end = old_end if entry.expires is None else min(entry.expires, old_end)
         keys.append({"sha256": entry.sha256, "expires": end})
     key = new_key()
@@ -41,10 +43,14 @@ def rotate(settings: Settings, client_name: str, *, overlap_days: int, valid_day
     entry_yaml = {"name": client.name, "tenant": client.tenant, "scopes": sorted(client.scopes), **entry_yaml,
                   "key_sha256": keys}  # fmt: skip
     print(f"New key for client '{client.name}' (tenant '{client.tenant}'). It is shown only now:\n\n    {key}\n")
+    overlap = (
+        "The old key stops working as soon as the file is saved (no overlap)"
+        if overlap_days == 0
+        else f"The old key keeps working through {old_end.isoformat()} ({overlap_days} days of overlap)"
+    )
     print(
         f"Replace the '{client.name}' entry of the clients list in the HUB_CONFIG file with the lines below"
-        f" (only hashes are stored).\nThe old key keeps working through {old_end.isoformat()} ({overlap_days} days"
-        " of overlap); the new one works as soon as the file is saved.\n"
+        f" (only hashes are stored).\n{overlap}; the new one works as soon as the file is saved.\n"
     )
     print(yaml.safe_dump({"clients": [entry_yaml]}, sort_keys=False, allow_unicode=True), end="")
     if any(e.split(":")[0].strip() == client.name for e in settings.hub_api_keys):

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from core import logs
-from core.config import ConfigError
+from core.config import ConfigError, mask_credentials
 
 
 class Service(Protocol):
@@ -25,7 +25,7 @@ class Service(Protocol):
 
 def config_error(exc: ConfigError) -> int:
     """The one way a process refuses a configuration: one line on stderr, exit code 2."""
-    print(f"config error: {exc}", file=sys.stderr)
+    print(f"config error: {mask_credentials(str(exc))}", file=sys.stderr)
     return 2
 
 

@@ -12,6 +12,15 @@ from core.errors import HubError
 from core.llm.prompt import language_of
 
 _TEXT = {
+    # A handed-off customer's message over a limit: it did not reach the agents, and they are told.
+    "relay_limited": (
+        "That was a lot of messages at once: this one did not reach our team. Please send it again in {wait}.",
+        "訊息有點多，這則沒有轉給客服人員，請 {wait} 後再傳一次。",
+    ),
+    "relay_quota": (
+        "Our team cannot take more messages today: this one did not reach them. Please try again tomorrow.",
+        "今天的訊息量已達上限，這則沒有轉給客服人員，請明天再試。",
+    ),
     "rate_limited": (
         "You are asking a little fast. Please try again in {wait}.",
         "你問得有點快，請 {wait} 後再試一次。",

@@ -9,6 +9,7 @@ with one line naming the variable and the path, never the file's content; settin
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -34,8 +35,14 @@ FILE_SUFFIX = "_FILE"
 
 
 def read_secret_file(variable: str, path: str) -> str:
-    """The content of ``path`` named by ``variable`` (for the error line), trailing newlines dropped."""
+    """The content of ``path`` named by ``variable`` (for the error line), trailing newlines dropped.
+
+    Only a regular file (or a link to one) is read: a FIFO or a device would block start-up
+    forever without a word, so it is refused with one line instead."""
     try:
+        mode = os.stat(path).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a directory fails below, as IsADirectoryError
+            raise ConfigError(f"{variable}: {path} is not a regular file")
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{variable}: file not found: {path}") from None

@@ -62,7 +62,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> Iterato
         tmp = tmp_path_factory.mktemp("discord-gateway")
         config = tmp / "hub.yaml"
         config.write_text(
-            f"discord:\n  default_tenant: internal\n  tenants:\n    '{discord.guild_id}': community\n",
+            f"discord:\n  dm_tenant: internal\n  tenants:\n    '{discord.guild_id}': community\n",
             encoding="utf-8",
         )
         settings = make_settings(
@@ -162,7 +162,7 @@ def test_a_dm_is_answered_in_the_dm(env: Env) -> None:
     assert answer["embeds"][0]["title"] == "Sources"
     request = env.request_for("How do I request a new laptop?")
     assert request.conversation_id == f"discord:{env.discord.dm_channel_id}"
-    assert request.tenant == "internal"  # DMs use the default tenant
+    assert request.tenant == "internal"  # DMs go to discord.dm_tenant
     assert not env.discord.find("POST", rf"/channels/{env.discord.dm_channel_id}/messages/\d+/threads")
 
 

@@ -76,7 +76,7 @@ def test_tenant_mentions_and_feedback_ids(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, HUB_CONFIG=str(config))
     assert translate.tenant_for(settings, 42) == "sales"
     assert translate.tenant_for(settings, "7") == "community"
-    assert translate.tenant_for(settings, None) == "community"
+    assert translate.tenant_for(settings, None) is None, "with a map, a DM needs discord.dm_tenant"
 
     assert translate.strip_mentions("<@99> how do I  print? cc <@!5>", 99) == "how do I print? cc <@!5>"
     assert translate.strip_mentions("<@!99>", 99) == ""

@@ -83,7 +83,7 @@ def running(
         FakeDiscord() as discord,
     ):
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        section = {"tenants": {str(discord.guild_id): "community"}, **(discord_yaml or {})}
+        section = {"tenants": {str(discord.guild_id): "community"}, "dm_tenant": "default", **(discord_yaml or {})}
         config = write_yaml(tmp / "hub.yaml", {"discord": section, "handoff": handoff})
         settings = make_settings(
             tmp, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk-up",

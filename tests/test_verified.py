@@ -58,7 +58,7 @@ def hub_config(tmp_path: Path) -> Path:
         tmp_path / "hub.yaml",
         {
             "collections": {"internal": {"path": "internal"}, "public": {"path": "public"}},
-            "tenants": {"cs": {"collections": ["public"]}},
+            "tenants": {"cs": {"collections": ["public"]}, "hr": {"collections": ["internal", "public"]}},
             "clients": [
                 {"name": "hr-portal", "tenant": "hr", "key_sha256": [digest(HR)]},
                 {"name": "cs-desk", "tenant": "cs", "key_sha256": [digest(CS)]},
@@ -290,8 +290,9 @@ def test_create_refuses_bad_bodies_clearly(hub: HubServer, body: Any, status: in
 
 def test_the_list_says_which_collections_each_tenant_reads(hub: HubServer) -> None:
     body = admin(hub, "GET").json()
-    assert body["collections"] == ["internal", "public"] and body["tenants"] == {"cs": ["public"]}
-    assert hub.hub.verified.collections_for("hr") == ["internal", "public"]  # names none: reads all
+    assert body["collections"] == ["internal", "public"]
+    assert body["tenants"] == {"cs": ["public"], "hr": ["internal", "public"]}
+    assert hub.hub.verified.collections_for("it") == []  # names none: with collections, reads none
 
 
 def test_edit_and_retire_errors(hub: HubServer) -> None:

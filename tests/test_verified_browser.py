@@ -105,6 +105,8 @@ def portal_hub(tmp_path: Path, kb: tuple[Path, Path]) -> Iterator[HubServer]:  #
     """Local demo mode (no key, the offline answerer), with its own verified answers file."""
     config = write_yaml(tmp_path / "h.yaml", {"collections": {"internal": {"path": "internal"},
                                                               "public": {"path": "public"}},
+                                              # demo mode's tenant names its collections (the wall fails closed)
+                                              "tenants": {"default": {"collections": ["internal", "public"]}},
                                               "verified": {"file": str(tmp_path / "verified.json")}})  # fmt: skip
     settings = make_settings(tmp_path, KB_DIR=str(kb[0]), INDEX_DIR=str(kb[1]), HUB_CONFIG=str(config))
     with HubServer(settings) as server:

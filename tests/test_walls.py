@@ -10,6 +10,7 @@ the model was told, not only what came back.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.conftest import HubServer, make_settings, metric, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 
 HR_KEY, CS_KEY = "ah_walls-hr-key-000000000000", "ah_walls-cs-key-000000000000"
+SALES_KEY = "ah_walls-sales-key-00000000000"  # tenant "sales" is met only in its key: it reads nothing
 SECRET = "BONUS-MEMO-7731"
 BONUS_Q = "How is the year-end bonus calculated?"
 RETURNS_Q = "How do I return an order?"
@@ -47,10 +49,11 @@ Refunds are paid to the original card within 7 days after the item arrives.
 def kb_config(**extra: Any) -> dict[str, Any]:
     return {
         "collections": {"internal": {"path": "internal"}, "public": {"path": "public"}},
-        "tenants": {"cs": {"collections": ["public"]}},
+        "tenants": {"cs": {"collections": ["public"]}, "hr": {"collections": ["internal", "public"]}},
         "clients": [
             {"name": "hr-portal", "tenant": "hr", "key_sha256": [digest(HR_KEY)]},
             {"name": "cs-desk", "tenant": "cs", "key_sha256": [digest(CS_KEY)]},
+            {"name": "sales-tool", "tenant": "sales", "key_sha256": [digest(SALES_KEY)]},
         ],
         "resilience": {"retries": 0},
         **extra,
@@ -132,6 +135,24 @@ def test_each_asker_is_answered_only_from_its_collections(walled: HubServer, ups
     assert returns["sources"] and returns["sources"][0]["collection"] == "public"
     assert metric(walled.url, "hub_sources_total", collection="public") > public_before
     assert metric(walled.url, "hub_sources_total", collection="internal") == internal_before
+
+
+def test_a_tenant_that_names_no_collection_reads_none(walled: HubServer, upstream: FakeOpenAI) -> None:
+    """The wall fails closed: "sales" is met only in a key, so it reads nothing, not everything."""
+    for question in (BONUS_Q, RETURNS_Q):
+        body = ask(walled, SALES_KEY, question)
+        assert body["model"] == "none" and body["sources"] == [], body
+        assert SECRET not in str(body)
+    assert SECRET not in prompts(upstream) and "Returns and refunds" not in prompts(upstream)
+
+
+def test_start_up_names_the_tenant_that_reads_nothing(walled: HubServer) -> None:
+    from core import logs
+
+    logs.flush()
+    lines = [json.loads(line) for line in Path(str(walled.settings.log_file)).read_text().splitlines()]
+    named = [line.get("tenant") for line in lines if line.get("event") == "tenant_reads_nothing"]
+    assert named == ["sales"], "once, and only the tenant that names no collection"
 
 
 def test_the_stream_obeys_the_wall(walled: HubServer, upstream: FakeOpenAI) -> None:

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,17 +24,17 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from tests.conftest import HubServer, make_settings, write_yaml
+from tests.conftest import HubServer, make_settings, metric, write_yaml
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.line_api import BOT_USER_ID, FakeLineAPI
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
-from tests.test_walls import BONUS_Q, SECRET, kb_config, prompts, walled_kb  # noqa: F401 - a fixture
+from tests.test_walls import BONUS_Q, RETURNS_Q, SECRET, kb_config, prompts, walled_kb  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore:'audioop' is deprecated:DeprecationWarning")
 
 SLACK_SECRET, LINE_SECRET, LINE_TOKEN = "walls-slack-signing-secret", "walls-line-secret", "walls-line-token"
-CUSTOMER_TEAM, STAFF_TEAM, BOT = "TCUSTOMER", "TSTAFF", "UBOT"
+CUSTOMER_TEAM, STAFF_TEAM, OTHER_TEAM, BOT = "TCUSTOMER", "TSTAFF", "TSTRANGER", "UBOT"
 
 
 @dataclass
@@ -84,7 +85,8 @@ def doors(
         config = write_yaml(tmp / "hub.yaml", kb_config(
             slack={"tenants": {CUSTOMER_TEAM: "cs", STAFF_TEAM: "hr"}},
             line={"tenant": "cs"},
-            discord={"default_tenant": "cs", "tenants": {str(discord.guild_id): "cs"}},
+            # The README's example: the community guild is the customer desk's; DMs are placed nowhere.
+            discord={"tenants": {str(discord.guild_id): "cs"}},
         ))  # fmt: skip
         settings = make_settings(
             tmp, KB_DIR=str(kb_dir), INDEX_DIR=str(index_dir), HUB_CONFIG=str(config), EMBEDDINGS="hash",
@@ -104,6 +106,10 @@ def doors(
 def doors_reset(doors: Doors) -> Doors:
     doors.upstream.reset()
     return doors
+
+
+def unmapped(doors: Doors, platform: str) -> float:
+    return metric(doors.hub.url, "hub_adapter_events_total", platform=platform, outcome="unmapped")
 
 
 def slack_mention(doors: Doors, team: str, text: str) -> str:
@@ -188,6 +194,80 @@ def test_discord_gateway_bot_is_walled(doors_reset: Doors) -> None:
     thread = question["id"]
     answers = wait_until(lambda: [m for m in doors.discord.channel_messages(thread) if m["components"]])
     assert SECRET not in json.dumps(answers) and SECRET not in prompts(doors.upstream)
-    dm = doors.discord.send_message(BONUS_Q, dm=True)
-    dm_answers = wait_until(lambda: [m for m in doors.discord.channel_messages(dm["channel_id"]) if m["components"]])
-    assert SECRET not in json.dumps(dm_answers) and SECRET not in prompts(doors.upstream)
+
+
+def test_discord_dm_is_placed_nowhere_and_not_answered(doors_reset: Doors, caplog: pytest.LogCaptureFixture) -> None:
+    """The finding: a guild mention got "I don't know" but a DM to the same bot the internal memo.
+    With a guild map and no ``discord.dm_tenant`` a DM is unplaced: seen, counted, logged, unanswered."""
+    doors = doors_reset
+    before = unmapped(doors, "discord")
+    with caplog.at_level(logging.INFO, logger="askhub.walls"):
+        dm = doors.discord.send_message(BONUS_Q, dm=True)
+        wait_until(lambda: unmapped(doors, "discord") > before)
+    assert not [m for m in doors.discord.channel_messages(dm["channel_id"]) if m["author"]["bot"]]
+    assert not doors.upstream.calls, "nothing was asked"
+    assert any(getattr(r, "event", None) == "unmapped" and getattr(r, "id", None) == "dm" for r in caplog.records)
+
+
+def test_discord_interaction_from_an_unmapped_guild_gets_a_note_not_an_answer(doors_reset: Doors) -> None:
+    doors = doors_reset
+    before = unmapped(doors, "discord")
+    data = {"id": "1", "name": "ask", "type": 1, "options": [{"name": "question", "type": 3, "value": BONUS_Q}]}
+    interaction = doors.discord.interaction(2, data, guild_id="999000111222333444")
+    body = json.dumps(interaction).encode()
+    stamp = str(int(time.time()))
+    signature = doors.key.sign(stamp.encode() + body).signature.hex()
+    response = httpx.post(f"{doors.hub.url}/discord/interactions", content=body, timeout=10, headers={
+        "Content-Type": "application/json", "X-Signature-Ed25519": signature, "X-Signature-Timestamp": stamp})  # fmt: skip
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert reply["type"] == 4 and reply["data"]["flags"] == 64, "an ephemeral note, not a deferred answer"
+    assert SECRET not in response.text and unmapped(doors, "discord") == before + 1
+    assert not doors.upstream.calls
+
+
+def test_slack_unmapped_workspace_is_not_answered(doors_reset: Doors, caplog: pytest.LogCaptureFixture) -> None:
+    doors = doors_reset
+    before, seen = unmapped(doors, "slack"), len(doors.slack.calls)
+    with caplog.at_level(logging.INFO, logger="askhub.walls"):
+        slack_mention(doors, OTHER_TEAM, BONUS_Q)  # acknowledged with a 200 (asserted inside)
+        wait_until(lambda: unmapped(doors, "slack") > before)
+        assert not [c for c in doors.slack.calls[seen:] if c.method.startswith("chat.")]
+        assert not doors.upstream.calls
+        slack_mention(doors, OTHER_TEAM, RETURNS_Q)
+        wait_until(lambda: unmapped(doors, "slack") > before + 1)
+    lines = [
+        r for r in caplog.records if getattr(r, "event", None) == "unmapped" and getattr(r, "id", None) == OTHER_TEAM
+    ]
+    assert len(lines) == 1, "logged once per id, with the id"
+
+
+def test_discord_gateway_ask_in_a_dm_gets_a_note_not_an_answer(doors_reset: Doors) -> None:
+    doors = doors_reset
+    before = unmapped(doors, "discord")
+    data = {"id": "1", "name": "ask", "type": 1, "options": [{"name": "question", "type": 3, "value": BONUS_Q}]}
+    interaction = doors.discord.interaction(2, data, dm=True)
+    doors.discord.dispatch("INTERACTION_CREATE", interaction)
+    path = f"/interactions/{interaction['id']}/{interaction['token']}/callback"
+    callback = doors.discord.wait_for(lambda c: c.path == path, timeout=20)
+    assert callback.json["type"] == 4 and callback.json["data"]["flags"] == 64, "an ephemeral note, not deferred"
+    assert SECRET not in json.dumps(callback.json) and unmapped(doors, "discord") == before + 1
+    assert not doors.upstream.calls
+
+
+def test_slack_command_from_an_unmapped_workspace_is_not_answered(doors_reset: Doors) -> None:
+    from urllib.parse import urlencode
+
+    doors = doors_reset
+    before, seen = unmapped(doors, "slack"), len(doors.slack.calls)
+    fields = {"command": "/ask", "text": BONUS_Q, "team_id": OTHER_TEAM, "channel_id": "C0001", "user_id": "U0001",
+              "trigger_id": uuid.uuid4().hex, "response_url": doors.slack.response_url("cmd"), "api_app_id": "A0001"}  # fmt: skip
+    body = urlencode(fields).encode()
+    stamp = str(int(time.time()))
+    signature = hmac.new(SLACK_SECRET.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+    response = httpx.post(f"{doors.hub.url}/slack/events", content=body, timeout=10, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={signature}"})  # fmt: skip
+    assert response.status_code == 200 and SECRET not in response.text
+    assert unmapped(doors, "slack") == before + 1
+    assert not [c for c in doors.slack.calls[seen:] if c.method.startswith("chat.")] and not doors.upstream.calls

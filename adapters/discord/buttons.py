@@ -8,6 +8,7 @@ from typing import Any
 import discord  # the library: `adapters/` is never on sys.path, so this is not this package
 
 from adapters.discord import person, render, translate
+from core.auth.platforms import unplaced
 from core.errors import HubError
 from core.inbox.door import Door
 from core.messages import for_error
@@ -42,6 +43,10 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=tr
     async def callback(self, interaction: discord.Interaction) -> None:
         door: Door = interaction.client.door  # type: ignore[attr-defined]
         tenant = translate.tenant_for(door.settings, interaction.guild_id)
+        if tenant is None:
+            unplaced(translate.PLATFORM, translate.identity(interaction.guild_id))
+            await interaction.response.defer()
+            return
         await door.feedback.record(
             self.request_id, self.rating, platform=translate.PLATFORM, user=str(interaction.user.id), tenant=tenant
         )
@@ -81,6 +86,9 @@ class PersonButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=tran
         custom_id = translate.person_custom_id(self.conversation, self.press)
         named = translate.parse_person(custom_id, interaction.channel_id)  # pressed where it names
         await interaction.response.defer()  # a deferred update of the message the button is on
+        if tenant is None:
+            unplaced(translate.PLATFORM, translate.identity(interaction.guild_id))
+            return
         if named is None or not person.offered(door, tenant):
             ADAPTER_EVENTS.labels(translate.PLATFORM, "ignored").inc()
             return

@@ -138,7 +138,7 @@ class ChannelAnswer:
         if got.action == "relayed":
             ADAPTER_EVENTS.labels(PLATFORM, "handed_off").inc()
             return True
-        if got.action == "started":
+        if got.action in ("started", "limited"):  # the notice, or: over the limit, not passed on
             await target.send(
                 got.say or "", reference=reference, mention_author=False, nonce=handoff.nonce(event_id, 0)
             )

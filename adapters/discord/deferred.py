@@ -157,7 +157,7 @@ async def _handoff(door: Door, job: dict[str, Any], request: AskRequest, event_i
         got = await door.handoff.intercept(message)
     except HandoffUnavailable:
         return None
-    if got.action == "started":
+    if got.action in ("started", "limited"):
         return got.say or ""
     if got.action == "relayed":
         return handoff.sent_note(request.question)

@@ -30,6 +30,7 @@ from adapters.discord import deferred, translate
 from adapters.discord.buttons import FeedbackButton, PersonButton
 from adapters.discord.channel_answer import ChannelAnswer
 from adapters.discord.messages import JOB, Intake, Recent
+from core.auth.platforms import unplaced
 from core.config import ConfigError, Settings
 from core.errors import HubError
 from core.inbox.door import Door
@@ -122,6 +123,10 @@ class AskBot(discord.Client):
 
     async def on_ask(self, interaction: discord.Interaction, question: str) -> None:
         """`/ask` over the gateway: deferred now, answered by the interaction job."""
+        if translate.tenant_for(self.door.settings, interaction.guild_id) is None:
+            unplaced(PLATFORM, translate.identity(interaction.guild_id))
+            await interaction.response.send_message(translate.UNPLACED_NOTE, ephemeral=True)
+            return
         await interaction.response.defer(thinking=True)
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
         channel = interaction.channel

@@ -18,6 +18,7 @@ from typing import Any
 import discord  # the library: `adapters/` is never on sys.path, so this is not this package
 
 from adapters.discord import handoff, render, translate
+from core.auth.platforms import unplaced
 from core.errors import HubError
 from core.handoff import Customer
 from core.inbox.door import Door
@@ -90,6 +91,9 @@ class Intake:
         if not (dm or mentioned or own_thread or (reads_all and in_thread and await self._with_person(message))):
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             return
+        if translate.tenant_for(self.door.settings, guild_id) is None:
+            unplaced(PLATFORM, translate.identity(guild_id))  # seen, never answered, never in a tenant
+            return
         question = translate.strip_mentions(message.content, me.id)
         kind = "text"
         if not question:
@@ -126,6 +130,8 @@ class Intake:
             return False
         guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
         tenant = translate.tenant_for(self.door.settings, guild_id)
+        if tenant is None:
+            return False
         customer = Customer(platform=PLATFORM, tenant=tenant, conversation=str(message.channel.id))
         return await self.door.handoff.with_person(customer)
 

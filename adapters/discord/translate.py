@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from core.auth.platforms import DM, discord_tenant
 from core.config import Settings
 from core.schema import AskRequest
 
@@ -32,12 +33,18 @@ _PERSON = re.compile(PERSON_TEMPLATE)
 Rating = Literal["up", "down"]
 
 
-def tenant_for(settings: Settings, guild_id: object | None) -> str:
-    """The guild's tenant; DMs and unmapped guilds get the default tenant."""
-    section = settings.discord
-    if guild_id is None:
-        return section.default_tenant
-    return section.tenants.get(str(guild_id), section.default_tenant)
+# What an unplaced slash command is told (ephemeral): not an answer, only why there is none.
+UNPLACED_NOTE = "This bot is not set up to answer here."
+
+
+def tenant_for(settings: Settings, guild_id: object | None) -> str | None:
+    """The guild's (or a DM's) tenant; None: nothing places it (core.auth.platforms), so it is not answered."""
+    return discord_tenant(settings.discord, guild_id)
+
+
+def identity(guild_id: object | None) -> str:
+    """The id an unplaced event is logged with: the guild, or "dm" (never the user's id)."""
+    return str(guild_id) if guild_id else DM
 
 
 def strip_mentions(text: str, bot_id: int | str) -> str:
@@ -61,9 +68,12 @@ def ask_request(
     conversation: str,
     request_id: str,
 ) -> AskRequest:
+    tenant = tenant_for(settings, guild_id)
+    if tenant is None:
+        raise ValueError("an unplaced guild or DM is never asked for")  # the intake drops it first
     return AskRequest(
         question=question,
-        tenant=tenant_for(settings, guild_id),
+        tenant=tenant,
         client=PLATFORM,
         user=str(user_id),
         platform=PLATFORM,

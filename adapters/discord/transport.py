@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from adapters.discord import person, render, translate
 from adapters.discord.deferred import JOB, register_jobs
+from core.auth.platforms import unplaced
 from core.config import ConfigError
 from core.errors import BadRequest, HubError, Unauthorized
 from core.inbox.door import Door
@@ -97,6 +98,9 @@ async def _command(door: Door, payload: dict[str, Any]) -> dict[str, Any]:
     if question is None or "id" not in payload or "token" not in payload or not translate.interaction_user(payload):
         ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
         return {"type": CHANNEL_MESSAGE, "data": {"content": "Unknown command.", "flags": render.EPHEMERAL}}
+    if translate.tenant_for(door.settings, payload.get("guild_id")) is None:
+        unplaced(PLATFORM, translate.identity(payload.get("guild_id")))
+        return {"type": CHANNEL_MESSAGE, "data": {"content": translate.UNPLACED_NOTE, "flags": render.EPHEMERAL}}
     event_id = f"interaction:{payload['id']}"
     request_id = uuid.uuid4().hex
     job = translate.command_job(door.settings, payload, question, request_id)
@@ -116,6 +120,9 @@ async def _component(door: Door, payload: dict[str, Any]) -> dict[str, Any]:
     parsed = translate.parse_feedback(custom_id)
     user_id = translate.interaction_user(payload)
     tenant = translate.tenant_for(door.settings, payload.get("guild_id"))
+    if tenant is None:
+        unplaced(PLATFORM, translate.identity(payload.get("guild_id")))
+        return {"type": DEFERRED_UPDATE}
     if parsed is None and user_id is not None and "id" in payload and "token" in payload:
         pressed = translate.parse_person(custom_id, translate.payload_channel(payload))
         if pressed is not None and person.offered(door, tenant):

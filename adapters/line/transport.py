@@ -121,7 +121,7 @@ class LineBot:
             if got.action == "relayed":  # the agents have it; the bot stays silent
                 ADAPTER_EVENTS.labels(PLATFORM, "handed_off").inc()
                 return True
-            if got.action == "started":  # no model call: the customer is told a person will answer
+            if got.action in ("started", "limited"):  # no model call: a person will answer / too many messages
                 return await self.delivery.answer(incoming, incoming.chat, [TextMessage(text=got.say or "")], answer)
         if incoming.action == "ask":
             return await self._answer(incoming, incoming.chat, answer)

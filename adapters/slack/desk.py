@@ -31,7 +31,8 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import desk_blocks
-from adapters.slack.translate import PLATFORM, question_text, team_of
+from adapters.slack.desk_text import agent_text
+from adapters.slack.translate import PLATFORM, team_of
 from core.handoff import DeskRef, Handoff, Opening, RelayFailed, Status
 from core.inbox.door import Door
 
@@ -80,17 +81,19 @@ class SlackDesk:
             text=desk_blocks.opening_text(handoff),
             blocks=desk_blocks.opening_blocks(handoff, opening),
             metadata=_metadata(key),
-            unfurl_links=False,
+            unfurl_links=False,  # a customer's link is never fetched or previewed in the agents' channel
+            unfurl_media=False,
         )
         return DeskRef(channel, str(posted["ts"]))
 
-    async def post(self, ref: DeskRef, text: str, *, key: str, maybe_done: bool) -> None:
+    async def post(self, ref: DeskRef, text: str, *, key: str, maybe_done: bool, author: str = "customer") -> None:
         if maybe_done:
             thread = await self.web.conversations_replies(channel=ref.channel, ts=ref.ts, include_all_metadata=True)
             if _has_key(list(thread.get("messages") or []), key):
                 return
-        await self.web.chat_postMessage(channel=ref.channel, thread_ts=ref.ts, text=desk_blocks.customer_line(text),
-                                        metadata=_metadata(key), unfurl_links=False)  # fmt: skip
+        await self.web.chat_postMessage(channel=ref.channel, thread_ts=ref.ts,
+                                        text=desk_blocks.customer_line(text, author), metadata=_metadata(key),
+                                        unfurl_links=False, unfurl_media=False)  # fmt: skip
 
     async def update(self, ref: DeskRef, handoff: Handoff, status: Status) -> None:
         history = await self.web.conversations_history(channel=ref.channel, latest=ref.ts, inclusive=True, limit=1)
@@ -130,12 +133,15 @@ class SlackDesk:
         if not person:
             return {}
         team = team_of(body)
+        author_team = event.get("user_team") or event.get("team")
+        if team and author_team and author_team != team:
+            return {}  # someone of another workspace (a shared channel): never relayed to the customer
         return {
             "key": f"msg:{team}:{channel}:{ts}",  # the transport's key for this message: both events claim one
             "channel": channel,
             "thread_ts": str(thread_ts),
             "user": str(event["user"]),
-            "text": question_text(event.get("text") or "", bot_user_id),
+            "text": agent_text(event.get("text") or "", bot_user_id),  # plain text, links with their URLs
         }
 
     @staticmethod
@@ -289,5 +295,6 @@ class SlackDesk:
             answer.shown()
             if payload["channel"] and payload["ts"]:
                 line = desk_blocks.saved_line(payload["user"], item.collection)
-                await self.web.chat_postMessage(channel=payload["channel"], thread_ts=payload["ts"], text=line)
+                await self.web.chat_postMessage(channel=payload["channel"], thread_ts=payload["ts"], text=line,
+                                                unfurl_links=False, unfurl_media=False)  # fmt: skip
         log.info("handoff answer saved as verified", extra={"event": payload["key"], "collection": item.collection})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from adapters.slack.desk_text import untrusted
 from adapters.slack.render import escape
 from core.handoff import Handoff, Opening, Status
 from core.handoff.notices import duration
@@ -45,12 +46,13 @@ def opening_blocks(handoff: Handoff, opening: Opening) -> list[dict[str, Any]]:
         {"type": "mrkdwn", "text": f"*Language*\n{opening.language}"},
     ]
     label = "Summary" if opening.summary_kind == "llm" else "Last messages"
-    lines = [f"*{'Customer' if who == 'customer' else 'Bot'}:* {escape(text)}" for who, text in opening.transcript]
+    # The customer's words (and the bot's, which a customer can steer) format nothing: only our labels are bold.
+    lines = [f"*{'Customer' if who == 'customer' else 'Bot'}:* {untrusted(text)}" for who, text in opening.transcript]
     conversation = "\n".join(lines) or "_(nothing yet)_"
     return [
         {"type": "header", "text": {"type": "plain_text", "text": opening_text(handoff)[:150], "emoji": True}},
         {"type": "section", "fields": fields},
-        _section(f"*{label}*\n{escape(opening.summary)}"),
+        _section(f"*{label}*\n{untrusted(opening.summary)}"),
         _section(f"*Conversation so far*\n{conversation}"),
         status_block(Status("open")),
         actions_block(handoff, Status("open")),
@@ -93,8 +95,13 @@ def with_status(
     return [*kept, status_block(status), *([actions] if actions["elements"] else [])]
 
 
-def customer_line(text: str) -> str:
-    return f"*Customer:* {escape(text)}"
+AUTHORS = {"customer": "Customer", "member": "Another member of the thread"}
+
+
+def customer_line(text: str, author: str = "customer") -> str:
+    """A relayed message in the handoff's thread: who wrote it (the customer, or someone else in a
+    shared thread), then their text, which cannot format itself into a label."""
+    return f"*{AUTHORS.get(author, AUTHORS['member'])}:* {untrusted(text)}"
 
 
 SAVE_VIEW = "handoff_save_verified"

@@ -31,6 +31,7 @@ from adapters.slack.translate import PLATFORM, Incoming, Vote, tenant_for, threa
 from adapters.slack.view import Place, View
 from adapters.slack.webapi import SlackWeb, respond, slack_error
 from core.ask import Delta
+from core.auth.platforms import unplaced
 from core.errors import HubError
 from core.inbox import Answer
 from core.inbox.door import Door
@@ -53,6 +54,10 @@ class Replier:
 
     async def answer(self, payload: dict[str, Any]) -> None:
         incoming = Incoming(**payload["incoming"])
+        if tenant_for(self.door.settings, incoming.team) is None:  # unmapped by a reload since it was queued
+            async with self.door.inbox.answer(PLATFORM, incoming.key):
+                unplaced(PLATFORM, incoming.team)
+            return
         async with self.door.inbox.answer(PLATFORM, incoming.key) as answer:
             reply = _Reply(self.door, self.web, incoming, payload.get("request_id") or uuid.uuid4().hex, answer)
             try:
@@ -75,6 +80,10 @@ class Replier:
     async def feedback(self, payload: dict[str, Any]) -> None:
         vote = Vote(**payload)
         tenant = tenant_for(self.door.settings, vote.team)
+        if tenant is None:
+            async with self.door.inbox.answer(PLATFORM, vote.key):
+                unplaced(PLATFORM, vote.team)
+            return
         async with self.door.inbox.answer(PLATFORM, vote.key):
             await self.door.feedback.record(
                 vote.request_id, "up" if vote.rating == "up" else "down", platform=PLATFORM, user=vote.user,
@@ -178,8 +187,9 @@ class _Reply:
             return RespondView(self.place)
         assert self.thread_ts is not None
         # Follow-ups in this thread need no mention from now on (with the shared state down, they do).
-        await self.door.threads.mark(PLATFORM, tenant_for(self.door.settings, inc.team),
-                                     thread_id(inc.team, inc.channel, self.thread_ts))  # fmt: skip
+        tenant = tenant_for(self.door.settings, inc.team)
+        assert tenant is not None  # run() asks only for a placed workspace
+        await self.door.threads.mark(PLATFORM, tenant, thread_id(inc.team, inc.channel, self.thread_ts))
         # The question's ts: the thread's replies after it are this answer's (the key ends with it).
         question_ts = inc.key.rsplit(":", 1)[-1] if inc.kind != "command" else self.parent_ts or self.thread_ts
         view, self.view_kind = await open_view(self.place, inc, self.answer, question_ts=question_ts)

@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.auth.platforms import slack_tenant
 from core.config import Settings
 from core.schema import AskRequest
 
@@ -184,14 +185,18 @@ def question_text(text: str, bot_user_id: str | None) -> str:
     return " ".join(text.split())
 
 
-def tenant_for(settings: Settings, team: str) -> str:
-    return settings.slack.tenants.get(team, settings.slack.default_tenant)
+def tenant_for(settings: Settings, team: str) -> str | None:
+    """The workspace's tenant; None: nothing places it (core.auth.platforms), so it is not answered."""
+    return slack_tenant(settings.slack, team)
 
 
 def to_request(incoming: Incoming, settings: Settings, *, request_id: str, thread_ts: str | None) -> AskRequest:
+    tenant = tenant_for(settings, incoming.team)
+    if tenant is None:
+        raise ValueError("an unplaced workspace is never asked for")  # the transport drops it first
     return AskRequest(
         question=incoming.text,
-        tenant=tenant_for(settings, incoming.team),
+        tenant=tenant,
         client=PLATFORM,
         user=incoming.user,
         platform=PLATFORM,

@@ -16,6 +16,7 @@ Slack gets a 503, so its retry is answered. The answer is reply.py's job.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -39,6 +40,7 @@ from adapters.slack.desk import ACTION_JOB, REPLY_JOB, SAVE_JOB, SlackDesk
 from adapters.slack.desk_blocks import ACTION_SAVE, SAVE_VIEW
 from adapters.slack.reply import Replier
 from adapters.slack.translate import PLATFORM, Ignored, Incoming
+from core.auth.platforms import unplaced
 from core.config import Settings
 from core.errors import BadRequest, HubError, Unauthorized
 from core.inbox.door import Door
@@ -126,16 +128,20 @@ class SlackTransport:
                     return None
                 return await self._accept(reply["key"], REPLY_JOB, reply, event_id=body.get("event_id"))
         got = translate.from_event(body, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
+        tenant = translate.tenant_for(self.door.settings, got.team) if isinstance(got, Incoming) else None
+        if isinstance(got, Incoming) and tenant is None:
+            unplaced(PLATFORM, got.team)  # acknowledged, never answered, never in a tenant
+            return None
         if isinstance(got, Incoming) and got.kind == "thread":
             # A reply in a thread without a mention: answered only in threads the bot answers.
-            tenant = translate.tenant_for(self.door.settings, got.team)
+            assert tenant is not None
             try:
                 answering = await self.door.threads.marked(
                     PLATFORM, tenant, translate.thread_id(got.team, got.channel, got.thread_ts or "")
                 )
             except HubError as exc:  # the shared state is down: let Slack retry later
                 log.warning("slack thread lookup failed", extra={"exc": type(exc).__name__})
-                return BoltResponse(status=503, body="")
+                return _busy()
             if not answering:
                 got = Ignored("not_addressed")
         if isinstance(got, Ignored):
@@ -149,6 +155,10 @@ class SlackTransport:
     async def _on_command(self, body: dict[str, Any], ack: Any) -> Any:
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
         incoming = translate.from_command(body)
+        if translate.tenant_for(self.door.settings, incoming.team) is None:
+            unplaced(PLATFORM, incoming.team)
+            await ack()
+            return None
         if not incoming.text:
             ADAPTER_EVENTS.labels(PLATFORM, "ignored").inc()
             await ack(USAGE)
@@ -165,6 +175,10 @@ class SlackTransport:
             await ack()
             return None
         ADAPTER_EVENTS.labels(PLATFORM, "received").inc()
+        if translate.tenant_for(self.door.settings, vote.team) is None:
+            unplaced(PLATFORM, vote.team)
+            await ack()
+            return None
         refused = await self._accept(vote.key, FEEDBACK_JOB, vote.as_payload())
         if refused is not None:
             return refused  # the button shows a warning; clicking again works
@@ -227,7 +241,7 @@ class SlackTransport:
         except Exception as exc:  # the inbox released the claim: Slack's retry is answered
             ADAPTER_EVENTS.labels(PLATFORM, "failed").inc()
             log.warning("slack event not accepted", extra={"event": key, "exc": type(exc).__name__})
-            return BoltResponse(status=503, body="")
+            return _busy()
         log.info("slack event accepted", extra={"event": key, "event_id": event_id, "retry": retry, "job": job})
         return None
 
@@ -279,6 +293,14 @@ class _SocketModeHandler(AsyncSocketModeHandler):
         started = time.perf_counter()
         await super().handle(client, req)  # dispatch, then the envelope ack (only for a 200)
         ADAPTER_ACK_SECONDS.labels(PLATFORM).observe(time.perf_counter() - started)
+
+
+def _busy() -> BoltResponse:
+    """503 with the hub's JSON error body (Slack retries it): never an empty text/plain answer."""
+    body = {"error": {"type": "unavailable", "message": "the hub cannot take this event now; Slack's retry will be"}}
+    return BoltResponse(
+        status=503, body=json.dumps(body), headers={"content-type": "application/json", "retry-after": "1"}
+    )
 
 
 def _header(headers: Mapping[str, Any], name: str) -> str | None:

@@ -37,7 +37,8 @@ class Authenticator:
         """``credential`` is the bearer value or X-API-Key; ``peer`` the client address."""
         if self.demo:
             # Local demo mode: loopback only (enforced at start-up), everyone is the local user.
-            return Principal("local", "default", f"local:{peer}", ALL_SCOPES, collections=self.collections.all)
+            return Principal("local", "default", f"local:{peer}", ALL_SCOPES,
+                             collections=self.collections.readable("default"))  # fmt: skip
         if not credential:
             self._fail("missing_credentials", route, peer)
             raise Unauthorized("send a client key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")

@@ -57,8 +57,10 @@ class Desk(Protocol):
         """Post the opening message (platform, tenant, summary, conversation, Take / Resolve)."""
         ...
 
-    async def post(self, ref: DeskRef, text: str, *, key: str, maybe_done: bool) -> None:
-        """Post ``text`` (a customer's message, or a line from the hub) into the handoff's thread."""
+    async def post(self, ref: DeskRef, text: str, *, key: str, maybe_done: bool, author: str = "customer") -> None:
+        """Post ``text`` (a customer's message, or a line from the hub) into the handoff's thread.
+        ``author`` is "member" for someone else writing in the customer's shared thread (passed
+        only then, so a desk written before it still works)."""
         ...
 
     async def update(self, ref: DeskRef, handoff: Handoff, status: Status) -> None:

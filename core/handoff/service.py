@@ -31,12 +31,15 @@ from core.accounting import Accounting
 from core.auth.principal import Principal
 from core.config import HandoffSettings, Settings
 from core.conversation import Conversations
+from core.errors import RateLimited
 from core.handoff import notices, summary, telemetry
 from core.handoff.ports import CustomerChannel, Desk, DeskRef, Opening, Status
 from core.handoff.record import Customer, Handoff
 from core.handoff.store import HandoffStore
 from core.handoff.triggers import asks_for_person, feedback_asks_for_person, request_phrase
 from core.llm.gateway import ModelGateway
+from core.llm.prompt import language_of
+from core.messages import polite
 from core.pii import redact
 from core.schema import AskRequest
 from core.state import StateBackend
@@ -67,12 +70,14 @@ class CustomerMessage:
     event_id: str
     text: str
     kind: Literal["text", "sticker", "image", "other"] = "text"
+    admitted: bool = False  # the door already counted it against the limits (the portal does)
 
 
 @dataclass(frozen=True, slots=True)
 class Intercept:
-    action: Literal["bot", "started", "relayed"]
-    say: str | None = None  # "started": tell the customer this, the way the adapter answers
+    # "limited": over the customer's limit or the tenant's quota, not relayed; ``say`` tells them so
+    action: Literal["bot", "started", "relayed", "limited"]
+    say: str | None = None  # "started" / "limited": tell the customer this, the way the adapter answers
     handoff_id: str | None = None
 
 
@@ -315,9 +320,15 @@ class HandoffService:
         key = f"in:{handoff.platform}:{message.event_id}"
         state = await self.store.relay_state(key)
         if state != "done":
+            refused = await self._over_limit(message)
+            if refused is not None:
+                return Intercept("limited", say=refused, handoff_id=handoff.id)
             text = summary.shown(message.text, self.settings.personal_data == "redacted")
+            # Someone else in a shared (public) thread is not the customer, and the agents see so.
+            customer, sender = handoff.customer.user, message.customer.user
+            author = {"author": "member"} if customer and sender and sender != customer else {}
             try:
-                await self._desk.post(ref, text, key=key, maybe_done=state == "retry")
+                await self._desk.post(ref, text, key=key, maybe_done=state == "retry", **author)
             except Exception as exc:
                 telemetry.RELAYS.labels("to_agents", "failed").inc()
                 raise RelayFailed(type(exc).__name__) from exc
@@ -325,6 +336,23 @@ class HandoffService:
             await self.store.touch(handoff.id, self.clock())
             telemetry.RELAYS.labels("to_agents", "relayed").inc()
         return Intercept("relayed", handoff_id=handoff.id)
+
+    async def _over_limit(self, message: CustomerMessage) -> str | None:
+        """A relayed message counts like a question (per-user window, burst, the tenant's daily
+        quota): an agent's time is limited like the model's. Over it: not relayed, and what the
+        customer is told instead (never dropped in silence)."""
+        if message.admitted:
+            return None
+        customer = message.customer
+        who = Principal(customer.platform, customer.tenant, customer.user or customer.conversation, frozenset({"ask"}))
+        try:
+            await self._accounting.admit(who, f"handoff:{customer.platform}")
+        except RateLimited as exc:
+            telemetry.RELAYS.labels("to_agents", "limited").inc()
+            quota = "quota" in exc.message or "budget" in exc.message
+            kind = "relay_quota" if quota else "relay_limited"
+            return polite(kind, language=language_of(message.text), retry_after=exc.retry_after)
+        return None
 
     # -- the desk's side --
 

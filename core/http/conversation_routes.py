@@ -20,6 +20,7 @@ from core.ask import conversation_key
 from core.errors import BadRequest, Unavailable
 from core.http import sse
 from core.http.auth import principal
+from core.http.stream_slots import StreamSlots
 from core.portal.events import ConversationEvents
 from core.schema import AskRequest
 from core.state import BackendUnavailable
@@ -29,6 +30,7 @@ router = APIRouter()
 MAX_ID = 128
 MAX_AFTER = 64  # an event id is 24 hex characters
 STREAM_SEC = 3600.0  # a stream ends after this long (the client resumes after its last event)
+SLOTS = StreamSlots()  # open streams per asker, in this process
 
 
 @router.get("/conversations/{conversation_id}/events")
@@ -52,6 +54,11 @@ async def conversation_events(conversation_id: str, request: Request, after: str
                 yield sse.frame(event.kind, event.as_dict(), event_id=event.id)
         except BackendUnavailable:  # it went away meanwhile: say so and end (the client resumes later)
             yield sse.frame("error", Unavailable("the conversation's events are unavailable right now").body())
+        finally:
+            slot.free()
 
+    frames = body()
+    cap = request.app.state.hub.settings.requests.max_streams_per_asker
+    slot = SLOTS.take(f"{who.tenant}\x1f{who.client}\x1f{who.user}", cap, frames)  # a 429 over the cap
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(sse.with_keepalive(body()), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(sse.with_keepalive(frames), media_type="text/event-stream", headers=headers)

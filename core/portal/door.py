@@ -84,7 +84,7 @@ class PortalDoor:
         # The event id is the conversation's own: another asker's X-Request-ID never names this message.
         event_id = f"{customer.conversation}:{request.request_id}"
         try:
-            got = await self.handoff.intercept(CustomerMessage(customer, event_id, question))
+            got = await self.handoff.intercept(CustomerMessage(customer, event_id, question, admitted=True))
         except HandoffUnavailable:
             return None  # the desk cannot take it now: the bot answers
         except RelayFailed:
