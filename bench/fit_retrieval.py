@@ -227,6 +227,8 @@ def evaluate(data: dict[str, list[Row]], names: tuple[str, ...], use: tuple[str,
                 for group in ("all", row.kind):
                     stats[f"{group}:ask@3"][0] += (row.expected in got) and not declined
                     stats[f"{group}:ask@3"][1] += 1
+                stats["before:answerable_declined"][0] += not row.searched
+                stats["before:answerable_declined"][1] += 1
                 for key in ("before:ask@3", f"{row.kind}:before@3"):
                     stats[key][0] += row.expected in row.searched
                     stats[key][1] += 1
@@ -257,9 +259,12 @@ def print_table(results: dict[str, dict]) -> None:
         ("learned@3", "all:learned@3"),
         ("/ask@3 before", "before:ask@3"),
         ("/ask@3 now", "all:ask@3"),
+        ("answerable declined before", "before:answerable_declined"),
         ("answerable declined", "answerable_declined"),
         ("off-topic declined before", "before:offtopic_declined"),
         ("off-topic declined", "offtopic_declined"),
+        ("own off-topic", "offtopic_declined_own"),
+        ("generic off-topic", "offtopic_declined_generic"),
     ]
     print("| domain | " + " | ".join(c for c, _ in cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
