@@ -44,7 +44,6 @@ CANDIDATE_FEATURES = (
     "calibrated_long",  # calibrated_rescaled times how long the question is
     "elsewhere",  # 1 when the document names countries and none the question names (places.py)
     "translated",  # BM25's share of the question's words in the other language (bilingual.py)
-    "lexical_sure",  # lexical_top times the best lexical share: BM25 trusted as far as it matched
     "lexical_rank",  # 1 / (1 + rank by lexical share): scale-free, as reciprocal rank fusion
     "calibrated_rank",  # 1 / (1 + rank by calibrated similarity)
     "translated_rank",  # 1 / (1 + rank by the translations' share; 0 with no translation match)
@@ -103,7 +102,6 @@ def candidate_features(found: Signals) -> np.ndarray:
         calibrated * long,
         np.zeros(len(lexical)) if found.elsewhere is None else found.elsewhere.astype(np.float64),
         _translated(found),
-        (lexical / best_lexical if best_lexical > 0 else np.zeros_like(lexical)) * best_lexical,
         _reciprocal_rank(lexical),
         _reciprocal_rank(found.calibrated),
         _reciprocal_rank(_translated(found)),
