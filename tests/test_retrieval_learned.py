@@ -99,6 +99,16 @@ async def test_short_english_questions_the_dictionary_cannot_reach_are_still_dec
     assert expected in [h.chunk.doc_id for h in hits]
 
 
+@pytest.mark.parametrize(("question", "expected"), SHORT_ENGLISH + STILL_DECLINED)
+async def test_with_a_model_to_decide_every_answerable_question_gets_its_candidates(
+    hr_index: store.KnowledgeIndex, question: str, expected: str
+) -> None:
+    """abstain=False (a chat model reads the candidates and says whether they answer): even the
+    questions the offline model declines reach it, with their document among the candidates."""
+    hits = await Retriever(e5.shared()).search(hr_index, question, 3, abstain=False)
+    assert expected in [h.chunk.doc_id for h in hits]
+
+
 @pytest.mark.parametrize("question", ["Who won the football world cup in 2022?", "怎麼做好吃的紅燒牛肉麵？"])
 async def test_chit_chat_is_declined_offline_and_handed_to_a_model_otherwise(
     hr_index: store.KnowledgeIndex, question: str
