@@ -5,8 +5,13 @@
 For each domain (a knowledge base, its answerable questions and the off-topic questions
 asked of it) the documents are ingested with e5 (the content-hash vector cache makes a re-run
 cheap), and ``Retriever.signals`` of each question is kept with the documents of its
-candidates and the expected document: ``var/fit/<domain>.pickle``. bench/fit_retrieval.py
+candidates and the expected document: ``var/fit-now/<domain>.pickle``. bench/fit_retrieval.py
 fits and evaluates from these files without embedding anything again.
+
+``searched`` (the "before" columns) comes from ``var/fit/<domain>.pickle`` when present: a
+collection made by this script run from a checkout of the retriever before issue #25 (commit
+a0a0e45: ``git archive a0a0e45 | tar -x -C /tmp/before``, copy this script and data/eval into it,
+run it there, copy its var/fit/ here). Without it, ``searched`` is today's ``Retriever.search``.
 """
 
 from __future__ import annotations
