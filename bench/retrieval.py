@@ -81,7 +81,7 @@ class Replay:
         self.model, self.real, self.seconds, self.embedded = model, real, 0.0, 0
         self.seen: list[np.ndarray] = []
         self.rng = np.random.default_rng(0)
-        for attr in ("name", "dim", "semantic", "similarity_floor", "background_margin", "embed_query"):
+        for attr in ("name", "dim", "semantic", "embed_query"):
             if hasattr(model, attr):
                 setattr(self, attr, getattr(model, attr))
 

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also write each folder's chunk vectors into it (.vectors.<embedder>.npz), to ship with the documents",
     )
-    p_eval = sub.add_parser("eval", help="measure retrieval: recall@1, recall@3, MRR")
+    p_eval = sub.add_parser("eval", help="measure retrieval: recall, MRR, answerable and off-topic declined")
     p_eval.add_argument("questions", nargs="?", type=Path, default=Path("data/eval/questions.jsonl"))
     p_eval.add_argument("--kb", type=Path, help="documents of that question set (default: KB_DIR)")
     p_eval.add_argument(
@@ -112,15 +112,16 @@ async def _ingest(settings: Settings, kb_dir: Path | None, rebuild: bool, save_v
 async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_misses: int) -> int:
     from core.kb import store
     from core.kb.embedders import make_embedder
-    from core.kb.evaluate import declined, evaluate, read_questions
+    from core.kb.evaluate import declined, evaluate, read_questions, share
     from core.kb.ingest import IngestError, ingest, vector_cache_path
     from core.kb.retriever import Retriever
 
     embedder = _embedder(settings, make_embedder)
     retriever = Retriever.from_settings(embedder, settings.retrieval)
-    adaptive = settings.retrieval.lexical_weight is None and getattr(embedder, "semantic", False)
-    grows = " (more for long questions)" if adaptive else ""
-    print(f"embedder {embedder.name}, lexical weight {retriever.lexical_weight}{grows}")
+    weight = retriever.lexical_weight
+    print(f"embedder {embedder.name}, " + (f"lexical weight {weight}" if weight is not None else "learned ranker"))
+    if retriever.fallback_reason:
+        print(f"warning: {retriever.fallback_reason}", file=sys.stderr)
     for name, kb_dir, questions_path in sets:
         try:
             questions = read_questions(questions_path)
@@ -148,8 +149,10 @@ async def _eval(settings: Settings, sets: list[tuple[str, Path, Path]], show_mis
             for offtopic in sorted(questions_path.parent.glob("offtopic*.jsonl")):
                 others = read_questions(offtopic)
                 count = await declined(index, retriever, others, settings.retrieval.min_score)
-                declined_line += f"   {offtopic.stem} declined: {count} of {len(others)}"
+                declined_line += f"   {offtopic.stem} declined: {count} of {len(others)} ({share(count, len(others))})"
         print(report.line() + declined_line)
+        for line in report.kind_lines():
+            print(line)
         for question, expected, got in report.misses[:show_misses]:
             print(f"   miss: {question!r} expected {expected}, got {got}")
     return 0

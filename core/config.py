@@ -49,12 +49,11 @@ class RetrievalSettings(_Section):
     top_k: int = Field(4, ge=1, le=20)
     # A chunk below this fused score is not evidence: the hub says it does not know.
     min_score: float = Field(0.06, ge=0.0, le=1.0)
-    # Weight of the lexical (BM25) score in the fused score; the rest is the dense score.
-    # Unset: what was tuned for the embedder (hash 0.8; a semantic model 0.3, growing with the
-    # question's length, retriever.question_weight).
+    # Weight of the lexical (BM25) score in a fixed fused score; the rest is the dense score.
+    # Unset: hash 0.8; a semantic model uses the learned ranker (core/kb/learned.json).
     lexical_weight: float | None = Field(None, ge=0.0, le=1.0)
     # A semantic model's "I don't know" floor: a question whose best cosine similarity (plus a
-    # tenth of its BM25 share) is below it matches nothing. Unset: the embedder's calibrated one.
+    # tenth of its BM25 share) is below it matches nothing. Unset: the learned abstention model.
     min_similarity: float | None = Field(None, ge=0.0, le=1.0)
     # Above this many chunks the dense index is approximate (IVF, 8-bit codes) instead of exact.
     exact_max_chunks: int = Field(5000, ge=1)

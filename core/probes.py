@@ -27,6 +27,8 @@ async def serve_probes(hub: Hub, host: str, port: int) -> web.AppRunner:
     async def readyz(_: web.Request) -> web.Response:
         missing = await hub.readiness()
         body = {"ready": not missing, "missing": missing, "models": hub.models.breaker_states()}
+        if warnings := [w for w in (getattr(p, "fallback_reason", None) for p in (hub.embedder, hub.retriever)) if w]:
+            body["warnings"] = warnings  # serving, but retrieving worse: as the web process's /readyz says
         return web.json_response(body, status=200 if not missing else 503)
 
     async def metrics(_: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ import pytest
 from core.kb import e5, store
 from core.kb.embedders import FallbackHashEmbedder, HashEmbedder, make_embedder
 from core.kb.ingest import ingest
-from core.kb.retriever import Retriever, Signals, seats, select
+from core.kb.retriever import Retriever
 from core.kb.vectorcache import seed_name
 from core.metrics import EMBEDDER_FALLBACK
 from tests.conftest import HubServer, make_settings
@@ -257,29 +257,3 @@ async def test_an_index_built_by_hash_is_rebuilt_for_the_semantic_model(tmp_path
     assert report.version == 2 and report.embedded == report.chunks == 1
     index = store.load(tmp_path / "index")
     assert index is not None and index.embedder == "topics"
-
-
-async def test_a_side_that_is_sure_keeps_its_document_among_the_top_k(tmp_path: Path) -> None:
-    """The model's best document, and BM25's when a long question's best clearly leads, keep a
-    place in top_k after the fused first, whatever the fused order below it."""
-    (tmp_path / "kb").mkdir()
-    for name in ("a", "b", "c", "d", "e"):
-        (tmp_path / "kb" / f"{name}.md").write_text(f"# {name}\n\nText of {name}.\n")
-    await ingest(tmp_path / "kb", tmp_path / "index", HashEmbedder(), chunk_chars=600, exact_max=5000)
-    index = store.load(tmp_path / "index")
-    assert index is not None
-    ids = np.arange(5)
-    lexical = np.array([0.3, 0.2, 0.2, 0.1, 0.6])  # e.md: BM25's best, 2x the next
-    calibrated = np.array([0.05, 0.04, 0.03, 0.09, 0.01])  # d.md: the model's best
-    found = Signals(ids, lexical, calibrated, calibrated, np.zeros(5), 20, np.zeros(5, np.uint8), ids)
-    fused = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
-    docs = [d.id for d in index.documents]
-    assert [docs[s] for s in seats(found)] == ["d.md", "e.md"]
-    assert [h.chunk.doc_id for h in select(index, "q", found, fused, 3)] == ["a.md", "b.md", "c.md"]
-    kept = select(index, "q", found, fused, 3, seats(found))
-    assert [h.chunk.doc_id for h in kept] == ["a.md", "d.md", "e.md"], "the fused first stays first"
-    short = Signals(ids, lexical, calibrated, calibrated, np.zeros(5), 6, np.zeros(5, np.uint8), ids)
-    assert [docs[s] for s in seats(short)] == ["d.md"], "a short question: BM25 gets no seat"
-    close = np.array([0.3, 0.2, 0.2, 0.1, 0.32])  # e.md leads a.md by under a tenth
-    assert [docs[s] for s in seats(Signals(ids, close, calibrated, calibrated, np.zeros(5), 20,
-                                           np.zeros(5, np.uint8), ids))] == ["d.md"]  # fmt: skip

