@@ -356,3 +356,28 @@ async def test_a_message_after_the_close_is_claimed_goes_to_the_bot_not_the_reso
     go_on.set()
     assert await closing
     assert len(desk(service).posts) == posted
+
+
+async def test_the_save_form_offers_only_what_the_customers_tenant_reads(tmp_path: Path) -> None:
+    """Once collections are configured a tenant that names none reads none, so its customer's
+    answer can be saved into none (not "every collection"); a tenant's own list keeps its order."""
+    config = write_yaml(tmp_path / "hub.yaml", {
+        "collections": {"internal": {"path": "internal"}, "public": {"path": "public"}},
+        "tenants": {"hr": {"collections": ["public", "internal"]}},
+        "handoff": {"slack_channel": CHANNEL},
+    })  # fmt: skip
+    hub = Hub(make_settings(tmp_path, HUB_CONFIG=str(config), SLACK_BOT_TOKEN="xoxb-t"))
+    hub.handoff.register_desk(RecordingDesk())
+    hub.handoff.register_customer("line", RecordingChannel())
+    try:
+        offered = {}
+        for tenant, chat in (("cs", "Ucs"), ("hr", "Uhr")):
+            who = Customer(platform="line", tenant=tenant, conversation=chat, user=chat, address={"to": chat})
+            started = await hub.handoff.intercept(CustomerMessage(who, f"e-{tenant}", "我想找真人客服", "text"))
+            assert started.action == "started"
+            proposal = await hub.handoff.proposal(CHANNEL, desk(hub.handoff).ts)
+            assert proposal is not None
+            offered[tenant] = proposal["collections"]
+        assert offered == {"cs": [], "hr": ["public", "internal"]}
+    finally:
+        await hub.backend.close()

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.accounting import Accounting
+from core.auth.collections import CollectionPolicy
 from core.auth.principal import Principal
 from core.config import HandoffSettings, Settings
 from core.conversation import Conversations
@@ -441,8 +442,12 @@ class HandoffService:
             return None
         question = await self.store.fact(handoff.id, "question") or {}
         reply = await self.store.fact(handoff.id, "reply") or {}
+        # What the customer's tenant reads, by the wall's own rule (a tenant naming none reads none
+        # once collections are configured), in the order the tenant names them.
+        readable = CollectionPolicy(self._all).of_tenant(handoff.tenant)
         tenant = self._all.tenants.get(handoff.tenant)
-        collections = (tenant.collections if tenant else None) or list(self._all.collection_dirs())
+        named = tenant.collections if tenant and tenant.collections else sorted(readable)
+        collections = [c for c in named if c in readable]
         return {"handoff": handoff.id, "tenant": handoff.tenant, "question": redact(str(question.get("text") or "")),
                 "answer": redact(str(reply.get("text") or "")), "collections": collections}  # fmt: skip
 

@@ -63,6 +63,11 @@ class Hit:
 
 
 HASH_LEXICAL_WEIGHT = 0.8
+# "No evidence" for the hash (or an OpenAI) embedder, whose cosines sit on another scale than the
+# fitted e5 floor: no lexical match and a best similarity under 0.2 — the sample's off-topic
+# questions without a lexical match reach 0.107-0.204 against it with character trigrams
+# (bench/model_decides.py --embedder hash).
+FUZZY_NO_EVIDENCE_SIMILARITY = 0.2
 LEXICAL_EVIDENCE = 0.1  # how much BM25's share adds to the best similarity a configured floor is compared with
 
 
@@ -128,6 +133,8 @@ class Retriever:
         if found is None:
             return []
         if not self._semantic:
+            if not abstain and _fuzzy_no_evidence(found):
+                return []  # a chat model would be asked about nothing the knowledge base holds
             fused = (1 - TITLE_WEIGHT) * (self._w * found.lexical + (1 - self._w) * found.dense)
             fused = _elsewhere_penalised(found, fused + TITLE_WEIGHT * found.title)
             return select(index, query, found, fused, top_k, per_document=HASH_PER_DOCUMENT)
@@ -311,6 +318,10 @@ def _calibrated(index: KnowledgeIndex, qvec: np.ndarray, ids: np.ndarray, simila
     if not index.centroids.size:
         return similarities
     return similarities - (index.centroids @ qvec)[index.groups[ids]]
+
+
+def _fuzzy_no_evidence(found: Signals) -> bool:
+    return float(found.lexical.max()) <= 0.0 and float(found.dense.max()) < FUZZY_NO_EVIDENCE_SIMILARITY
 
 
 def _rescaled(scores: np.ndarray) -> np.ndarray:
