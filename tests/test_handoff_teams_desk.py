@@ -9,7 +9,6 @@ edit the card; the customer is told it ended, and the bot answers again.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import HubServer, logged_text, make_settings, write_yaml
@@ -93,12 +91,12 @@ def replied(desk: Desk, sent: dict[str, Any]) -> list[str]:
 
 
 def to_teams(desk: Desk, body: dict[str, Any]) -> None:
-    response = httpx.post(f"{desk.hub.url}/teams/messages", json=body, headers=desk.teams.auth_header(body), timeout=10)
+    response = desk.teams.deliver(desk.hub.url, body)
     assert response.status_code == 200, response.text
 
 
 def card_of(message: TeamsMessage) -> str:
-    return json.dumps(message.activity.get("attachments") or [], ensure_ascii=False)
+    return message.cards()
 
 
 def test_a_line_customer_handed_to_the_teams_desk_and_back(desk: Desk) -> None:

@@ -1,10 +1,9 @@
 """Telegram -> Slack -> Telegram: a private chat handed to the agents' Slack desk and back.
 
-The real python-telegram-bot and slack-bolt against the fakes. The customer asks for a person;
-the agents' channel gets one message; the customer's messages go into its thread once (a
-redelivery too) and the agent's reply comes back once (Slack's retry too); the bot is silent
-until Resolve, then answers again.
-"""
+The real python-telegram-bot and slack-bolt against the fakes, on memory and Redis. The customer
+asks for a person; the agents' channel gets one message; the customer's messages go into its
+thread once (a redelivery too) and the agent's reply comes back once (Slack's retry too); the bot
+is silent until Resolve, then answers again."""
 
 from __future__ import annotations
 
@@ -18,11 +17,11 @@ from tests.conftest import HubServer, make_settings, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.waiting import wait_until
 from tests.test_handoff_line import AGENTS, agent_reply, click, in_thread, status_text
 from tests.test_slack_adapter import SECRET as SLACK_SECRET
 from tests.test_slack_adapter import send_event
 from tests.test_telegram_adapter import new_chat, post, tap, telegram_env, text_update
-from tests.test_walls_platforms import wait_until
 
 
 @dataclass
@@ -33,9 +32,19 @@ class Desk:
     model: FakeOpenAI
 
 
-@pytest.fixture(scope="module")
-def desk(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> Iterator[Desk]:
-    tmp = tmp_path_factory.mktemp("tg-handoff")
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def desk(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sample_index: Path
+) -> Iterator[Desk]:
+    tmp = tmp_path_factory.mktemp(f"tg-handoff-{request.param}")
+    env = {}
+    if request.param == "redis":
+        import redis as redis_sync
+
+        from tests.conftest import redis_url
+
+        env["REDIS_URL"] = redis_url()
+        redis_sync.Redis.from_url(env["REDIS_URL"]).flushdb()
     config = write_yaml(tmp / "hub.yaml", {"telegram": {"tenant": "cs"}, "handoff": {"slack_channel": AGENTS}})
     with (
         pytest.MonkeyPatch.context() as mp,
@@ -47,7 +56,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory, sample_index: Path) -> Iterat
         settings = make_settings(
             tmp, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk-up",
             OPENAI_BASE_URL=model.base_url, RATE_LIMIT_MAX_PER_USER="1000", SLACK_BOT_TOKEN=slack.bot_token,
-            SLACK_SIGNING_SECRET=SLACK_SECRET, SLACK_API_URL=slack.api_url, **telegram_env(tg),
+            SLACK_SIGNING_SECRET=SLACK_SECRET, SLACK_API_URL=slack.api_url, **telegram_env(tg), **env,
         )  # fmt: skip
         with HubServer(settings) as hub:
             yield Desk(hub, slack, tg, model)

@@ -18,11 +18,11 @@ from tests.conftest import HubServer, make_settings, write_yaml
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.whatsapp_api import FakeWhatsApp
+from tests.fakes.whatsapp_webhook import button, message, new_user, payload, post, whatsapp_env
 from tests.test_handoff_line import AGENTS, agent_reply, click, in_thread, status_text
 from tests.test_slack_adapter import SECRET as SLACK_SECRET
 from tests.test_slack_adapter import send_event
 from tests.test_walls_platforms import wait_until
-from tests.test_whatsapp_adapter import button, message, new_user, payload, post, whatsapp_env
 
 
 @dataclass

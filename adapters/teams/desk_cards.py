@@ -14,7 +14,14 @@ from adapters.teams.translate import DESK_TAG
 from core.handoff import Handoff, Opening, Status
 from core.handoff.notices import duration
 
-PLATFORMS = {"line": "LINE", "discord": "Discord", "portal": "the web portal", "teams": "Teams"}
+PLATFORMS = {
+    "line": "LINE",
+    "discord": "Discord",
+    "portal": "the web portal",
+    "teams": "Teams",
+    "whatsapp": "WhatsApp",
+    "telegram": "Telegram",
+}
 REASONS = {
     "trigger": "asked for a person",
     "no_answer": "the bot could not answer twice",

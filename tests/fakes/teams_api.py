@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -57,6 +58,10 @@ class TeamsMessage:
 
     def everything(self) -> str:
         return json.dumps(self.activity, ensure_ascii=False)
+
+    def cards(self) -> str:
+        """The message's attachments (its cards and their actions) as JSON, to look into."""
+        return json.dumps(self.activity.get("attachments") or [], ensure_ascii=False)
 
 
 def _new_key() -> rsa.RSAPrivateKey:
@@ -129,6 +134,10 @@ class FakeTeams(LoopbackServer):
         if body is not None:
             sign.setdefault("service_url", body.get("serviceUrl"))
         return {"Authorization": f"Bearer {self.sign(**sign)}"}
+
+    def deliver(self, hub_url: str, body: dict[str, Any]) -> httpx.Response:
+        """Posts an activity to the bot's endpoint as the Bot Framework does, signed."""
+        return httpx.post(f"{hub_url}/teams/messages", json=body, headers=self.auth_header(body), timeout=10)
 
     def activity(
         self,
