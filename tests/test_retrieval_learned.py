@@ -161,3 +161,16 @@ def test_readyz_says_the_coefficients_are_missing(
     assert body["ready"] is True, "serving: retrieval still answers"
     assert any("retrieval coefficients missing" in w for w in body.get("warnings", []))
     monkeypatch.setattr(learned, "_shared", None)  # the next test reads the shipped file again
+
+
+async def test_a_page_quoting_another_pages_title_does_not_outrank_it(tmp_path: Path) -> None:
+    """The README's first question on the sample knowledge base: the Chinese expense policy quotes
+    〈Travel Expense Claims〉, so it matches the English question by its own words and again by the
+    dictionary's translations; counted once, the English page itself comes first."""
+    from tests.conftest import SAMPLE_KB
+
+    await ingest(SAMPLE_KB, tmp_path / "index", e5.shared(), chunk_chars=600, exact_max=5000)  # the shipped vectors
+    index = store.load(tmp_path / "index")
+    assert index is not None
+    hits = await Retriever(e5.shared()).search(index, "How do I claim travel expenses?", 3)
+    assert hits[0].chunk.doc_id == "travel-expenses.md"

@@ -43,7 +43,7 @@ CANDIDATE_FEATURES = (
     "lexical_long",  # lexical times how long the question is (0..1)
     "calibrated_long",  # calibrated_rescaled times how long the question is
     "elsewhere",  # 1 when the document names countries and none the question names (places.py)
-    "translated",  # BM25's share of the question's words in the other language (bilingual.py)
+    "translated",  # what the question's words in the other language (bilingual.py) match beyond its own words
     "lexical_rank",  # 1 / (1 + rank by lexical share): scale-free, as reciprocal rank fusion
     "calibrated_rank",  # 1 / (1 + rank by calibrated similarity)
     "translated_rank",  # 1 / (1 + rank by the translations' share; 0 with no translation match)
@@ -91,6 +91,10 @@ def candidate_features(found: Signals) -> np.ndarray:
     calibrated = _rescaled(found.calibrated.astype(np.float64))
     long = length_share(found.terms)
     best_lexical = float(lexical.max())
+    # A translation counts only for what the question's own words did not already match: a
+    # Chinese page quoting an English title ("〈Travel Expense Claims〉") matches both ways,
+    # and counting the same evidence twice let it outrank the English page itself.
+    beyond = np.clip(_translated(found) - lexical, 0.0, 1.0)
     columns = (
         lexical,
         np.clip(lexical - found.title, 0.0, 1.0),
@@ -101,10 +105,10 @@ def candidate_features(found: Signals) -> np.ndarray:
         lexical * long,
         calibrated * long,
         np.zeros(len(lexical)) if found.elsewhere is None else found.elsewhere.astype(np.float64),
-        _translated(found),
+        beyond,
         _reciprocal_rank(lexical),
         _reciprocal_rank(found.calibrated),
-        _reciprocal_rank(_translated(found)),
+        _reciprocal_rank(beyond),
     )
     return np.column_stack(columns)
 
