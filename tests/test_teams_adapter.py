@@ -307,6 +307,7 @@ def test_a_model_answer_over_28_kb_reaches_teams_as_several_messages(
     assert teams.refused == [] and len(messages) >= 3, [m.text[:40] for m in messages]
     assert all(m.reply_to == body["id"] for m in messages)  # every part in the reply chain
     assert "Step 0:" in messages[0].text and "attachments" in messages[-1].activity
+    assert messages[0].ended and all(not m.stream for m in messages[1:])  # the stream ends with part one
 
 
 def test_rolled_keys_are_fetched_again_but_forged_kids_do_not_hammer_the_metadata(

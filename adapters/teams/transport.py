@@ -228,7 +228,7 @@ class TeamsBot:
             sequence, shown_at = sequence + 1, time.monotonic()
             try:
                 await self.connector.reply(where.service_url, where.conversation, where.reply_to,
-                                           render.stream_update(text, stream_id, sequence))  # fmt: skip
+                                           render.stream_update(text, stream_id, sequence), once=True)  # fmt: skip
             except ConnectorError as exc:  # an update is only progress: the final message carries the answer
                 log.info("stream update skipped", extra={"event_id": incoming.event_id, "status": exc.status})
 
