@@ -346,6 +346,8 @@ class TeamsSettings(_Section):
     # Where the bot posts first in a channel (the agents' desk): Teams' global service URL. Replies
     # go to the service URL each activity brings.
     service_url: str = Field("https://smba.trafficmanager.net/teams/", pattern=r"^https?://")
+    # A streamed answer (personal chats) is updated at most this often; Teams throttles faster streams.
+    progress_interval_sec: float = Field(1.5, ge=1.0, le=10.0)
 
 
 class WhatsAppSettings(_Section):

@@ -125,15 +125,17 @@ def test_a_personal_chat_is_answered_once_in_its_reply_chain_with_sources_and_fe
     assert post(server, teams, body).status_code == 200
     (message,) = answered(teams, conversation)
     idle(server)
-    assert teams.in_conversation(conversation) == [message], "one message: the placeholder edited into the answer"
+    assert teams.in_conversation(conversation) == [message], "one message: the stream, ended by the answer"
     assert message.reply_to == body["id"]
-    assert message.history[0]["text"] == render.THINKING
+    assert message.stream[0]["type"] == "typing" and message.ended and teams.stream_errors == []
+    assert message.activity["type"] == "message" and message.updates == 1
     assert "VPN" in message.text or "FortiClient" in message.text
     (card,) = message.activity["attachments"]
     content = json.dumps(card, ensure_ascii=False)
     assert "Sources" in content and "[1]" in content
     assert [a["title"] for a in card["content"]["actions"]] == ["👍", "👎"]
-    (cited,) = message.activity["entities"]
+    cited, final = message.activity["entities"]
+    assert final == {"type": "streaminfo", "streamId": message.id, "streamType": "final"}
     assert cited["@type"] == "Message" and cited["citation"][0]["position"] == 1
     assert cited["citation"][0]["appearance"]["name"]
 
@@ -148,6 +150,9 @@ def test_a_group_chat_is_answered_only_when_the_bot_is_mentioned(server: HubServ
     idle(server)
     assert len(teams.in_conversation(conversation)) == 1
     assert message.reply_to == addressed["id"]
+    # Teams streams bots in personal chats only: here "…" is edited into the answer, no stream.
+    assert message.history[0]["text"] == render.THINKING and message.stream == [] and message.updates == 1
+    assert "streaminfo" not in message.everything() and "VPN" in message.text
 
 
 def test_a_channel_mention_is_answered_in_the_posts_reply_chain(server: HubServer, teams: FakeTeams) -> None:
@@ -166,6 +171,47 @@ def test_a_channel_mention_is_answered_in_the_posts_reply_chain(server: HubServe
     idle(server)
     assert reply.reply_to == in_thread["id"]
     assert [m.conversation.split(";")[0] for m in teams.all()] == [channel, channel]
+
+
+def test_a_personal_chat_streams_the_answer_within_teams_pace_and_ends_with_it(
+    tmp_path: Path, sample_index: Path, teams: FakeTeams
+) -> None:
+    from tests.fakes.openai_upstream import FakeOpenAI
+
+    words = " ".join(f"step{n}" for n in range(60))
+    reply = f"Open FortiClient and choose the company VPN profile [1]. Then {words}. Sign in with your SSO [2]."
+    with FakeOpenAI() as model:
+        model.set_behavior(None, reply=reply)
+        model.chunk_delay = 0.06  # about 80 chunks: a model typing for some five seconds
+        config = write_yaml(tmp_path / "hub.yaml", {"teams": {"tenants": {STAFF: "default"}}})
+        settings = make_settings(tmp_path, INDEX_DIR=str(sample_index), HUB_CONFIG=str(config), OPENAI_API_KEY="sk",
+                                 OPENAI_BASE_URL=model.base_url, TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD=APP_PASSWORD,
+                                 TEAMS_OPENID_URL=teams.openid_url, TEAMS_TOKEN_URL=teams.token_url)  # fmt: skip
+        with HubServer(settings) as hub:
+            conversation = f"a:{uuid.uuid4().hex}"
+            body = teams.activity(VPN_QUESTION, conversation=conversation)
+            assert post(hub, teams, body).status_code == 200
+            (message,) = answered(teams, conversation)
+            idle(hub)
+    assert teams.in_conversation(conversation) == [message] and message.reply_to == body["id"]
+    assert teams.rate_limited == 0 and teams.stream_errors == []  # never faster than Teams allows, in order
+    opening, *growing = message.stream
+    assert opening["entities"] == [{"type": "streaminfo", "streamType": "informative", "streamSequence": 1}]
+    assert len(growing) >= 2, [a["text"][:30] for a in message.stream]  # the answer grew in front of the user
+    infos = [a["entities"][0] for a in growing]
+    assert all(i["streamType"] == "streaming" and i["streamId"] == message.id for i in infos)
+    sequences = [i["streamSequence"] for i in infos]
+    assert sequences == sorted(set(sequences)) and sequences[0] == 2
+    assert all(a["type"] == "typing" and a["text"] in reply for a in growing)
+    # One final message ends the stream: the whole answer, its citations and the sources card.
+    final = message.activity
+    assert final["type"] == "message" and message.ended and message.updates == 1
+    assert reply in final["text"] and len(final["text"]) > len(growing[-1]["text"])
+    cited, info = final["entities"]
+    assert info == {"type": "streaminfo", "streamId": message.id, "streamType": "final"}
+    assert cited["@type"] == "Message" and [c["position"] for c in cited["citation"]][:2] == [1, 2]
+    (card,) = final["attachments"]
+    assert "Sources" in json.dumps(card) and [a["title"] for a in card["content"]["actions"]] == ["👍", "👎"]
 
 
 def test_a_redelivered_activity_is_answered_once(server: HubServer, teams: FakeTeams) -> None:
@@ -261,6 +307,7 @@ def test_a_model_answer_over_28_kb_reaches_teams_as_several_messages(
     assert teams.refused == [] and len(messages) >= 3, [m.text[:40] for m in messages]
     assert all(m.reply_to == body["id"] for m in messages)  # every part in the reply chain
     assert "Step 0:" in messages[0].text and "attachments" in messages[-1].activity
+    assert messages[0].ended and all(not m.stream for m in messages[1:])  # the stream ends with part one
 
 
 def test_rolled_keys_are_fetched_again_but_forged_kids_do_not_hammer_the_metadata(

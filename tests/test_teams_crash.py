@@ -1,9 +1,10 @@
 """One visible Teams answer after a worker is killed (-9) mid-answer.
 
-Real processes on a private Redis: a web process accepts (it does not consume), a worker posts
-its "…" placeholders and waits for the model, and is killed there; a second worker reclaims the
-jobs and edits the same placeholders into the answers. Every conversation ends with one message
-holding the whole answer, never two.
+Real processes on a private Redis: a web process accepts (it does not consume), a worker opens
+the personal chat's stream and posts the channel's "…" placeholder, waits for the model, and is
+killed there; a second worker reclaims the jobs, ends the same stream with the answer and edits
+the same placeholder into it. Every conversation ends with one message holding the whole
+answer, never two.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def model() -> Iterator[FakeOpenAI]:
         yield fake
 
 
-def test_a_teams_answer_cut_by_a_crash_is_edited_into_its_placeholder_not_posted_twice(
+def test_a_teams_answer_cut_by_a_crash_ends_its_stream_or_placeholder_not_posted_twice(
     tmp_path: Path, sample_index: Path, model: FakeOpenAI
 ) -> None:
     redis = RedisServer(tmp_path).start()
@@ -54,7 +55,8 @@ def test_a_teams_answer_cut_by_a_crash_is_edited_into_its_placeholder_not_posted
             for body in bodies:
                 response = httpx.post(f"{web.url}/teams/messages", json=body, headers=teams.auth_header(body))
                 assert response.status_code == 200, response.text
-            wait(lambda: len([n for n in notes(redis, "teams") if n.get("placeholder")]) == 2, "two placeholders")
+            wait(lambda: sum("placeholder" in n or "stream" in n for n in notes(redis, "teams")) == 2,
+                 "a stream and a placeholder noted")  # fmt: skip
             first.proc.kill()  # kill -9 with both answers open
             first.proc.wait(5)
             model.set_behavior(None, delay=0)
@@ -71,3 +73,6 @@ def test_a_teams_answer_cut_by_a_crash_is_edited_into_its_placeholder_not_posted
             assert len(visible) == 1, [m.activity for m in visible]  # the dead worker's placeholder, nothing else
             (answer,) = visible
             assert answer.updates == 1 and "[gpt-4o" in answer.text, answer.activity
+        assert teams.stream_errors == [] and teams.rate_limited == 0
+        (streamed,) = [m for m in teams.all() if m.stream]  # the personal chat's: the dead worker's stream, ended
+        assert streamed.conversation == conversations[0] and streamed.ended and len(streamed.stream) == 1

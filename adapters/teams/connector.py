@@ -4,7 +4,8 @@ The token comes from ``TEAMS_TOKEN_URL`` (Azure AD's client-credentials grant fo
 ``https://api.botframework.com/.default``) and is reused until five minutes before it expires.
 Every call goes to the ``serviceUrl`` the activity brought (verified against its JWT), or, for a
 first post in the agents' channel, to ``teams.service_url``. A 5xx or a lost answer is tried
-again; a 401 fetches a new token once.
+again; a 401 fetches a new token once. A streamed answer's progress update (``once``) is not
+tried again on a 429: it is skipped, and the next update or the final message shows the text.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Connector:
             self._token = (str(body["access_token"]), time.monotonic() + max(60.0, expires - 300))
             return self._token[0]
 
-    async def _call(self, method: str, url: str, activity: dict[str, Any]) -> dict[str, Any]:
+    async def _call(self, method: str, url: str, activity: dict[str, Any], *, once: bool = False) -> dict[str, Any]:
         renewed = False
         try:
             async for attempt in retrying(_Retry, attempts=ATTEMPTS, first_wait_sec=0.5):
@@ -78,6 +79,8 @@ class Connector:
                         renewed = True
                         await self._bearer(renew=True)
                         raise _Retry("401")
+                    if response.status_code == 429 and once:
+                        raise ConnectorError(429, method)
                     if response.status_code >= 500 or response.status_code == 429:
                         raise _Retry(str(response.status_code))
                     if response.status_code >= 400:
@@ -97,10 +100,12 @@ class Connector:
         got = await self._call("POST", self._activities(service_url, conversation), activity)
         return str(got.get("id") or "")
 
-    async def reply(self, service_url: str, conversation: str, reply_to: str, activity: dict[str, Any]) -> str:
-        """A message in the reply chain of ``reply_to``; its activity id."""
+    async def reply(
+        self, service_url: str, conversation: str, reply_to: str, activity: dict[str, Any], *, once: bool = False
+    ) -> str:
+        """A message in the reply chain of ``reply_to``; its activity id. ``once``: a 429 is not retried."""
         url = f"{self._activities(service_url, conversation)}/{quote(reply_to, safe='')}"
-        got = await self._call("POST", url, {**activity, "replyToId": reply_to})
+        got = await self._call("POST", url, {**activity, "replyToId": reply_to}, once=once)
         return str(got.get("id") or "")
 
     async def update(self, service_url: str, conversation: str, activity_id: str, activity: dict[str, Any]) -> None:

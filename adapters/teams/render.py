@@ -6,6 +6,12 @@ as the UTF-8 bytes the JSON will carry). The last part carries an Adaptive Card 
 numbered as the answer cites them ([1], [2]), and 👍 / 👎 buttons (Action.Submit, whose data comes
 back as a message ``value``: translate.parse_feedback). Every part also carries Teams' citation
 entity, so the client shows each [n] as a hover card with its source.
+
+In a personal chat the answer is streamed (Teams' streaming for bots, 1:1 chats only): a
+``typing`` activity with a ``streaminfo`` entity opens the stream (its activity id is the
+``streamId``), more ``typing`` activities carry the growing text with ``streamSequence`` 2, 3, …,
+and the first part of the answer, as a ``message`` whose ``streaminfo`` is ``streamType: final``
+(no sequence), ends it — attachments only there, as Teams allows.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ MAX_PARTS = 5
 MAX_SOURCES = 5
 MAX_CITATIONS = 10  # Teams shows at most 20; the core retrieves at most top_k
 THINKING = "…"
+STREAMINFO = "streaminfo"  # microsoft_agents.activity EntityTypes.STREAM_INFO
+_SEARCHING = {"zh-TW": "正在查找資料…", "en": "Searching the knowledge base…"}
 _SOURCES = {"zh-TW": "資料來源", "en": "Sources"}
 _THANKS = {"zh-TW": "謝謝你的回饋！", "en": "Thanks for the feedback!"}
 _MORE = {
@@ -48,6 +56,24 @@ def message(text: str, attachments: list[dict[str, Any]] | None = None) -> dict[
 def thinking() -> dict[str, Any]:
     """The placeholder the answer is edited into (Teams shows it in the reply chain at once)."""
     return message(THINKING)
+
+
+def stream_start(language: str) -> dict[str, Any]:
+    """Opens a stream: an informative update (Teams' blue progress bar) while the core searches."""
+    info = {"type": STREAMINFO, "streamType": "informative", "streamSequence": 1}
+    return {"type": "typing", "text": _SEARCHING.get(language, _SEARCHING["en"]), "entities": [info]}
+
+
+def stream_update(text: str, stream_id: str, sequence: int) -> dict[str, Any]:
+    """The answer so far; each update holds the whole text shown before it (Teams requires that)."""
+    info = {"type": STREAMINFO, "streamId": stream_id, "streamType": "streaming", "streamSequence": sequence}
+    return {"type": "typing", "text": text, "entities": [info]}
+
+
+def stream_final(activity: dict[str, Any], stream_id: str) -> dict[str, Any]:
+    """``activity`` (the answer's first part) as the message that ends the stream."""
+    final = {"type": STREAMINFO, "streamId": stream_id, "streamType": "final"}
+    return {**activity, "entities": [*activity.get("entities", []), final]}
 
 
 def answer_activities(result: AskResult) -> list[dict[str, Any]]:

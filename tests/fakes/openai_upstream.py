@@ -229,6 +229,8 @@ class FakeOpenAI(LoopbackServer):
 
     #: How long ``stall`` sleeps; far beyond any sane client timeout.
     stall_seconds: float = 30.0
+    #: The pause between a stream's content chunks (0: as fast as it can): a model that types.
+    chunk_delay: float = 0.0
     # A client that hangs up mid-stall frees the task.
     handler_cancellation = True
 
@@ -560,6 +562,8 @@ class FakeOpenAI(LoopbackServer):
             if cut_after is not None and n >= cut_after:
                 break
             await resp.write(_sse(chunk({"content": piece})))
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
         if cut_after is not None:
             # Flush what we wrote, then hang up without the terminating chunk.
             transport = request.transport

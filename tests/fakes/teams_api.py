@@ -8,7 +8,13 @@ keys, the Azure AD token endpoint, and the Bot Connector (the ``serviceUrl`` of 
     PUT  /v3/conversations/{id}/activities/{activity}     update a message
 
 Like the connector it checks the bearer token it issued and refuses an activity whose JSON is
-larger than 28 KB (413). ``sign()`` makes the JWT the Bot Framework puts on each activity it
+larger than 28 KB (413). It also plays Teams' streaming for bots (personal chats): a ``typing``
+activity with a ``streaminfo`` entity and ``streamSequence`` 1 opens a stream (201, the id is the
+``streamId``); further ``typing`` updates must name that stream, raise the sequence and keep the
+text shown so far (400 otherwise), come at most once per ``stream_interval`` (429 otherwise:
+``rate_limited``); a ``message`` with ``streamType: final`` (no sequence) ends it, and anything
+after that is a 403, as Teams answers. A stream is one ``TeamsMessage`` (its updates in
+``stream``; the final message is its ``activity``). ``sign()`` makes the JWT the Bot Framework puts on each activity it
 sends to the bot; ``activity()`` builds one. What reached a conversation is in ``messages``.
 
     with FakeTeams(app_id="app", app_password="pw") as teams:
@@ -51,6 +57,9 @@ class TeamsMessage:
     activity: dict[str, Any]
     updates: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    stream: list[dict[str, Any]] = field(default_factory=list)  # the typing activities of a stream
+    ended: bool = False  # a stream's final message arrived
+    written: float = 0.0  # monotonic time of the last write to a stream
 
     @property
     def text(self) -> str:
@@ -69,8 +78,13 @@ def _new_key() -> rsa.RSAPrivateKey:
 
 
 class FakeTeams(LoopbackServer):
-    def __init__(self, *, app_id: str = "teams-app-id", app_password: str = "teams-app-password") -> None:
+    def __init__(
+        self, *, app_id: str = "teams-app-id", app_password: str = "teams-app-password", stream_interval: float = 1.0
+    ) -> None:
         super().__init__()
+        self.stream_interval = stream_interval
+        self.rate_limited = 0
+        self.stream_errors: list[str] = []  # why a streaming activity was refused (400 / 403)
         self.app_id, self.app_password = app_id, app_password
         self._key, self.kid = _new_key(), "fake-kid-1"
         self.stranger_key = _new_key()  # a key the JWKS does not list
@@ -105,6 +119,8 @@ class FakeTeams(LoopbackServer):
             self.messages.clear()
             self.order.clear()
             self.refused.clear()
+            self.stream_errors.clear()
+            self.rate_limited = 0
 
     # -- what the Bot Framework sends ------------------------------------------------------------
 
@@ -261,11 +277,70 @@ class FakeTeams(LoopbackServer):
         reply_to = request.match_info.get("reply_to")
         if body.get("replyToId"):
             reply_to = str(body["replyToId"])
+        info = _streaminfo(body)
+        if info is not None:
+            return self._streaming(conversation, reply_to, body, info)
         message_id = str(int(time.time() * 1000)) + uuid.uuid4().hex[:6]
         with self._lock:
             self.messages[message_id] = TeamsMessage(message_id, conversation, reply_to, body)
             self.order.append(message_id)
         return web.json_response({"id": message_id}, status=201)
+
+    def _streaming(
+        self, conversation: str, reply_to: str | None, body: dict[str, Any], info: dict[str, Any]
+    ) -> web.Response:
+        def refuse(status: int, code: str, why: str) -> web.Response:
+            self.stream_errors.append(why)
+            return web.json_response({"error": {"code": code, "message": why}}, status=status)
+
+        kind, stream_id, sequence = (
+            info.get("streamType", "streaming"),
+            info.get("streamId"),
+            info.get("streamSequence"),
+        )
+        final = body.get("type") == "message"
+        if final != (kind == "final") or body.get("type") not in ("typing", "message"):
+            return refuse(400, "BadRequest", f"a {body.get('type')} activity with streamType {kind}")
+        if not str(body.get("text") or ""):
+            return refuse(400, "BadRequest", "streaming activities should include text")
+        with self._lock:
+            if stream_id is None:  # opens a stream
+                if final or sequence != 1:
+                    return refuse(400, "BadRequest", f"a stream must start with streamSequence 1, not {sequence}")
+                message_id = str(int(time.time() * 1000)) + uuid.uuid4().hex[:6]
+                self.messages[message_id] = TeamsMessage(message_id, conversation, reply_to, body, stream=[body],
+                                                         written=time.monotonic())  # fmt: skip
+                self.order.append(message_id)
+                return web.json_response({"id": message_id}, status=201)
+            message = self.messages.get(str(stream_id))
+            if message is None or not message.stream or message.conversation != conversation:
+                return refuse(400, "BadRequest", f"no stream {stream_id} in this conversation")
+            if message.ended:
+                return refuse(
+                    403,
+                    "ContentStreamNotAllowed",
+                    "Content stream is not allowed on an already completed streamed message",
+                )
+            if time.monotonic() - message.written < self.stream_interval:
+                self.rate_limited += 1
+                return web.json_response({"error": {"code": "Throttled", "message": "API calls quota exceeded"}},
+                                         status=429)  # fmt: skip
+            last = max(int((_streaminfo(a) or {}).get("streamSequence") or 0) for a in message.stream)
+            if final:
+                if sequence is not None:
+                    return refuse(400, "BadRequest", "the final message must not carry a streamSequence")
+                message.history.append(message.activity)
+                message.activity, message.ended, message.updates = body, True, message.updates + 1
+            else:
+                if not isinstance(sequence, int) or sequence <= last:
+                    return refuse(400, "BadRequest", f"streamSequence {sequence} after {last}")
+                shown = [str(a.get("text") or "") for a in message.stream if _streaminfo(a, "streaming")]
+                if shown and not str(body.get("text") or "").startswith(shown[-1]):
+                    return refuse(400, "BadRequest", "a streaming update must hold the text streamed before it")
+                message.stream.append(body)
+                message.activity = body
+            message.written = time.monotonic()
+        return web.json_response({}, status=202)
 
     async def _update(self, request: web.Request) -> web.Response:
         body = await self._read(request)
@@ -283,3 +358,11 @@ class FakeTeams(LoopbackServer):
             message.activity = body
             message.updates += 1
         return web.json_response({"id": activity_id})
+
+
+def _streaminfo(activity: dict[str, Any], kind: str | None = None) -> dict[str, Any] | None:
+    for entity in activity.get("entities") or []:
+        ours = isinstance(entity, dict) and entity.get("type") == "streaminfo"
+        if ours and (kind is None or entity.get("streamType", "streaming") == kind):
+            return dict(entity)
+    return None
