@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import orjson
 from fastapi import APIRouter, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from core.chat import parse
 from core.errors import HubError, NotFound, UpstreamRefused
@@ -50,16 +50,7 @@ async def chat_completions(request: Request) -> Response:
         chat = replace(chat, model=request.app.state.hub.models.resolve(chat.model))
         service = request.app.state.hub.chat
         if chat.stream:
-            # A refusal (limits, the model down) within the keep-alive period is a JSON error; a
-            # model still silent then gets the stream opened, kept alive while it thinks.
-            opened = asyncio.ensure_future(service.stream(chat, who))
-            await asyncio.wait({opened}, timeout=sse.KEEPALIVE_SEC)
-            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-            if opened.done():
-                admission, _ = opened.result()
-                headers.update(admission.headers())
-            body = sse.with_keepalive(_events(opened))
-            return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+            return await sse.opened_stream(service.stream(chat, who), _events)
         reply = await service.complete(chat, who)
     except HubError as exc:
         request.state.error_type = exc.type

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from core.errors import HubError
 from core.http import sse
@@ -45,16 +45,7 @@ async def responses(request: Request) -> Response:
         who = end_user(who, parsed.body)  # a service's `user`: limited per end user, as on chat completions
         service = request.app.state.hub.responses
         if parsed.stream:
-            # As on chat completions: a refusal within the keep-alive period is a JSON error; a
-            # model still silent then gets the stream opened, kept alive while it thinks.
-            opened = asyncio.ensure_future(service.stream(parsed, who))
-            await asyncio.wait({opened}, timeout=sse.KEEPALIVE_SEC)
-            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-            if opened.done():
-                admission, _ = opened.result()
-                headers.update(admission.headers())
-            body = sse.with_keepalive(_frames(opened))
-            return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+            return await sse.opened_stream(service.stream(parsed, who), _frames)
         reply, admission = await service.create(parsed, who)
     except HubError as exc:
         request.state.error_type = exc.type

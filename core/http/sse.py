@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 import orjson
+from starlette.responses import StreamingResponse
+
+from core.schema import Admission
+
+T = TypeVar("T")
 
 KEEPALIVE_SEC = 15.0
 KEEPALIVE = b": keep-alive\n\n"
@@ -54,3 +60,19 @@ async def with_keepalive(chunks: AsyncIterator[bytes], every: float | None = Non
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def opened_stream(
+    opening: Coroutine[Any, Any, tuple[Admission, T]],
+    frames: Callable[[asyncio.Future[tuple[Admission, T]]], AsyncIterator[bytes]],
+) -> StreamingResponse:
+    """A refusal (limits, the model down) within the keep-alive period raises here, so the caller
+    answers it as a JSON error; a model still silent then gets the stream opened (with the
+    limits' headers when they are known), kept alive while it thinks."""
+    opened = asyncio.ensure_future(opening)
+    await asyncio.wait({opened}, timeout=KEEPALIVE_SEC)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if opened.done():
+        admission, _ = opened.result()
+        headers.update(admission.headers())
+    return StreamingResponse(with_keepalive(frames(opened)), media_type="text/event-stream", headers=headers)
