@@ -3,9 +3,8 @@
 // or message text ever reaches this card: platform, tenant, why, how long, who took it.
 // Server text is placed with textContent only.
 
-import { $, el, keyStore, labels, language } from "/static/common.js";
+import { $, el, labels, language, pollCard } from "/static/common.js";
 
-const token = keyStore("askhub.admin-token");
 const REFRESH_MS = 15_000;
 const WAIT_ALERT_SEC = 600; // the same 10 minutes as the AskHubHandoffWaiting alert
 
@@ -54,21 +53,4 @@ function render(data) {
   empty.hidden = rows.length > 0;
 }
 
-let last = null;
-
-async function refresh() {
-  if (!token.get()) return; // the dashboard asks for the key; this card waits for it
-  try {
-    const response = await fetch("/admin/handoffs", { headers: token.authorize({}), cache: "no-store" });
-    if (!response.ok) return;
-    last = await response.json();
-    render(last);
-  } catch {
-    // the dashboard's own status line says when the hub cannot be reached
-  }
-}
-
-$("#lang-toggle")?.addEventListener("click", () => queueMicrotask(() => last && render(last)));
-$("#auth-form")?.addEventListener("submit", () => setTimeout(refresh, 0)); // the key was just entered
-refresh();
-setInterval(refresh, REFRESH_MS);
+pollCard("/admin/handoffs", render, REFRESH_MS);

@@ -2,7 +2,7 @@
 // errors, with "Sync now" for admins. Data from GET /admin/sources with the dashboard's admin
 // key (sessionStorage); server text is placed with textContent only.
 
-import { $, el, keyStore, labels, language } from "/static/common.js";
+import { $, el, keyStore, labels, language, pollCard } from "/static/common.js";
 
 const token = keyStore("askhub.admin-token");
 const REFRESH_MS = 15_000;
@@ -63,21 +63,4 @@ function render(data) {
   empty.hidden = rows.length > 0;
 }
 
-let last = null;
-
-async function refresh() {
-  if (!token.get()) return; // the dashboard asks for the key; this card waits for it
-  try {
-    const response = await fetch("/admin/sources", { headers: token.authorize({}), cache: "no-store" });
-    if (!response.ok) return;
-    last = await response.json();
-    render(last);
-  } catch {
-    // the dashboard's own status line says when the hub cannot be reached
-  }
-}
-
-$("#lang-toggle")?.addEventListener("click", () => queueMicrotask(() => last && render(last)));
-$("#auth-form")?.addEventListener("submit", () => setTimeout(refresh, 0)); // the key was just entered
-refresh();
-setInterval(refresh, REFRESH_MS);
+const refresh = pollCard("/admin/sources", render, REFRESH_MS);

@@ -119,3 +119,31 @@ export function el(tag, props = {}, ...children) {
   node.append(...children.filter((child) => child != null));
   return node;
 }
+
+// ---- dashboard cards ----
+
+/**
+ * Keeps a dashboard card fresh: GET `path` with the admin key every `everyMs` (and right after
+ * the key is entered), `render(data)` on success, and again on a language switch. Returns
+ * `refresh`, for a card whose own action wants fresh data now.
+ */
+export function pollCard(path, render, everyMs) {
+  const token = keyStore("askhub.admin-token");
+  let last = null;
+  async function refresh() {
+    if (!token.get()) return; // the dashboard asks for the key; the card waits for it
+    try {
+      const response = await fetch(path, { headers: token.authorize({}), cache: "no-store" });
+      if (!response.ok) return;
+      last = await response.json();
+      render(last);
+    } catch {
+      // the dashboard's own status line says when the hub cannot be reached
+    }
+  }
+  $("#lang-toggle")?.addEventListener("click", () => queueMicrotask(() => last && render(last)));
+  $("#auth-form")?.addEventListener("submit", () => setTimeout(refresh, 0)); // the key was just entered
+  refresh();
+  setInterval(refresh, everyMs);
+  return refresh;
+}
